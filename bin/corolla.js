@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+// Entry point: registers the TypeScript loader, then hands over to the CLI.
+import '../src/util/polyfills.js';
+import { register } from 'tsx/esm/api';
+
+register();
+const { main } = await import('../src/cli/main.ts');
+await main(process.argv.slice(2));

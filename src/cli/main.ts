@@ -1,0 +1,55 @@
+/**
+ * `corolla <command> …`: each command lives in its own file and is loaded only when used, so `corolla dht` never
+ * pays for onnxruntime and `corolla generate` never pays for libp2p.
+ */
+import { CorollaError } from '../errors.js';
+
+const commands: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<void> }> }> = {
+  generate: { summary: 'generate text locally, or through a swarm with --swarm', load: () => import('./generate.js') },
+  chat: { summary: 'interactive chat with a model, using its chat template', load: () => import('./chat.js') },
+  serve: { summary: 'serve a span of blocks to the swarm', load: () => import('./serve.js') },
+  dht: { summary: 'run a bootstrap-only DHT peer', load: () => import('./dht.js') },
+  demo: { summary: 'start a local swarm (bootstrap + 3 servers) and stream a generation through it', load: () => import('./demo.js') },
+  dev: { summary: 'developer tools: dev make-model', load: () => import('./dev.js') },
+};
+
+function usage(): string {
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  return `usage: corolla <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun "corolla <command> --help" for a command's options.`;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage() + '\n');
+    return;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`corolla: unknown command "${name}"\n\n${usage()}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  try {
+    const module = await command.load();
+    await module.run(rest);
+  } catch (error) {
+    reportFatal(error);
+  }
+}
+
+/** Prints a typed error as one clear line (plus its causes) instead of a stack trace. */
+export function reportFatal(error: unknown): void {
+  if (error instanceof CorollaError || (error instanceof Error && (error as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION')) {
+    let text = `corolla: ${error.message}`;
+    let cause = error.cause;
+    while (cause instanceof Error) {
+      text += `\n  caused by: ${cause.message}`;
+      cause = cause.cause;
+    }
+    process.stderr.write(text + '\n');
+  } else {
+    process.stderr.write(`corolla: unexpected error: ${error instanceof Error ? error.stack : String(error)}\n`);
+  }
+  process.exitCode = 1;
+}
