@@ -1,0 +1,40 @@
+/**
+ * onnxruntime-node session creation in one place: execution provider choice, thread counts, and in-memory
+ * external weights.
+ */
+import ort from 'onnxruntime-node';
+import { KernelError } from './errors.js';
+import type { GraphBuilder } from './onnx/graph.js';
+import type { EngineOptions } from './types.js';
+
+export { ort };
+
+export async function createOrtSession(graph: GraphBuilder, options: EngineOptions): Promise<ort.InferenceSession> {
+  const provider = options.executionProvider ?? 'cpu';
+  if (provider === 'cuda' && !ort.listSupportedBackends().some((b) => b.name === 'cuda')) {
+    throw new KernelError('the CUDA execution provider is not available in this onnxruntime-node build');
+  }
+  try {
+    return await ort.InferenceSession.create(graph.encode(), {
+      executionProviders: provider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
+      intraOpNumThreads: options.threads ?? 1,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+      executionMode: 'sequential',
+      externalData: graph.external.map((e) => ({ path: e.path, data: e.data })),
+      logSeverityLevel: 3,
+    } as ort.InferenceSession.SessionOptions);
+  } catch (error) {
+    throw new KernelError(`onnxruntime could not build graph "${graph.name}": ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** Serializes async work: one graph run at a time per executor, in arrival order. */
+export class SerialQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(task: () => Promise<T>): Promise<T> {
+    const next = this.tail.then(task, task);
+    this.tail = next.catch(() => undefined);
+    return next;
+  }
+}
