@@ -13,9 +13,10 @@
  * The caller's logits are never mutated. NaN and −Infinity logits are never chosen; +Infinity wins outright.
  *
  * Cost for a 128k vocabulary: one O(V) pass for greedy (plus a 512 KiB copy when penalties are on); with top-k, a
- * bounded heap (O(V log k) worst case, ≈O(V) in practice) and no full sort; top-p without top-k sorts only the
- * tokens above a shrinking weight threshold (the nucleus and little more). Buffers are allocated once per
- * vocabulary size and reused, so steady-state calls allocate nothing.
+ * bounded heap (O(V log k) worst case, ≈O(V) in practice) and no full sort; top-p without top-k finds the exact
+ * nucleus with two mass histograms over the weights' float bits and sorts only exact near-ties, so every path is
+ * O(V). Probabilities use a fast e^x (relative error < 2e-7). Buffers are allocated once per vocabulary size and
+ * reused, so steady-state calls allocate nothing beyond a few small closures.
  *
  * Seeded samplers are deterministic (xoshiro128** seeded via splitmix32; Math.random is never used). Unseeded
  * ones draw a random 32-bit seed from crypto and expose it as `sampler.seed`, so any run can be replayed.
@@ -182,15 +183,7 @@ class LogitSampler implements Sampler {
   private readonly o: Resolved;
   private readonly rng: Random;
   private readonly penalized: boolean;
-  // Buffers sized to the vocabulary, allocated on first use and when the vocabulary size changes.
-  private vocab = 0;
-  private work = new Float32Array(0);
-  private counts = new Uint32Array(0);
-  private touched = new Int32Array(0);
-  private ids = new Int32Array(0);
-  private weights = new Float64Array(0);
-  private selected = new Int32Array(0);
-  private heapValues = new Float32Array(0);
+  private scratch: Scratch | undefined;
 
   constructor(options: SamplingOptions) {
     this.o = resolveOptions(options);
@@ -205,8 +198,8 @@ class LogitSampler implements Sampler {
   sample(logits: Float32Array, history: readonly number[] = []): number {
     const vocab = logits.length;
     if (vocab === 0) throw new NoValidTokenError('cannot sample from empty logits');
-    if (vocab !== this.vocab) this.allocate(vocab);
-    const src = this.penalized && history.length > 0 ? this.applyPenalties(logits, history) : logits;
+    const scratch = (this.scratch = this.scratch?.vocab === vocab ? this.scratch : scratchFor(vocab));
+    const src = this.penalized && history.length > 0 ? this.applyPenalties(scratch, logits, history) : logits;
 
     if (this.greedy) {
       const id = argmax(src);
@@ -214,38 +207,43 @@ class LogitSampler implements Sampler {
       return id;
     }
     const { temperature, topK, topP, minP } = this.o;
-    const ids = this.ids;
-    const weights = this.weights;
+    const weights = scratch.weights;
 
-    // Candidates: top-k (sorted, best first) or every token with a logit > −Infinity (in id order).
+    // Candidates: the top k (ids[0..n), best first), or every token (position = id; NaN and −Infinity get weight 0).
+    let ids: Int32Array;
     let n: number;
     let sorted: boolean;
     let max: number;
     if (topK > 0 && topK < vocab) {
-      n = this.selectTopK(src, topK);
+      ids = scratch.ids;
+      n = selectTopK(scratch, src, topK);
       sorted = true;
       max = n > 0 ? src[ids[0]!]! : -Infinity;
     } else {
-      n = 0;
-      max = -Infinity;
-      for (let i = 0; i < vocab; i++) {
-        const v = src[i]!;
-        if (v > -Infinity) {
-          ids[n++] = i;
-          if (v > max) max = v;
-        }
-      }
+      ids = scratch.identity;
+      n = vocab;
       sorted = false;
+      max = src[argmax(src)] ?? -Infinity;
     }
-    if (n === 0) throw new NoValidTokenError('every logit is NaN or −Infinity');
+    if (n === 0 || max === -Infinity) throw new NoValidTokenError('every logit is NaN or −Infinity');
 
     // Unnormalised probabilities relative to the best token (whose weight is 1).
     const invT = 1 / temperature;
     let total = 0;
     if (max === Infinity) {
       for (let j = 0; j < n; j++) total += weights[j] = src[ids[j]!] === Infinity ? 1 : 0;
+    } else if (sorted) {
+      for (let j = 0; j < n; j++) {
+        const w = expNonPositive((src[ids[j]!]! - max) * invT);
+        weights[j] = w;
+        total += w;
+      }
     } else {
-      for (let j = 0; j < n; j++) total += weights[j] = Math.exp((src[ids[j]!]! - max) * invT);
+      for (let j = 0; j < n; j++) {
+        const w = expNonPositive((src[j]! - max) * invT); // NaN and −Infinity → 0
+        weights[j] = w;
+        total += w;
+      }
     }
 
     // `keep` lists candidate positions (indices into ids/weights) still in play.
@@ -263,20 +261,21 @@ class LogitSampler implements Sampler {
         }
         kept = j;
       } else {
-        keep = this.selected;
-        kept = this.nucleus(n, total, topP);
+        keep = scratch.selected;
+        kept = nucleus(scratch, ids, n, topP);
       }
     }
     if (minP > 0) {
       // p_i / p_max = weight_i, since the best token has weight 1.
-      if (!keep) {
-        keep = this.selected;
-        for (let j = 0; j < kept; j++) keep[j] = j;
-      }
       let m = 0;
-      for (let j = 0; j < kept; j++) {
-        const pos = keep[j]!;
-        if (weights[pos]! >= minP) keep[m++] = pos;
+      if (keep) {
+        for (let j = 0; j < kept; j++) {
+          const pos = keep[j]!;
+          if (weights[pos]! >= minP) keep[m++] = pos;
+        }
+      } else {
+        keep = scratch.selected;
+        for (let j = 0; j < kept; j++) if (weights[j]! >= minP) keep[m++] = j;
       }
       kept = m;
     }
@@ -300,32 +299,21 @@ class LogitSampler implements Sampler {
     return ids[last]!; // rounding: r landed on the total
   }
 
-  private allocate(vocab: number): void {
-    this.vocab = vocab;
-    this.work = new Float32Array(vocab);
-    this.counts = new Uint32Array(vocab);
-    this.ids = new Int32Array(vocab);
-    this.weights = new Float64Array(vocab);
-    this.selected = new Int32Array(vocab);
-    const k = this.o.topK > 0 ? Math.min(this.o.topK, vocab) : 0;
-    this.heapValues = new Float32Array(k);
-  }
-
   /** Copies logits into the work buffer and applies the penalties of the history window. */
-  private applyPenalties(logits: Float32Array, history: readonly number[]): Float32Array {
+  private applyPenalties(scratch: Scratch, logits: Float32Array, history: readonly number[]): Float32Array {
     const { repetitionPenalty: rep, frequencyPenalty: freq, presencePenalty: presence, penaltyLastN } = this.o;
-    const vocab = this.vocab;
+    const vocab = scratch.vocab;
     const window = penaltyLastN < 0 ? history.length : Math.min(penaltyLastN, history.length);
-    if (this.touched.length < window) this.touched = new Int32Array(Math.max(window, 2 * this.touched.length));
-    const counts = this.counts;
-    const touched = this.touched;
+    if (scratch.touched.length < window) scratch.touched = new Int32Array(Math.max(window, 2 * scratch.touched.length));
+    const counts = scratch.counts;
+    const touched = scratch.touched;
     let distinct = 0;
     for (let j = history.length - window; j < history.length; j++) {
       const t = history[j]!;
       if (!(Number.isInteger(t) && t >= 0 && t < vocab)) continue;
       if (counts[t]++ === 0) touched[distinct++] = t;
     }
-    const work = this.work;
+    const work = scratch.work;
     work.set(logits);
     for (let j = 0; j < distinct; j++) {
       const t = touched[j]!;
@@ -337,107 +325,225 @@ class LogitSampler implements Sampler {
     return work;
   }
 
-  /**
-   * Puts the k best tokens (logit desc, id asc; NaN and −Infinity excluded) into ids[0..m), best first, and returns
-   * m ≤ k. A bounded min-heap whose root is the worst kept token: most tokens fail one comparison against it.
-   */
-  private selectTopK(src: Float32Array, k: number): number {
-    const heap = this.ids;
-    const hv = this.heapValues;
-    let size = 0;
-    // worse(a, b): a ranks below b.
-    const siftDown = (start: number): void => {
-      let i = start;
-      const id = heap[i]!;
-      const v = hv[i]!;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= size) break;
-        let c = l;
-        const r = l + 1;
-        if (r < size && (hv[r]! < hv[l]! || (hv[r] === hv[l] && heap[r]! > heap[l]!))) c = r;
-        // Stop when the node is already worse than (or equal to) its worst child.
-        if (v < hv[c]! || (v === hv[c] && id > heap[c]!)) break;
-        heap[i] = heap[c]!;
-        hv[i] = hv[c]!;
-        i = c;
-      }
-      heap[i] = id;
-      hv[i] = v;
-    };
-    const vocab = src.length;
-    let i = 0;
-    for (; i < vocab && size < k; i++) {
-      const v = src[i]!;
-      if (!(v > -Infinity)) continue;
-      // Sift up.
-      let p = size++;
-      while (p > 0) {
-        const parent = (p - 1) >> 1;
-        if (hv[parent]! < v || (hv[parent] === v && heap[parent]! > i)) break;
-        // parent is better than the new element: move parent down.
-        heap[p] = heap[parent]!;
-        hv[p] = hv[parent]!;
-        p = parent;
-      }
-      heap[p] = i;
-      hv[p] = v;
-    }
-    for (; i < vocab; i++) {
-      const v = src[i]!;
-      // Ids increase, so a tie with the root never displaces it.
-      if (v > hv[0]!) {
-        heap[0] = i;
-        hv[0] = v;
-        siftDown(0);
-      }
-    }
-    // Pop the worst repeatedly into the tail: ids[0..size) ends best first.
-    const m = size;
-    while (size > 1) {
-      const worstId = heap[0]!;
-      const worstV = hv[0]!;
-      size--;
-      heap[0] = heap[size]!;
-      hv[0] = hv[size]!;
-      siftDown(0);
-      heap[size] = worstId;
-      hv[size] = worstV;
-    }
-    return m;
-  }
+}
 
-  /**
-   * Top-p over unsorted candidates: fills `selected` with the nucleus (positions into ids/weights, best first) and
-   * returns its size. Sorts only the candidates above a weight threshold that is lowered until they hold mass ≥ p.
-   */
-  private nucleus(n: number, total: number, topP: number): number {
-    const weights = this.weights;
-    const ids = this.ids;
-    const sel = this.selected;
-    const target = topP * total;
-    for (let threshold = 0.0625; ; threshold = threshold < 1e-12 ? 0 : threshold * threshold) {
-      let m = 0;
-      let mass = 0;
-      for (let j = 0; j < n; j++) {
-        const w = weights[j]!;
-        if (w >= threshold) {
-          sel[m++] = j;
-          mass += w;
-        }
-      }
-      if (mass >= target || threshold === 0) {
-        const part = sel.subarray(0, m);
-        part.sort((a, b) => weights[b]! - weights[a]! || ids[a]! - ids[b]!);
-        let cum = 0;
-        for (let j = 0; j < m; j++) {
-          cum += weights[part[j]!]!;
-          if (cum >= target) return j + 1;
-        }
-        return m;
-      }
+/**
+ * Per-vocabulary working buffers, shared by every sampler of that vocabulary size. Sampling is synchronous and
+ * never re-entrant, so one set serves all sessions of a process (about 3.5 MiB at a 128k vocabulary) instead of
+ * one per sampler.
+ */
+class Scratch {
+  readonly work: Float32Array;
+  readonly counts: Uint32Array;
+  touched = new Int32Array(64);
+  /** Top-k candidate ids. */
+  readonly ids: Int32Array;
+  /** ids[i] = i, for the all-tokens path. */
+  readonly identity: Int32Array;
+  readonly weights: Float32Array;
+  readonly weightBits: Uint32Array;
+  readonly selected: Int32Array;
+  readonly members: Int32Array;
+  heapValues = new Float32Array(64);
+  readonly coarseMass = new Float64Array(1 << 10);
+  readonly fineMass = new Float64Array(1 << 12);
+
+  constructor(readonly vocab: number) {
+    this.work = new Float32Array(vocab);
+    this.counts = new Uint32Array(vocab);
+    this.ids = new Int32Array(vocab);
+    this.identity = new Int32Array(vocab);
+    for (let i = 0; i < vocab; i++) this.identity[i] = i;
+    this.weights = new Float32Array(vocab);
+    this.weightBits = new Uint32Array(this.weights.buffer);
+    this.selected = new Int32Array(vocab);
+    this.members = new Int32Array(vocab);
+  }
+}
+
+const scratches = new Map<number, Scratch>();
+
+function scratchFor(vocab: number): Scratch {
+  let scratch = scratches.get(vocab);
+  if (!scratch) {
+    if (scratches.size >= 4) scratches.delete(scratches.keys().next().value!);
+    scratch = new Scratch(vocab);
+    scratches.set(vocab, scratch);
+  }
+  return scratch;
+}
+
+/**
+ * Puts the k best tokens (logit desc, id asc; NaN and −Infinity excluded) into scratch.ids[0..m), best first, and
+ * returns m ≤ k. A bounded min-heap whose root is the worst kept token: most tokens fail one comparison against it.
+ */
+function selectTopK(scratch: Scratch, src: Float32Array, k: number): number {
+  if (scratch.heapValues.length < k) scratch.heapValues = new Float32Array(k);
+  const heap = scratch.ids;
+  const hv = scratch.heapValues;
+  let size = 0;
+  // The heap keeps its worst element at the root: a parent is never better than its children.
+  const siftDown = (): void => {
+    let i = 0;
+    const id = heap[0]!;
+    const v = hv[0]!;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= size) break;
+      let c = l;
+      const r = l + 1;
+      if (r < size && (hv[r]! < hv[l]! || (hv[r] === hv[l] && heap[r]! > heap[l]!))) c = r;
+      // Stop when the node is worse than its worst child.
+      if (v < hv[c]! || (v === hv[c] && id > heap[c]!)) break;
+      heap[i] = heap[c]!;
+      hv[i] = hv[c]!;
+      i = c;
+    }
+    heap[i] = id;
+    hv[i] = v;
+  };
+  const vocab = src.length;
+  let i = 0;
+  for (; i < vocab && size < k; i++) {
+    const v = src[i]!;
+    if (!(v > -Infinity)) continue;
+    // Sift up. The new id is the largest so far, so on equal values the new element is the worse one.
+    let p = size++;
+    while (p > 0) {
+      const parent = (p - 1) >> 1;
+      if (hv[parent]! < v) break;
+      heap[p] = heap[parent]!;
+      hv[p] = hv[parent]!;
+      p = parent;
+    }
+    heap[p] = i;
+    hv[p] = v;
+  }
+  for (; i < vocab; i++) {
+    const v = src[i]!;
+    // Ids increase, so a tie with the root never displaces it.
+    if (v > hv[0]!) {
+      heap[0] = i;
+      hv[0] = v;
+      siftDown();
     }
   }
+  // Pop the worst repeatedly into the tail: ids[0..m) ends best first.
+  const m = size;
+  while (size > 1) {
+    const worstId = heap[0]!;
+    const worstV = hv[0]!;
+    size--;
+    heap[0] = heap[size]!;
+    hv[0] = hv[size]!;
+    siftDown();
+    heap[size] = worstId;
+    hv[size] = worstV;
+  }
+  return m;
+}
+
+/**
+ * Top-p over candidates in id order: fills scratch.selected with the nucleus (positions into ids/weights) and
+ * returns its size. The nucleus is exactly the shortest prefix of the candidates sorted by (weight desc, id asc)
+ * with mass ≥ p · total, found without sorting them all: positive f32 bit patterns order like their values, so a
+ * mass histogram over the top 12 bits, then one over the next 12 bits of the single bucket where the cumulative
+ * mass crosses the target, leaves only the tokens of one fine bucket (weights equal in 24 bits) to sort.
+ */
+function nucleus(scratch: Scratch, ids: Int32Array, n: number, topP: number): number {
+  const weights = scratch.weights;
+  const bits = scratch.weightBits;
+  const sel = scratch.selected;
+  const members = scratch.members;
+  const coarse = scratch.coarseMass;
+  const fine = scratch.fineMass;
+  coarse.fill(0);
+  fine.fill(0);
+  // Weights lie in [0, 1], so bits >>> 20 ≤ 0x3f8.
+  for (let j = 0; j < n; j++) coarse[bits[j]! >>> 20] += weights[j]!;
+  let total = 0;
+  for (let key = coarse.length - 1; key >= 0; key--) total += coarse[key]!;
+  const target = topP * total;
+  // Coarse bucket where the running mass (high to low) reaches the target; `above` is the mass before it.
+  let above = 0;
+  let c = -1;
+  for (let key = coarse.length - 1; key >= 0; key--) {
+    const m = coarse[key]!;
+    if (m === 0) continue;
+    c = key;
+    if (above + m >= target) break;
+    above += m;
+  }
+  if (c < 0) return 0;
+  let kept = 0;
+  let count = 0;
+  for (let j = 0; j < n; j++) {
+    const key = bits[j]! >>> 20;
+    if (key > c) sel[kept++] = j;
+    else if (key === c) {
+      members[count++] = j;
+      fine[(bits[j]! >>> 8) & 0xfff] += weights[j]!;
+    }
+  }
+  let c2 = -1;
+  let reached = false;
+  for (let key = fine.length - 1; key >= 0; key--) {
+    const m = fine[key]!;
+    if (m === 0) continue;
+    c2 = key;
+    if (above + m >= target) {
+      reached = true;
+      break;
+    }
+    above += m;
+  }
+  // Rounding (the fine sums fall a hair short of the coarse one): keep the whole last bucket.
+  if (!reached && c2 >= 0) above = -Infinity;
+  let tied = 0;
+  for (let i = 0; i < count; i++) {
+    const j = members[i]!;
+    const key = (bits[j]! >>> 8) & 0xfff;
+    if (key > c2) sel[kept++] = j;
+    else if (key === c2) members[tied++] = j; // compacting in place: tied ≤ i
+  }
+  const last = members.subarray(0, tied);
+  if (tied > 1) last.sort((a, b) => bits[b]! - bits[a]! || ids[a]! - ids[b]!);
+  let cum = above;
+  for (let i = 0; i < tied; i++) {
+    const j = last[i]!;
+    sel[kept++] = j;
+    cum += weights[j]!;
+    if (cum >= target) break;
+  }
+  return kept;
+}
+
+const POW2_NEG = (() => {
+  const table = new Float64Array(1076);
+  for (let i = 0; i < table.length; i++) table[i] = 2 ** -i;
+  return table;
+})();
+
+/**
+ * e^x for x ≤ 0 (NaN → 0), relative error < 2e-7: x·log2(e) = k + f with k an integer and |f| ≤ 1/2, then
+ * 2^k from a table and e^(f·ln 2) from a degree-7 Taylor polynomial. About 2× faster than Math.exp here, and
+ * deterministic on every platform. For x > 0 the result is not e^x.
+ */
+export function expNonPositive(x: number): number {
+  const y = x * Math.LOG2E;
+  if (!(y > -1075)) return 0;
+  const k = (y - 0.5) | 0; // round(y) for y ≤ 0, so |y − k| ≤ 1/2
+  const t = (y - k) * Math.LN2;
+  const p =
+    1 +
+    t *
+      (1 +
+        t *
+          (0.5 +
+            t *
+              (0.16666666666666666 +
+                t * (0.041666666666666664 + t * (0.008333333333333333 + t * (0.001388888888888889 + t * 0.0001984126984126984))))));
+  return p * POW2_NEG[-k]!;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -13,7 +13,10 @@ import type { EngineOptions, SessionInfo, SpanExecutor, SpanRange, SpanStep } fr
 import { concatLinear, toLinearWeight } from './weights.js';
 
 export interface SpanLoadOptions extends EngineOptions {
-  /** Decode steps of up to this many sessions run as one graph call. Default 8. */
+  /**
+   * Decode steps of up to this many sessions run as one graph call. Default 1 (no batching). Above 1, a second
+   * graph is built for batches, which costs a second copy of the span's packed weights.
+   */
   readonly maxBatch?: number;
   /** Called after each layer's weights are read, for progress display. */
   readonly onLayer?: (done: number, total: number) => void;
@@ -24,8 +27,9 @@ interface CacheSession {
   readonly maxLength: number;
   position: number;
   capacity: number;
-  /** One buffer per layer: [capacity, 2·kvDim]. */
-  layers: Float32Array[];
+  /** Per layer: K and V buffers of [capacity, kvDim], time-major. */
+  keys: Float32Array[];
+  values: Float32Array[];
 }
 
 const INITIAL_CAPACITY = 256;
@@ -59,10 +63,11 @@ export async function loadSpan(source: ModelSource, range: SpanRange, options: S
     layers.push(readLayerWeights(source, l));
     options.onLayer?.(l - range.start + 1, range.end - range.start);
   }
-  const maxBatch = Math.max(1, options.maxBatch ?? 8);
-  const graph = buildSpanGraph({ config: c, layers, maxBatch, name: `span_${range.start}_${range.end}` });
-  const session = await createOrtSession(graph, options);
-  return new OrtSpanExecutor(c, range, session, maxBatch, options.cacheBudgetBytes ?? DEFAULT_BUDGET_BYTES);
+  const maxBatch = Math.max(1, Math.floor(options.maxBatch ?? 1));
+  const name = `span_${range.start}_${range.end}`;
+  const single = await createOrtSession(buildSpanGraph({ config: c, layers, mode: 'single', name }), options);
+  const batch = maxBatch > 1 ? await createOrtSession(buildSpanGraph({ config: c, layers, mode: 'batch', batch: maxBatch, name: `${name}_b${maxBatch}` }), options) : undefined;
+  return new OrtSpanExecutor(c, range, single, batch, maxBatch, options.cacheBudgetBytes ?? DEFAULT_BUDGET_BYTES);
 }
 
 class OrtSpanExecutor implements SpanExecutor {
@@ -71,22 +76,22 @@ class OrtSpanExecutor implements SpanExecutor {
   private readonly sessions = new Map<string, CacheSession>();
   private readonly queue = new SerialQueue();
   private readonly rope: RopeTable;
-  private readonly rowWidth: number;
+  private readonly kvDim: number;
   private readonly numLayers: number;
   private reservedTokens = 0;
-  private masks = new Map<number, ort.Tensor>();
 
   constructor(
     private readonly config: ModelConfig,
     readonly range: SpanRange,
-    private readonly ort: ort.InferenceSession,
+    private readonly single: ort.InferenceSession,
+    private readonly batch: ort.InferenceSession | undefined,
     private readonly maxBatch: number,
     private readonly budgetBytes: number,
   ) {
     this.hiddenSize = config.hiddenSize;
     this.numLayers = range.end - range.start;
-    this.rowWidth = 2 * config.numKvHeads * config.headDim;
-    this.cacheBytesPerToken = this.rowWidth * 4 * this.numLayers;
+    this.kvDim = config.numKvHeads * config.headDim;
+    this.cacheBytesPerToken = 2 * this.kvDim * 4 * this.numLayers;
     this.rope = new RopeTable(config);
   }
 
@@ -101,8 +106,7 @@ class OrtSpanExecutor implements SpanExecutor {
     if (maxLength > left) throw new CacheBudgetError(maxLength, left);
     this.reservedTokens += maxLength;
     const capacity = Math.min(maxLength, INITIAL_CAPACITY);
-    const layers = Array.from({ length: this.numLayers }, () => new Float32Array(capacity * this.rowWidth));
-    this.sessions.set(id, { id, maxLength, position: 0, capacity, layers });
+    this.sessions.set(id, this.newCache(id, maxLength, capacity));
     return { id, maxLength, position: 0 };
   }
 
@@ -132,13 +136,15 @@ class OrtSpanExecutor implements SpanExecutor {
 
   async stepBatch(steps: readonly SpanStep[]): Promise<Float32Array[]> {
     if (steps.length === 0) return [];
-    // Slot 0 may hold many tokens; the others must be single tokens. Put the widest step first.
-    const order = steps.map((_, i) => i).sort((a, b) => this.tokensOf(steps[b]!) - this.tokensOf(steps[a]!));
+    // Validate everything first, so a bad step fails alone before any cache is touched.
+    for (const step of steps) this.prepare(step);
+    if (new Set(steps.map((s) => s.sessionId)).size !== steps.length) throw new InvalidStepError('a batch holds two steps of the same session');
+    // Single-token steps run together, up to maxBatch per call; multi-token (prefill) steps run alone.
     const results: Float32Array[] = new Array(steps.length);
-    for (let i = 0; i < order.length; ) {
-      const group = [order[i]!];
-      i++;
-      while (i < order.length && group.length < this.maxBatch && this.tokensOf(steps[order[i]!]!) === 1) group.push(order[i++]!);
+    const decodes = steps.map((_, i) => i).filter((i) => this.tokensOf(steps[i]!) === 1);
+    const groups = steps.map((_, i) => i).filter((i) => this.tokensOf(steps[i]!) > 1).map((i) => [i]);
+    for (let i = 0; i < decodes.length; i += this.maxBatch) groups.push(decodes.slice(i, i + this.maxBatch));
+    for (const group of groups) {
       const outs = await this.queue.run(() => this.runGroup(group.map((g) => steps[g]!)));
       group.forEach((g, j) => (results[g] = outs[j]!));
     }
@@ -147,7 +153,7 @@ class OrtSpanExecutor implements SpanExecutor {
 
   async forward(hidden: Float32Array, tokens: number): Promise<Float32Array> {
     const id = `\u0000forward:${Math.random()}`;
-    this.sessions.set(id, { id, maxLength: tokens, position: 0, capacity: tokens, layers: Array.from({ length: this.numLayers }, () => new Float32Array(tokens * this.rowWidth)) });
+    this.sessions.set(id, this.newCache(id, tokens, tokens));
     try {
       return await this.step({ sessionId: id, hidden });
     } finally {
@@ -157,7 +163,15 @@ class OrtSpanExecutor implements SpanExecutor {
 
   async dispose(): Promise<void> {
     this.sessions.clear();
-    await this.queue.run(() => this.ort.release());
+    await this.queue.run(async () => {
+      await this.single.release();
+      await this.batch?.release();
+    });
+  }
+
+  private newCache(id: string, maxLength: number, capacity: number): CacheSession {
+    const buffers = () => Array.from({ length: this.numLayers }, () => new Float32Array(capacity * this.kvDim));
+    return { id, maxLength, position: 0, capacity, keys: buffers(), values: buffers() };
   }
 
   private tokensOf(step: SpanStep): number {
@@ -191,55 +205,56 @@ class OrtSpanExecutor implements SpanExecutor {
     if (needed <= s.capacity) return;
     // Grow geometrically: each token is copied O(1) times over the session's life.
     const capacity = Math.min(s.maxLength, Math.max(needed, s.capacity * 2));
-    s.layers = s.layers.map((old) => {
-      const grown = new Float32Array(capacity * this.rowWidth);
-      grown.set(old.subarray(0, s.position * this.rowWidth));
+    const grow = (old: Float32Array) => {
+      const grown = new Float32Array(capacity * this.kvDim);
+      grown.set(old.subarray(0, s.position * this.kvDim));
       return grown;
-    });
+    };
+    s.keys = s.keys.map(grow);
+    s.values = s.values.map(grow);
     s.capacity = capacity;
   }
 
-  private causalMask(tokens: number): ort.Tensor {
-    let mask = this.masks.get(tokens);
-    if (!mask) {
-      const nh = this.config.numHeads;
-      const data = new Float32Array(tokens * nh * tokens);
-      for (let t = 0; t < tokens; t++) for (let h = 0; h < nh; h++) data.fill(-Infinity, (t * nh + h) * tokens + t + 1, (t * nh + h + 1) * tokens);
-      mask = new ort.Tensor('float32', data, [tokens * nh, tokens]);
-      if (tokens <= 64) this.masks.set(tokens, mask); // keep small ones; big prefill masks are rebuilt
-    }
-    return mask;
+  /** Prefill mask [tokens·group, past + tokens]: query t sees keys up to past + t. */
+  private causalMask(past: number, tokens: number): ort.Tensor {
+    const group = this.config.numHeads / this.config.numKvHeads;
+    const width = past + tokens;
+    const data = new Float32Array(tokens * group * width);
+    for (let t = 0; t < tokens; t++) for (let j = 0; j < group; j++) data.fill(-Infinity, (t * group + j) * width + past + t + 1, (t * group + j + 1) * width);
+    return new ort.Tensor('float32', data, [tokens * group, width]);
   }
 
   private async runGroup(steps: readonly SpanStep[]): Promise<Float32Array[]> {
-    const prepared = steps.map((s) => {
-      const p = this.prepare(s);
-      if (s.position !== undefined && s.position < p.session.position) p.session.position = s.position;
+    const prepared = steps.map((step) => {
+      const p = this.prepare(step); // again: an earlier group may have moved this session
+      if (step.position !== undefined) p.session.position = step.position; // rewind (replay, speculation)
+      this.ensureCapacity(p.session, p.session.position + p.tokens);
       return p;
     });
-    if (new Set(prepared.map((p) => p.session)).size !== prepared.length) {
-      throw new InvalidStepError('a batch holds two steps of the same session');
-    }
+    const batched = prepared.length > 1;
+    // The batch graph has a fixed number of slots; pad with empty sessions (no cache, a zero row).
+    const slotCount = batched ? this.maxBatch : 1;
     const H = this.hiddenSize;
-    const rows = prepared.reduce((sum, p) => sum + p.tokens, 0);
+    const kvDim = this.kvDim;
+    const rows = batched ? slotCount : prepared[0]!.tokens;
     const hidden = new Float32Array(rows * H);
     const positions = new Int32Array(rows);
     const feeds: Record<string, ort.Tensor> = {};
+    const empty = new Float32Array(0);
     let row = 0;
-    prepared.forEach((p, slot) => {
-      const s = p.session;
-      this.ensureCapacity(s, s.position + p.tokens);
-      hidden.set(steps[slot]!.hidden, row * H);
-      for (let t = 0; t < p.tokens; t++) positions[row + t] = s.position + t;
-      const i64 = (values: number[]) => new ort.Tensor('int64', BigInt64Array.from(values.map(BigInt)), [values.length]);
-      feeds[SpanIO.start(slot)] = i64([row]);
-      feeds[SpanIO.end(slot)] = i64([row + p.tokens]);
-      feeds[SpanIO.split(slot)] = i64([s.position, p.tokens]);
+    for (let slot = 0; slot < slotCount; slot++) {
+      const p = prepared[slot];
+      const position = p?.session.position ?? 0;
+      const tokens = p?.tokens ?? 1;
+      if (p) hidden.set(steps[slot]!.hidden, row * H);
+      for (let t = 0; t < tokens; t++) positions[row + t] = position + t;
+      feeds[SpanIO.split(slot)] = new ort.Tensor('int64', BigInt64Array.from([BigInt(position), 1n]), [2]);
       for (let l = 0; l < this.numLayers; l++) {
-        feeds[SpanIO.kv(l, slot)] = new ort.Tensor('float32', s.layers[l]!.subarray(0, s.position * this.rowWidth), [s.position, this.rowWidth]);
+        feeds[SpanIO.k(l, slot)] = new ort.Tensor('float32', p ? p.session.keys[l]!.subarray(0, position * kvDim) : empty, [position, kvDim]);
+        feeds[SpanIO.v(l, slot)] = new ort.Tensor('float32', p ? p.session.values[l]!.subarray(0, position * kvDim) : empty, [position, kvDim]);
       }
-      row += p.tokens;
-    });
+      row += tokens;
+    }
     const half = this.rope.half;
     const cos = new Float32Array(rows * half);
     const sin = new Float32Array(rows * half);
@@ -247,26 +262,33 @@ class OrtSpanExecutor implements SpanExecutor {
     feeds[SpanIO.hidden] = new ort.Tensor('float32', hidden, [1, rows, H]);
     feeds[SpanIO.cos] = new ort.Tensor('float32', cos, [rows, half]);
     feeds[SpanIO.sin] = new ort.Tensor('float32', sin, [rows, half]);
-    feeds[SpanIO.mask] = this.causalMask(prepared[0]!.tokens);
-    if (prepared.length > 1) feeds[SpanIO.slots] = new ort.Tensor('int64', BigInt64Array.from([BigInt(prepared.length)]), [1]);
+    if (!batched) {
+      const isPrefill = rows > 1;
+      feeds[SpanIO.prefill] = new ort.Tensor('bool', new Uint8Array([isPrefill ? 1 : 0]), [1]);
+      feeds[SpanIO.mask] = isPrefill ? this.causalMask(prepared[0]!.session.position, rows) : new ort.Tensor('float32', empty, [0, 0]);
+    }
 
     let result: ort.InferenceSession.ReturnType;
     try {
-      result = await this.ort.run(feeds);
+      result = await (batched ? this.batch! : this.single).run(feeds);
     } catch (error) {
       throw new KernelError(`span [${this.range.start}, ${this.range.end}) failed to run: ${(error as Error).message}`, { cause: error });
     }
     const out = result[SpanIO.out]!.data as Float32Array;
     const newKv = result[SpanIO.newKv]!.data as Float32Array;
-    const width = this.rowWidth;
+    const stride = this.numLayers * 2 * kvDim;
     const outputs: Float32Array[] = [];
     row = 0;
     for (const p of prepared) {
       const s = p.session;
       for (let t = 0; t < p.tokens; t++) {
-        const src = (row + t) * this.numLayers * width;
-        const dst = (s.position + t) * width;
-        for (let l = 0; l < this.numLayers; l++) s.layers[l]!.set(newKv.subarray(src + l * width, src + (l + 1) * width), dst);
+        const src = (row + t) * stride;
+        const dst = (s.position + t) * kvDim;
+        for (let l = 0; l < this.numLayers; l++) {
+          const o = src + 2 * l * kvDim;
+          s.keys[l]!.set(newKv.subarray(o, o + kvDim), dst);
+          s.values[l]!.set(newKv.subarray(o + kvDim, o + 2 * kvDim), dst);
+        }
       }
       s.position += p.tokens;
       outputs.push(out.slice(row * H, (row + p.tokens) * H));

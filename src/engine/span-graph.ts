@@ -1,18 +1,19 @@
 /**
  * Builds one ONNX graph for a span of Llama blocks. The design follows the costs measured on onnxruntime-node
- * (≈30 µs per run, ≈3.5 µs per fed input, ≈1 µs per node):
+ * (≈30 µs per run, ≈3.5 µs per fed input, ≈1 µs per node) and keeps the KV cache from ever being copied per token:
  *
  * - One graph per span, so a decode step is one `session.run`.
- * - Each session's KV cache is one time-major buffer per layer, rows [k | v] of 2·kvDim floats. The first P rows
- *   are a contiguous prefix, fed zero-copy. The graph returns only the new rows; the host writes them in place,
- *   so the cache is never copied per token and attention cost follows the tokens actually cached.
- * - Attention avoids transposing the cache: queries are laid out block-diagonally over KV heads ([rows·heads,
- *   2·kvDim], zero outside their own head's K columns), so scores are one GEMM against the cache prefix and the
- *   output one GEMM against it, from which each head's own V block is picked. The extra multiply-adds are cheap
- *   because decode attention is bound by reading the cache, which is read once either way.
- * - Batched decode: slot 0 takes any number of tokens (prefill or decode); slots 1..maxBatch-1 take one token each
- *   and sit behind nested `If` nodes, so a single session runs none of their nodes, and their inputs default to
- *   empty initializers, so it feeds none of them either.
+ * - Each session keeps, per layer, a K and a V buffer, time-major ([capacity, kvDim]). The first P rows are a
+ *   contiguous prefix, fed zero-copy. The graph returns only the new rows; the host writes them in place.
+ * - Decode attention reads the cache once, in the layout it is stored: queries are spread block-diagonally over KV
+ *   heads (Qbd: [kvDim, heads], zero outside each head's own columns), so scores are one MatMul of the K prefix by
+ *   Qbd, and the output one MatMul of the probabilities by the V prefix, from which each head keeps its own block.
+ * - Prefill (more than one token, one session) takes a head-major branch, where the extra work of Qbd would grow
+ *   with the prompt; it may copy the cache once, which the prompt's length amortizes.
+ * - Batched decode has its own graph of a fixed number of slots (one token each), fed in full and padded with
+ *   empty sessions: onnxruntime-node must be fed every declared input, so optional slots would tax every single
+ *   step. The single-session graph thus carries no batching cost at all; the price is a second copy of the packed
+ *   weights on servers that batch.
  */
 import type { ModelConfig } from '../model/types.js';
 import { DataType, GraphBuilder } from './onnx/graph.js';
@@ -31,8 +32,9 @@ export interface LayerWeights {
 export interface SpanGraphSpec {
   config: ModelConfig;
   layers: LayerWeights[];
-  /** Sessions per decode batch (≥ 1). */
-  maxBatch: number;
+  /** 'single': one session, prefill or decode. 'batch': exactly `batch` single-token decode steps. */
+  mode: 'single' | 'batch';
+  batch?: number;
   /** Prefix for weight names, unique per span. */
   name: string;
 }
@@ -42,12 +44,14 @@ export const SpanIO = {
   hidden: 'hidden',
   cos: 'cos',
   sin: 'sin',
+  /** Additive causal mask for prefill: [tokens·group, past + tokens]. */
   mask: 'mask',
-  slots: 'slots',
-  kv: (layer: number, slot: number) => `kv_${layer}_${slot}`,
+  /** bool [1]: true for a prefill step (single mode). */
+  prefill: 'prefill',
+  k: (layer: number, slot: number) => `k_${layer}_${slot}`,
+  v: (layer: number, slot: number) => `v_${layer}_${slot}`,
+  /** int64 [2]: [past tokens, 1] of a decode slot. */
   split: (slot: number) => `split_${slot}`,
-  start: (slot: number) => `start_${slot}`,
-  end: (slot: number) => `end_${slot}`,
   out: 'out',
   newKv: 'new_kv',
 } as const;
@@ -77,8 +81,11 @@ export function linear(g: GraphBuilder, x: string, w: LinearWeight, name: string
   return g.op('MatMul', [x, wt], undefined, name);
 }
 
+const i64 = (values: bigint[]) => new Uint8Array(new BigInt64Array(values).buffer);
+
 export function buildSpanGraph(spec: SpanGraphSpec): GraphBuilder {
-  const { config: c, layers, maxBatch, name } = spec;
+  const { config: c, layers, name } = spec;
+  const slotCount = spec.mode === 'batch' ? (spec.batch ?? 8) : 1;
   const H = c.hiddenSize;
   const nh = c.numHeads;
   const kvh = c.numKvHeads;
@@ -86,77 +93,71 @@ export function buildSpanGraph(spec: SpanGraphSpec): GraphBuilder {
   const group = nh / kvh;
   const qDim = nh * hd;
   const kvDim = kvh * hd;
+  const scale = 1 / Math.sqrt(hd);
   const g = new GraphBuilder(name);
 
   const hidden = g.input(SpanIO.hidden, DataType.FLOAT, [1, 'N', H]);
   const cos = g.input(SpanIO.cos, DataType.FLOAT, ['N', hd / 2]);
   const sin = g.input(SpanIO.sin, DataType.FLOAT, ['N', hd / 2]);
-  const mask = g.input(SpanIO.mask, DataType.FLOAT, ['M', 'T']);
-  const slots = g.input(SpanIO.slots, DataType.INT64, [1]);
-  g.constant(slots, DataType.INT64, [1], new Uint8Array(new BigInt64Array([1n]).buffer));
-
-  // Per-slot row ranges, in hidden rows and in block-diagonal query rows (× heads).
-  const slotRows: { start: string; end: string; qStart: string; qEnd: string; split: string }[] = [];
-  const conds: string[] = [];
-  const headsConst = g.int64([nh]);
-  const emptyKv = new Uint8Array(0);
-  for (let s = 0; s < maxBatch; s++) {
-    const start = g.input(SpanIO.start(s), DataType.INT64, [1]);
-    const end = g.input(SpanIO.end(s), DataType.INT64, [1]);
-    const split = g.input(SpanIO.split(s), DataType.INT64, [2]);
-    if (s > 0) {
-      // Unused slots default to harmless values so callers feed only the slots they use.
-      g.constant(start, DataType.INT64, [1], new Uint8Array(new BigInt64Array([0n]).buffer));
-      g.constant(end, DataType.INT64, [1], new Uint8Array(new BigInt64Array([0n]).buffer));
-      g.constant(split, DataType.INT64, [2], new Uint8Array(new BigInt64Array([0n, 0n]).buffer));
-      conds.push(g.op('Greater', [slots, g.int64([s])]));
-    }
-    slotRows.push({ start, end, split, qStart: g.op('Mul', [start, headsConst]), qEnd: g.op('Mul', [end, headsConst]) });
-  }
-  const kvInputs = layers.map((_, l) =>
-    Array.from({ length: maxBatch }, (_, s) => {
-      const input = g.input(SpanIO.kv(l, s), DataType.FLOAT, [`P${s}`, 2 * kvDim]);
-      if (s > 0) g.constant(input, DataType.FLOAT, [0, 2 * kvDim], emptyKv);
-      return input;
-    }),
+  const single = spec.mode === 'single';
+  const mask = single ? g.input(SpanIO.mask, DataType.FLOAT, ['M', 'S']) : '';
+  const prefill = single ? g.input(SpanIO.prefill, DataType.BOOL, [1]) : '';
+  const splits = Array.from({ length: slotCount }, (_, s) => g.input(SpanIO.split(s), DataType.INT64, [2]));
+  const cacheInputs = layers.map((_, l) =>
+    Array.from({ length: slotCount }, (_, s) => ({
+      k: g.input(SpanIO.k(l, s), DataType.FLOAT, [`P${s}`, kvDim]),
+      v: g.input(SpanIO.v(l, s), DataType.FLOAT, [`P${s}`, kvDim]),
+    })),
   );
 
-  const scale = 1 / Math.sqrt(hd);
-  // E_q[h', h] = scale·δ: spreads each query head over its own KV head's K columns.
+  // E[h, 1, 1, h', 1] = scale·δ(h, h'): spreads each query head over its own KV head's rows of Qbd.
   const eq = new Float32Array(kvh * kvh);
   for (let h = 0; h < kvh; h++) eq[h * kvh + h] = scale;
-  const eqConst = g.float(eq, [1, kvh, 1, kvh, 1]);
-  // E_v[h', s, h] = δ(h', h)·δ(s, 1): picks each head's own V block from [k | v] columns.
-  const ev = new Float32Array(kvh * 2 * kvh);
-  for (let h = 0; h < kvh; h++) ev[h * 2 * kvh + kvh + h] = 1;
-  const evConst = g.float(ev, [1, kvh, 1, 2, kvh, 1]);
+  const spread = g.float(eq, [kvh, 1, 1, kvh, 1]);
+  // Picks each head's own block from [rows, heads', kvHeads, headDim] outputs.
+  const pick = g.float(eq.map((x) => (x ? 1 : 0)), [1, kvh, 1, kvh, 1]);
   const zeroPos = g.int64([0]);
   const axis0 = g.int64([0]);
+  const axis1 = g.int64([1]);
+  const scaleConst = g.float([scale]);
 
-  const attendSlot = (b: GraphBuilder, l: number, s: number, qbd: string, kvNew: string): string => {
-    const r = slotRows[s]!;
-    const past = kvInputs[l]![s]!;
-    const q = b.op('Slice', [qbd, r.qStart, r.qEnd, axis0]);
-    const kn = b.op('Slice', [kvNew, r.start, r.end, axis0]);
-    const scoresPast = b.op('Gemm', [q, past], { transB: 1 });
-    let scoresNew = b.op('Gemm', [q, kn], { transB: 1 });
-    if (s === 0) scoresNew = b.op('Add', [scoresNew, mask]);
-    const scores = b.op('Concat', [scoresPast, scoresNew], { axis: 1 });
-    const probs = b.op('Softmax', [scores], { axis: -1 });
-    const [pPast, pNew] = b.node('Split', [probs, r.split], { attrs: { axis: 1 }, outputs: 2 });
-    return b.op('Add', [b.op('MatMul', [pPast!, past]), b.op('MatMul', [pNew!, kn])]);
+  /** Decode attention of slot s (one token, row s of q/k/v) against its cache prefix. Returns [heads, kvDim]. */
+  const decodeSlot = (b: GraphBuilder, l: number, s: number, qbd: string, k2: string, v2: string): string => {
+    const { k: pastK, v: pastV } = cacheInputs[l]![s]!;
+    const q = b.op('Slice', [qbd, g.int64([s * nh]), g.int64([(s + 1) * nh]), axis1]);
+    const kNew = b.op('Slice', [k2, g.int64([s]), g.int64([s + 1]), axis0]);
+    const vNew = b.op('Slice', [v2, g.int64([s]), g.int64([s + 1]), axis0]);
+    const scores = b.op('Concat', [b.op('MatMul', [pastK, q]), b.op('MatMul', [kNew, q])], { axis: 0 });
+    const probs = b.op('Softmax', [b.op('Transpose', [scores], { perm: [1, 0] })], { axis: -1 });
+    const [pPast, pNew] = b.node('Split', [probs, splits[s]!], { attrs: { axis: 1 }, outputs: 2 });
+    return b.op('Add', [b.op('MatMul', [pPast!, pastV]), b.op('Mul', [pNew!, vNew])]);
   };
 
-  /** Slots s..maxBatch-1 behind nested Ifs, each taking one more session only when present. */
-  const attendRest = (b: GraphBuilder, l: number, s: number, qbd: string, kvNew: string): string => {
-    const thenBranch = b.child(`then_${l}_${s}`);
-    let out = attendSlot(thenBranch, l, s, qbd, kvNew);
-    if (s + 1 < maxBatch) out = thenBranch.op('Concat', [out, attendRest(thenBranch, l, s + 1, qbd, kvNew)], { axis: 0 });
-    thenBranch.output(out, DataType.FLOAT, ['R', 2 * kvDim]);
-    const elseBranch = b.child(`else_${l}_${s}`);
-    const empty = elseBranch.op('Identity', [kvInputs[l]![maxBatch - 1]!]); // an empty [0, 2·kvDim] default
-    elseBranch.output(empty, DataType.FLOAT, ['R', 2 * kvDim]);
-    return b.op('If', [conds[s - 1]!], { then_branch: { graph: thenBranch.toGraph() }, else_branch: { graph: elseBranch.toGraph() } });
+  /** Decode attention of every slot, one token each. Returns [1, slots, qDim]. */
+  const decodeAttention = (b: GraphBuilder, l: number, q: string, k2: string, v2: string) => {
+    // Qbd[h·hd + d, r·heads + h'·group + j] = scale·q[r, h', j, d]·δ(h, h')
+    const qt = b.op('Transpose', [b.op('Reshape', [q, g.int64([-1, kvh, group, hd])])], { perm: [3, 0, 1, 2] });
+    const qbd = b.op('Reshape', [b.op('Mul', [qt, spread]), g.int64([kvDim, -1])]);
+    const slotsOut = Array.from({ length: slotCount }, (_, s) => decodeSlot(b, l, s, qbd, k2, v2));
+    const out = slotCount === 1 ? slotsOut[0]! : b.op('Concat', slotsOut, { axis: 0 });
+    const picked = b.op('Mul', [b.op('Reshape', [out, g.int64([-1, kvh, group, kvh, hd])]), pick]);
+    const heads = b.op('ReduceSum', [picked, g.int64([3])], { keepdims: 0 });
+    return b.op('Reshape', [heads, g.int64([1, -1, qDim])]);
+  };
+
+  const prefillBranch = (l: number, q: string, k2: string, v2: string) => {
+    const b = g.child(`prefill_${l}`);
+    const { k: pastK, v: pastV } = cacheInputs[l]![0]!;
+    const allK = b.op('Reshape', [b.op('Concat', [pastK, k2], { axis: 0 }), g.int64([-1, kvh, hd])]);
+    const allV = b.op('Reshape', [b.op('Concat', [pastV, v2], { axis: 0 }), g.int64([-1, kvh, hd])]);
+    const kh = b.op('Transpose', [allK], { perm: [1, 2, 0] }); // [kvh, hd, P+T]
+    const vh = b.op('Transpose', [allV], { perm: [1, 0, 2] }); // [kvh, P+T, hd]
+    const qh = b.op('Reshape', [b.op('Transpose', [b.op('Reshape', [q, g.int64([-1, kvh, group, hd])])], { perm: [1, 0, 2, 3] }), g.int64([kvh, -1, hd])]);
+    const scores = b.op('Add', [b.op('Mul', [b.op('MatMul', [qh, kh]), scaleConst]), mask]); // [kvh, T·group, P+T]
+    const out = b.op('MatMul', [b.op('Softmax', [scores], { axis: -1 }), vh]); // [kvh, T·group, hd]
+    const rows = b.op('Transpose', [b.op('Reshape', [out, g.int64([kvh, -1, group, hd])])], { perm: [1, 0, 2, 3] });
+    b.output(b.op('Reshape', [rows, g.int64([1, -1, qDim])]), DataType.FLOAT, [1, 'N', qDim]);
+    return b.toGraph();
   };
 
   let residual = hidden;
@@ -181,16 +182,19 @@ export function buildSpanGraph(spec: SpanGraphSpec): GraphBuilder {
     const [qk, v] = g.node('Split', [qkv, g.int64([qDim + kvDim, kvDim])], { attrs: { axis: -1 }, outputs: 2 });
     const qkRot = g.ms('RotaryEmbedding', [qk!, zeroPos, cos, sin], { interleaved: c.ropeInterleaved ? 1 : 0, num_heads: nh + kvh });
     const [q, k] = g.node('Split', [qkRot, g.int64([qDim, kvDim])], { attrs: { axis: -1 }, outputs: 2 });
-    const kvNew = g.op('Reshape', [g.op('Concat', [k!, v!], { axis: -1 }), g.int64([-1, 2 * kvDim])]);
-    newKvs.push(kvNew);
+    const k2 = g.op('Reshape', [k!, g.int64([-1, kvDim])]);
+    const v2 = g.op('Reshape', [v!, g.int64([-1, kvDim])]);
+    newKvs.push(k2, v2);
 
-    const qbd5 = g.op('Mul', [g.op('Reshape', [q!, g.int64([-1, kvh, group, 1, hd])]), eqConst]);
-    const qbd = g.op('Pad', [g.op('Reshape', [qbd5, g.int64([-1, kvDim])]), g.int64([0, 0, 0, kvDim])]);
-    let attn = attendSlot(g, l, 0, qbd, kvNew);
-    if (maxBatch > 1) attn = g.op('Concat', [attn, attendRest(g, l, 1, qbd, kvNew)], { axis: 0 });
-    const picked = g.op('Mul', [g.op('Reshape', [attn, g.int64([-1, kvh, group, 2, kvh, hd])]), evConst]);
-    const heads = g.op('ReduceSum', [picked, g.int64([3, 4])], { keepdims: 0 });
-    const attnOut = linear(g, g.op('Reshape', [heads, g.int64([1, -1, qDim])]), w.output, `${p}.o`);
+    let attn: string;
+    if (single) {
+      const decode = g.child(`decode_${l}`);
+      decode.output(decodeAttention(decode, l, q!, k2, v2), DataType.FLOAT, [1, 'N', qDim]);
+      attn = g.op('If', [prefill], { then_branch: { graph: prefillBranch(l, q!, k2, v2) }, else_branch: { graph: decode.toGraph() } });
+    } else {
+      attn = decodeAttention(g, l, q!, k2, v2);
+    }
+    const attnOut = linear(g, attn, w.output, `${p}.o`);
 
     const outs = g.node('SkipSimplifiedLayerNormalization', [attnOut, residual, g.float(w.ffnNorm)], {
       domain: 'com.microsoft',
@@ -206,6 +210,7 @@ export function buildSpanGraph(spec: SpanGraphSpec): GraphBuilder {
 
   g.node('Add', [pending!, residual], { outputs: [SpanIO.out] });
   g.output(SpanIO.out, DataType.FLOAT, [1, 'N', H]);
+  // New rows of every layer side by side: [tokens, layers · (k | v)].
   g.node('Concat', newKvs, { attrs: { axis: 1 }, outputs: [SpanIO.newKv] });
   g.output(SpanIO.newKv, DataType.FLOAT, ['N', layers.length * 2 * kvDim]);
   return g;

@@ -135,7 +135,7 @@ export interface Tokenizer {
   /** Decodes ids to text; special/control tokens are skipped unless `keepSpecial`. */
   decode(ids: readonly number[], options?: { keepSpecial?: boolean }): string;
   /** A stateful decoder that turns a stream of ids into text deltas, holding back incomplete UTF-8. */
-  streamDecoder(): StreamDecoder;
+  streamDecoder(options?: { context?: readonly number[] }): StreamDecoder;
   /** The token's text as stored in the vocabulary (for stop-token and debug display). */
   idToToken(id: number): string | undefined;
 }

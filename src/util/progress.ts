@@ -7,7 +7,8 @@ export interface Progress {
   done(message?: string): void;
 }
 
-export function createProgress(label: string, options: { stream?: NodeJS.WriteStream; quiet?: boolean } = {}): Progress {
+export function createProgress(label: string, options: { stream?: NodeJS.WriteStream; quiet?: boolean; unit?: 'bytes' | 'items' } = {}): Progress {
+  const show = options.unit === 'items' ? (n: number) => String(n) : humanBytes;
   const stream = options.stream ?? process.stderr;
   const started = Date.now();
   let lastDraw = 0;
@@ -17,9 +18,9 @@ export function createProgress(label: string, options: { stream?: NodeJS.WriteSt
   const format = (done: number, total?: number) => {
     if (total && total > 0) {
       const percent = Math.min(100, Math.floor((done / total) * 100));
-      return { percent, text: `${label}: ${percent}% (${humanBytes(done)} / ${humanBytes(total)})` };
+      return { percent, text: `${label}: ${percent}% (${show(done)} / ${show(total)})` };
     }
-    return { percent: -1, text: `${label}: ${humanBytes(done)}` };
+    return { percent: -1, text: `${label}: ${show(done)}` };
   };
   return {
     update(done, total) {

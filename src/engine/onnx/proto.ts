@@ -12,6 +12,7 @@ export const enum DataType {
   INT64 = 7,
   FLOAT16 = 10,
   BFLOAT16 = 16,
+  BOOL = 9,
 }
 
 export type Dim = number | string;

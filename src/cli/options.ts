@@ -1,0 +1,74 @@
+/**
+ * Option parsing shared by the commands: typed numbers with clear errors, and the sampling flags that
+ * `generate`, `chat` and swarm generation all accept.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { CorollaError } from '../errors.js';
+import type { SamplingOptions } from '../engine/sampling.js';
+
+export class UsageError extends CorollaError {
+  override readonly name = 'UsageError';
+  constructor(message: string) {
+    super('USAGE', message);
+  }
+}
+
+export function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, usage: string) {
+  try {
+    const parsed = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: false, strict: true });
+    if (parsed.values.help) {
+      process.stdout.write(usage + '\n');
+      process.exit(0);
+    }
+    return parsed.values as { [K in keyof T]?: T[K]['type'] extends 'boolean' ? boolean : string };
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    throw new UsageError(`${(error as Error).message}\n\n${usage}`);
+  }
+}
+
+export function numberOption(value: string | undefined, name: string, options: { integer?: boolean; min?: number; max?: number } = {}): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || (options.integer && !Number.isInteger(n))) throw new UsageError(`--${name} must be ${options.integer ? 'an integer' : 'a number'}, got "${value}"`);
+  if (options.min !== undefined && n < options.min) throw new UsageError(`--${name} must be at least ${options.min}, got ${n}`);
+  if (options.max !== undefined && n > options.max) throw new UsageError(`--${name} must be at most ${options.max}, got ${n}`);
+  return n;
+}
+
+export const samplingFlags = {
+  temperature: { type: 'string' },
+  'top-p': { type: 'string' },
+  'top-k': { type: 'string' },
+  'min-p': { type: 'string' },
+  'repeat-penalty': { type: 'string' },
+  'frequency-penalty': { type: 'string' },
+  'presence-penalty': { type: 'string' },
+  seed: { type: 'string' },
+  stop: { type: 'string', multiple: true },
+} as const;
+
+export const samplingUsage = `sampling:
+  --temperature T        0 = greedy (default 0.8)
+  --top-p P              nucleus sampling mass (default 0.95)
+  --top-k K              keep the K most likely tokens (default 40; 0 = off)
+  --min-p P              drop tokens below P × the top probability (default 0.05)
+  --repeat-penalty R     repetition penalty over the last 64 tokens (default 1 = off)
+  --frequency-penalty F, --presence-penalty F
+  --seed S               same seed, same text
+  --stop TEXT            stop before TEXT (repeatable)`;
+
+export function samplingFrom(values: Record<string, unknown>): SamplingOptions & { stop?: string[] } {
+  const v = values as Record<string, string | undefined>;
+  return {
+    temperature: numberOption(v.temperature, 'temperature', { min: 0 }) ?? 0.8,
+    topP: numberOption(v['top-p'], 'top-p', { min: 0, max: 1 }) ?? 0.95,
+    topK: numberOption(v['top-k'], 'top-k', { integer: true, min: 0 }) ?? 40,
+    minP: numberOption(v['min-p'], 'min-p', { min: 0, max: 1 }) ?? 0.05,
+    repetitionPenalty: numberOption(v['repeat-penalty'], 'repeat-penalty', { min: 0 }),
+    frequencyPenalty: numberOption(v['frequency-penalty'], 'frequency-penalty'),
+    presencePenalty: numberOption(v['presence-penalty'], 'presence-penalty'),
+    seed: numberOption(v.seed, 'seed', { integer: true }),
+    stop: values.stop as string[] | undefined,
+  };
+}
