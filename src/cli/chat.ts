@@ -42,15 +42,14 @@ export async function run(argv: string[]): Promise<void> {
   let fed: number[] = []; // ids already in the session's cache
   const rl = readline.createInterface({ input: process.stdin, output: process.stderr, terminal: Boolean(process.stdin.isTTY) });
   try {
-    for (;;) {
-      let line: string;
-      try {
-        line = await rl.question('> ');
-      } catch {
-        break; // stdin closed
-      }
+    process.stderr.write('> ');
+    // Iterating (rather than rl.question) keeps lines typed or piped while a reply is still streaming.
+    for await (const line of rl) {
       if (line.trim() === '/exit') break;
-      if (!line.trim()) continue;
+      if (!line.trim()) {
+        process.stderr.write('> ');
+        continue;
+      }
       messages.push({ role: 'user', content: line });
       const ids = tokenizer.encode(renderChat(tokenizer, messages, { addGenerationPrompt: true }), { addBos: false });
       // Feed only what the cache does not hold yet; start over if the template rewrote earlier turns.
@@ -72,6 +71,7 @@ export async function run(argv: string[]): Promise<void> {
       }
       process.stdout.write('\n');
       messages.push({ role: 'assistant', content: text });
+      process.stderr.write('> ');
     }
   } finally {
     rl.close();
