@@ -165,18 +165,16 @@ export function buildSpanGraph(spec: SpanGraphSpec): GraphBuilder {
   const newKvs: string[] = [];
   layers.forEach((w, l) => {
     const p = `${name}.${l}`;
-    let normed: string;
-    if (pending === undefined) {
-      normed = g.op('SimplifiedLayerNormalization', [residual, g.float(w.attnNorm)], { axis: -1, epsilon: { float: c.rmsNormEps } });
-    } else {
-      const outs = g.node('SkipSimplifiedLayerNormalization', [pending, residual, g.float(w.attnNorm)], {
-        domain: 'com.microsoft',
-        attrs: { epsilon: { float: c.rmsNormEps } },
-        outputs: [g.fresh('normed'), '', '', g.fresh('resid')],
-      });
-      normed = outs[0]!;
-      residual = outs[3]!;
-    }
+    // The first layer of a span adds a zero skip, so it runs the very kernel a mid-model layer runs on the same
+    // sum: a model split across servers then gives bit-identical results to the whole model.
+    const skip = pending ?? g.op('Mul', [residual, g.float([0])]);
+    const norm1 = g.node('SkipSimplifiedLayerNormalization', [skip, residual, g.float(w.attnNorm)], {
+      domain: 'com.microsoft',
+      attrs: { epsilon: { float: c.rmsNormEps } },
+      outputs: [g.fresh('normed'), '', '', g.fresh('resid')],
+    });
+    const normed = norm1[0]!;
+    residual = norm1[3]!;
     let qkv = linear(g, normed, w.qkv, `${p}.qkv`);
     if (w.qkvBias) qkv = g.op('Add', [qkv, g.float(w.qkvBias)]);
     const [qk, v] = g.node('Split', [qkv, g.int64([qDim + kvDim, kvDim])], { attrs: { axis: -1 }, outputs: 2 });
