@@ -9,14 +9,16 @@
  *   3. otherwise: temperature → top-k → top-p → min-p → one weighted draw, the order of HF transformers' warpers.
  *        top-k keeps the k highest logits (ties: lower id first);
  *        top-p keeps the shortest prefix of the sorted distribution (after top-k) with mass ≥ p;
- *        min-p keeps tokens with p ≥ minP · p_max (an intersection, so it commutes with top-p here).
- * The caller's logits are never mutated. NaN and −Infinity logits are never chosen; +Infinity wins outright.
+ *        min-p then keeps the tokens with p ≥ minP · p_max (ratios to p_max survive renormalisation).
+ * The caller's logits are never mutated. NaN and −Infinity logits are never chosen; +Infinity logits win outright
+ * (greedy: the lowest such id; sampled: uniformly among them).
  *
  * Cost for a 128k vocabulary: one O(V) pass for greedy (plus a 512 KiB copy when penalties are on); with top-k, a
  * bounded heap (O(V log k) worst case, ≈O(V) in practice) and no full sort; top-p without top-k finds the exact
  * nucleus with two mass histograms over the weights' float bits and sorts only exact near-ties, so every path is
- * O(V). Probabilities use a fast e^x (relative error < 2e-7). Buffers are allocated once per vocabulary size and
- * reused, so steady-state calls allocate nothing beyond a few small closures.
+ * O(V). Probabilities use a fast e^x (relative error < 2e-7). Working buffers are allocated once per vocabulary
+ * size and shared by all samplers in the process (sampling is synchronous), so steady-state calls allocate almost
+ * nothing.
  *
  * Seeded samplers are deterministic (xoshiro128** seeded via splitmix32; Math.random is never used). Unseeded
  * ones draw a random 32-bit seed from crypto and expose it as `sampler.seed`, so any run can be replayed.
@@ -28,7 +30,7 @@ export interface SamplingOptions {
   readonly temperature?: number;
   /** Keep the k most likely tokens. 0 or unset: off. topK = 1 is greedy at any temperature. */
   readonly topK?: number;
-  /** Nucleus mass in (0, 1]. 1 or unset: off. */
+  /** Nucleus mass in [0, 1]; 0 keeps only the most likely token. 1 or unset: off. */
   readonly topP?: number;
   /** In [0, 1]: drop tokens with p < minP · p_max. 0 or unset: off. */
   readonly minP?: number;
@@ -163,7 +165,7 @@ function resolveOptions(options: SamplingOptions): Resolved {
   return {
     temperature: num('temperature', 0, (v) => Number.isFinite(v) && v >= 0, 'a finite number ≥ 0'),
     topK: num('topK', 0, (v) => Number.isSafeInteger(v) && v >= 0, 'an integer ≥ 0'),
-    topP: num('topP', 1, (v) => v > 0 && v <= 1, 'in (0, 1]'),
+    topP: num('topP', 1, (v) => v >= 0 && v <= 1, 'in [0, 1]'),
     minP: num('minP', 0, (v) => v >= 0 && v <= 1, 'in [0, 1]'),
     repetitionPenalty: num('repetitionPenalty', 1, (v) => Number.isFinite(v) && v > 0, 'a finite number > 0'),
     penaltyLastN: num('penaltyLastN', DEFAULT_PENALTY_LAST_N, (v) => Number.isSafeInteger(v) && v >= -1, 'an integer ≥ −1'),

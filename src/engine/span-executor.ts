@@ -65,8 +65,9 @@ export async function loadSpan(source: ModelSource, range: SpanRange, options: S
   }
   const maxBatch = Math.max(1, Math.floor(options.maxBatch ?? 1));
   const name = `span_${range.start}_${range.end}`;
-  const single = await createOrtSession(buildSpanGraph({ config: c, layers, mode: 'single', name }), options);
-  const batch = maxBatch > 1 ? await createOrtSession(buildSpanGraph({ config: c, layers, mode: 'batch', batch: maxBatch, name: `${name}_b${maxBatch}` }), options) : undefined;
+  const accuracyLevel = options.quantizedActivations === false ? 0 : 4;
+  const single = await createOrtSession(buildSpanGraph({ config: c, layers, mode: 'single', name, accuracyLevel }), options);
+  const batch = maxBatch > 1 ? await createOrtSession(buildSpanGraph({ config: c, layers, mode: 'batch', batch: maxBatch, name: `${name}_b${maxBatch}`, accuracyLevel }), options) : undefined;
   return new OrtSpanExecutor(c, range, single, batch, maxBatch, options.cacheBudgetBytes ?? DEFAULT_BUDGET_BYTES);
 }
 

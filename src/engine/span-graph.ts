@@ -37,6 +37,8 @@ export interface SpanGraphSpec {
   batch?: number;
   /** Prefix for weight names, unique per span. */
   name: string;
+  /** MatMulNBits accuracy level: 4 quantizes activations to int8, 0 keeps them f32. */
+  accuracyLevel?: number;
 }
 
 /** Input and output names, shared with the executor. */
@@ -61,7 +63,7 @@ function f32bytes(a: Float32Array): Uint8Array {
 }
 
 /** Emits x·Wᵀ for a stored [n, k] weight. */
-export function linear(g: GraphBuilder, x: string, w: LinearWeight, name: string): string {
+export function linear(g: GraphBuilder, x: string, w: LinearWeight, name: string, accuracyLevel = 4): string {
   if (w.kind === 'nbits') {
     const blocks = w.k / w.blockSize;
     const b = g.weight(`${name}.q`, DataType.UINT8, [w.n, blocks, (w.blockSize * w.bits) / 8], w.data);
@@ -70,7 +72,7 @@ export function linear(g: GraphBuilder, x: string, w: LinearWeight, name: string
     if (w.zeroPoints) inputs.push(g.weight(`${name}.z`, DataType.UINT8, [w.zeroPoints.length], w.zeroPoints));
     return g.node('MatMulNBits', inputs, {
       domain: 'com.microsoft',
-      attrs: { K: w.k, N: w.n, bits: w.bits, block_size: w.blockSize, accuracy_level: 4 },
+      attrs: { K: w.k, N: w.n, bits: w.bits, block_size: w.blockSize, accuracy_level: accuracyLevel },
       hint: name,
     })[0]!;
   }
@@ -85,6 +87,7 @@ const i64 = (values: bigint[]) => new Uint8Array(new BigInt64Array(values).buffe
 
 export function buildSpanGraph(spec: SpanGraphSpec): GraphBuilder {
   const { config: c, layers, name } = spec;
+  const level = spec.accuracyLevel ?? 4;
   const slotCount = spec.mode === 'batch' ? (spec.batch ?? 8) : 1;
   const H = c.hiddenSize;
   const nh = c.numHeads;
@@ -175,7 +178,7 @@ export function buildSpanGraph(spec: SpanGraphSpec): GraphBuilder {
     });
     const normed = norm1[0]!;
     residual = norm1[3]!;
-    let qkv = linear(g, normed, w.qkv, `${p}.qkv`);
+    let qkv = linear(g, normed, w.qkv, `${p}.qkv`, level);
     if (w.qkvBias) qkv = g.op('Add', [qkv, g.float(w.qkvBias)]);
     const [qk, v] = g.node('Split', [qkv, g.int64([qDim + kvDim, kvDim])], { attrs: { axis: -1 }, outputs: 2 });
     const qkRot = g.ms('RotaryEmbedding', [qk!, zeroPos, cos, sin], { interleaved: c.ropeInterleaved ? 1 : 0, num_heads: nh + kvh });
@@ -192,7 +195,7 @@ export function buildSpanGraph(spec: SpanGraphSpec): GraphBuilder {
     } else {
       attn = decodeAttention(g, l, q!, k2, v2);
     }
-    const attnOut = linear(g, attn, w.output, `${p}.o`);
+    const attnOut = linear(g, attn, w.output, `${p}.o`, level);
 
     const outs = g.node('SkipSimplifiedLayerNormalization', [attnOut, residual, g.float(w.ffnNorm)], {
       domain: 'com.microsoft',
@@ -200,10 +203,10 @@ export function buildSpanGraph(spec: SpanGraphSpec): GraphBuilder {
       outputs: [g.fresh('normed'), '', '', g.fresh('resid')],
     });
     residual = outs[3]!;
-    const gu = linear(g, outs[0]!, w.gateUp, `${p}.gu`);
+    const gu = linear(g, outs[0]!, w.gateUp, `${p}.gu`, level);
     const [gate, up] = g.node('Split', [gu, g.int64([c.intermediateSize, c.intermediateSize])], { attrs: { axis: -1 }, outputs: 2 });
     const act = g.op('Mul', [g.op('Mul', [gate!, g.op('Sigmoid', [gate!])]), up!]);
-    pending = linear(g, act, w.down, `${p}.down`);
+    pending = linear(g, act, w.down, `${p}.down`, level);
   });
 
   g.node('Add', [pending!, residual], { outputs: [SpanIO.out] });

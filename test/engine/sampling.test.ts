@@ -152,6 +152,22 @@ describe('filters restrict the support', () => {
     expect(new Set(histogram({ temperature: 1, topP: 0.75, seed: 2 }, logits, 4000).keys())).toEqual(new Set([1, 3]));
     expect(new Set(histogram({ temperature: 1, topP: 0.85, seed: 2 }, logits, 4000).keys())).toEqual(new Set([1, 3, 2]));
     expect(new Set(histogram({ temperature: 1, topP: 0.4, seed: 2 }, logits, 1000).keys())).toEqual(new Set([1]));
+    expect(new Set(histogram({ temperature: 1, topP: 0, seed: 2 }, logits, 200).keys())).toEqual(new Set([1]));
+    expect(new Set(histogram({ temperature: 1, topK: 3, topP: 0, seed: 2 }, logits, 200).keys())).toEqual(new Set([1]));
+  });
+
+  it('breaks ties by lower id in top-k and top-p', () => {
+    // Quantised logits: many exact ties. The support of top-k at a huge temperature is exactly the reference top-k.
+    const logits = randomLogits(1000, 21).map((x) => Math.round(x * 2) / 2);
+    const order = [...logits.keys()].sort((a, b) => logits[b]! - logits[a]! || a - b);
+    for (const k of [2, 7, 25, 50]) {
+      const support = new Set(histogram({ temperature: 1e6, topK: k, seed: k }, logits, 3000).keys());
+      expect(support).toEqual(new Set(order.slice(0, k)));
+    }
+    const flat = new Float32Array(128);
+    expect(new Set(histogram({ temperature: 1, topP: 0.25, seed: 1 }, flat, 3000).keys())).toEqual(new Set([...Array(32).keys()]));
+    // Top-p applies to the mass left after top-k: 0.25 · 64 tokens = the first 16.
+    expect(new Set(histogram({ temperature: 1, topK: 64, topP: 0.25, seed: 1 }, flat, 3000).keys())).toEqual(new Set([...Array(16).keys()]));
   });
 
   it('min-p drops tokens below minP · p_max', () => {
@@ -279,7 +295,7 @@ describe('options', () => {
       { temperature: Infinity },
       { topK: -1 },
       { topK: 1.5 },
-      { topP: 0 },
+      { topP: -0.1 },
       { topP: 1.1 },
       { minP: -0.1 },
       { minP: 2 },

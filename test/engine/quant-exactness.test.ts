@@ -1,0 +1,61 @@
+/**
+ * Quantized weights run quantized (MatMulNBits over the file's own blocks) and yet compute exactly the weights the
+ * file describes: with f32 activations our q8_0/q4_0 logits equal those of the same model with every tensor
+ * dequantized to f32 beforehand. With int8 activations (the fast default) they stay within a stated bound.
+ */
+import { describe, expect, it } from 'vitest';
+import { loadLocalModel } from '../../src/engine/local-model.js';
+import { openModel } from '../../src/model/load.js';
+import { dequantize } from '../../src/model/quant.js';
+import type { ModelSource } from '../../src/model/types.js';
+import { testModel } from '../support/models.js';
+
+function dequantized(source: ModelSource): ModelSource {
+  return {
+    ...source,
+    tensorNames: () => source.tensorNames(),
+    readTensor: (name) => {
+      const t = source.readTensor(name);
+      const values = dequantize(t);
+      return { ...t, type: 'f32', data: new Uint8Array(values.buffer) };
+    },
+    close: () => source.close(),
+  };
+}
+
+async function logitsAlong(source: ModelSource, ids: number[], options: { quantizedActivations?: boolean }) {
+  const model = await loadLocalModel(source, { quiet: true, ...options });
+  const session = model.openSession(ids.length + 1);
+  const rows = [await session.next(ids.slice(0, 4))];
+  for (const id of ids.slice(4)) rows.push(await session.next([id]));
+  await model.dispose();
+  return rows;
+}
+
+const relativeDiff = (a: Float32Array, b: Float32Array) => {
+  let d = 0;
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < a.length; i++) {
+    d = Math.max(d, Math.abs(a[i]! - b[i]!));
+    min = Math.min(min, b[i]!);
+    max = Math.max(max, b[i]!);
+  }
+  return { abs: d, relative: d / (max - min) };
+};
+
+describe('quantized kernels compute the stored weights', () => {
+  it.each(['q8_0', 'q4_0'] as const)('%s', async (dtype) => {
+    const source = await openModel(testModel('smollm2-135m', dtype));
+    const ids = [1, 504, 3258, 282, 253, 1345, 28, 665];
+    const reference = await logitsAlong(dequantized(source), ids, {});
+    const exact = await logitsAlong(source, ids, { quantizedActivations: false });
+    const fast = await logitsAlong(source, ids, { quantizedActivations: true });
+    const exactWorst = Math.max(...exact.map((r, i) => relativeDiff(r, reference[i]!).abs));
+    const fastWorst = Math.max(...fast.map((r, i) => relativeDiff(r, reference[i]!).relative));
+    console.log(`${dtype}: f32 activations max |diff| ${exactWorst.toExponential(2)}; int8 activations ${(fastWorst * 100).toFixed(2)}% of range`);
+    expect(exactWorst).toBeLessThan(1e-3);
+    expect(fastWorst).toBeLessThan(0.15);
+    source.close();
+  }, 300_000);
+});
