@@ -16,7 +16,7 @@ export class UsageError extends CorollaError {
 export function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, usage: string) {
   try {
     const parsed = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: false, strict: true });
-    if (parsed.values.help) {
+    if ((parsed.values as { help?: boolean }).help) {
       process.stdout.write(usage + '\n');
       process.exit(0);
     }

@@ -68,7 +68,7 @@ export async function loadSpan(source: ModelSource, range: SpanRange, options: S
   const accuracyLevel = options.quantizedActivations === false ? 0 : 4;
   const single = await createOrtSession(buildSpanGraph({ config: c, layers, mode: 'single', name, accuracyLevel }), options);
   const batch = maxBatch > 1 ? await createOrtSession(buildSpanGraph({ config: c, layers, mode: 'batch', batch: maxBatch, name: `${name}_b${maxBatch}`, accuracyLevel }), options) : undefined;
-  return new OrtSpanExecutor(c, range, single, batch, maxBatch, options.cacheBudgetBytes ?? DEFAULT_BUDGET_BYTES);
+  return new OrtSpanExecutor(c, new RopeTable(source), range, single, batch, maxBatch, options.cacheBudgetBytes ?? DEFAULT_BUDGET_BYTES);
 }
 
 class OrtSpanExecutor implements SpanExecutor {
@@ -76,13 +76,13 @@ class OrtSpanExecutor implements SpanExecutor {
   readonly cacheBytesPerToken: number;
   private readonly sessions = new Map<string, CacheSession>();
   private readonly queue = new SerialQueue();
-  private readonly rope: RopeTable;
   private readonly kvDim: number;
   private readonly numLayers: number;
   private reservedTokens = 0;
 
   constructor(
     private readonly config: ModelConfig,
+    private readonly rope: RopeTable,
     readonly range: SpanRange,
     private readonly single: ort.InferenceSession,
     private readonly batch: ort.InferenceSession | undefined,
@@ -93,7 +93,6 @@ class OrtSpanExecutor implements SpanExecutor {
     this.numLayers = range.end - range.start;
     this.kvDim = config.numKvHeads * config.headDim;
     this.cacheBytesPerToken = 2 * this.kvDim * 4 * this.numLayers;
-    this.rope = new RopeTable(config);
   }
 
   cacheTokensLeft(): number {

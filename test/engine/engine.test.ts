@@ -110,7 +110,7 @@ describe('engine on stories260K', () => {
 
     it('batched decode equals sequential decode', async () => {
       const prompts = [[1, 403], [1, 407, 261], [1, 385], [1, 410, 317, 12]];
-      const sequential = [];
+      const sequential: { outputs: Float32Array[]; tokens: number[] }[] = [];
       for (const [i, p] of prompts.entries()) {
         span.openSession(`seq${i}`, 64);
         sequential.push(await run(`seq${i}`, p, 8));

@@ -20,7 +20,15 @@ export interface ReferenceRun {
 export async function llamaCppGreedy(modelPath: string, prompt: readonly number[], steps: number, options: { threads?: number } = {}): Promise<ReferenceRun> {
   const l = await sharedLlama();
   const model = await l.loadModel({ modelPath });
-  const context = await model.createContext({ threads: options.threads ?? 1, contextSize: Math.max(256, prompt.length + steps + 8), batchSize: 512 });
+  // An f32 KV cache, as ours: llama.cpp's default f16 cache alone moves logits by ~1e-1 on these models.
+  const context = await model.createContext({
+    threads: options.threads ?? 1,
+    contextSize: Math.max(256, prompt.length + steps + 8),
+    batchSize: 512,
+    flashAttention: false,
+    experimentalKvCacheKeyType: 'F32',
+    experimentalKvCacheValueType: 'F32',
+  });
   try {
     const sequence = context.getSequence();
     const vocab = model.tokens.vocabularySize ?? 0;

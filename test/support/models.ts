@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { makeModel, type MakeModelDtype, type ModelShapeName } from '../../src/model/make-model.js';
+import { makeModel, MAKE_MODEL_VERSION, type MakeModelDtype, type ModelShapeName } from '../../src/model/make-model.js';
 
 export const SHARED_MODELS = path.resolve(import.meta.dirname, '../../../shared/models');
 export const STORIES_GGUF = path.join(SHARED_MODELS, 'stories260K/stories260K.gguf');
@@ -14,7 +14,7 @@ const cacheDir = path.join(os.tmpdir(), 'corolla-test-models');
 /** Generates (once per machine) a random-weight GGUF of a real shape; later calls reuse the file. */
 export function testModel(shape: ModelShapeName, dtype: MakeModelDtype, seed = 7): string {
   fs.mkdirSync(cacheDir, { recursive: true });
-  const out = path.join(cacheDir, `${shape}-${dtype}-s${seed}.gguf`);
+  const out = path.join(cacheDir, `${shape}-${dtype}-s${seed}-v${MAKE_MODEL_VERSION}.gguf`);
   if (!fs.existsSync(out)) {
     const tmp = `${out}.${process.pid}.partial`;
     makeModel({ shape, dtype, out: tmp, seed, sharedModelsDir: SHARED_MODELS });

@@ -1,0 +1,55 @@
+/**
+ * `corolla dev <tool>`: developer tools.
+ *   corolla dev make-model --shape smollm2-135m|llama-3.2-1b|stories-tiny --dtype f32|f16|q8_0|q4_0 --out FILE.gguf [--seed N]
+ */
+import { parseArgs } from 'node:util';
+import { createProgress, humanBytes } from '../util/progress.js';
+import { MAKE_MODEL_DTYPES, makeModel, MakeModelError, MODEL_SHAPES, type MakeModelDtype, type ModelShapeName } from '../model/make-model.js';
+
+const USAGE = `usage: corolla dev make-model --shape ${Object.keys(MODEL_SHAPES).join('|')} --dtype ${MAKE_MODEL_DTYPES.join('|')} --out FILE.gguf [--seed N]
+
+Writes a GGUF v3 model with deterministic random weights at a real model's shape (for benchmarks and tests).`;
+
+export async function run(argv: string[]): Promise<void> {
+  const [tool, ...rest] = argv;
+  if (!tool || tool === '--help' || tool === '-h') {
+    process.stdout.write(USAGE + '\n');
+    return;
+  }
+  if (tool !== 'make-model') {
+    process.stderr.write(`corolla dev: unknown tool "${tool}"\n\n${USAGE}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      shape: { type: 'string' },
+      dtype: { type: 'string', default: 'f32' },
+      out: { type: 'string' },
+      seed: { type: 'string', default: '0' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    return;
+  }
+  if (!values.shape || !values.out) throw new MakeModelError(`--shape and --out are required\n${USAGE}`);
+  if (!(values.shape in MODEL_SHAPES)) throw new MakeModelError(`unknown --shape "${values.shape}" (known: ${Object.keys(MODEL_SHAPES).join(', ')})`);
+  if (!MAKE_MODEL_DTYPES.includes(values.dtype as MakeModelDtype)) throw new MakeModelError(`unknown --dtype "${values.dtype}" (known: ${MAKE_MODEL_DTYPES.join(', ')})`);
+  const seed = Number(values.seed);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new MakeModelError(`--seed must be an integer in 0..4294967295`);
+
+  const progress = createProgress(`writing ${values.out}`);
+  const { bytes } = makeModel({
+    shape: values.shape as ModelShapeName,
+    dtype: values.dtype as MakeModelDtype,
+    out: values.out,
+    seed,
+    onProgress: (done, total) => progress.update(done, total),
+  });
+  progress.done();
+  process.stdout.write(`wrote ${values.out} (${values.shape}, ${values.dtype}, seed ${seed}, ${humanBytes(bytes)})\n`);
+}

@@ -1,0 +1,116 @@
+/**
+ * Where things live in the DHT.
+ *
+ * Values (kad-dht put/get; one value per key, so every key has exactly ONE writer, the peer named in it):
+ *   /corolla/<urlencoded modelId>/<peerId>   the peer's signed server record for that model
+ *   /corolla-peer/<peerId>                   the same envelope, keyed by peer only (lets listModels learn the model)
+ *
+ * Membership (kad-dht provider records; many providers per CID, so concurrent servers never overwrite each other):
+ *   CID(sha256("corolla/model/v1\n" + modelId + "\n" + shard))  servers of a model, split into PROVIDER_SHARDS
+ *   CID(sha256("corolla/models-index/v1\n" + shard))             every server of any model
+ * A peer provides only the shard picked by its peer id. kad-dht's findProviders stops after k (20) providers
+ * per CID, so sharding raises the discoverable servers per model (and overall) to 20 × PROVIDER_SHARDS.
+ *
+ * The validators and selectors for both namespaces are installed on every node, so storing peers reject forged,
+ * expired or malformed values, and readers keep the newest valid value.
+ */
+import { createHash } from 'node:crypto';
+import { CID } from 'multiformats/cid';
+import { create as createDigest } from 'multiformats/hashes/digest';
+import type { SelectFn, ValidateFn } from '@libp2p/kad-dht';
+import { InvalidRecordError } from './errors.js';
+import { verifyServerRecord } from './records.js';
+
+export const RECORD_NAMESPACE = 'corolla';
+export const PEER_NAMESPACE = 'corolla-peer';
+/** Fixed by the protocol: readers and writers must agree on it. */
+export const PROVIDER_SHARDS = 8;
+
+const RAW_CODEC = 0x55;
+const SHA2_256 = 0x12;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function sha256(text: string): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(text).digest());
+}
+
+function cidOf(text: string): CID {
+  return CID.createV1(RAW_CODEC, createDigest(SHA2_256, sha256(text)));
+}
+
+/** The DHT key of a peer's record for one model. */
+export function serverRecordKey(modelId: string, peerId: string): Uint8Array {
+  return encoder.encode(`/${RECORD_NAMESPACE}/${encodeURIComponent(modelId)}/${peerId}`);
+}
+
+/** The DHT key of a peer's latest record, whatever its model. */
+export function peerRecordKey(peerId: string): Uint8Array {
+  return encoder.encode(`/${PEER_NAMESPACE}/${peerId}`);
+}
+
+/** Which provider shard a peer publishes under. */
+export function providerShard(peerId: string): number {
+  return sha256(peerId)[0]! % PROVIDER_SHARDS;
+}
+
+export function modelProviderCid(modelId: string, shard: number): CID {
+  return cidOf(`corolla/model/v1\n${modelId}\n${shard}`);
+}
+
+export function indexProviderCid(shard: number): CID {
+  return cidOf(`corolla/models-index/v1\n${shard}`);
+}
+
+export function allModelProviderCids(modelId: string): CID[] {
+  return Array.from({ length: PROVIDER_SHARDS }, (_, shard) => modelProviderCid(modelId, shard));
+}
+
+export function allIndexProviderCids(): CID[] {
+  return Array.from({ length: PROVIDER_SHARDS }, (_, shard) => indexProviderCid(shard));
+}
+
+/** Splits a DHT key of ours into its parts, or undefined when it is not one. */
+export function parseDhtKey(key: Uint8Array): { namespace: 'corolla'; modelId: string; peerId: string } | { namespace: 'corolla-peer'; peerId: string } | undefined {
+  const text = decoder.decode(key);
+  const parts = text.split('/');
+  if (parts[0] !== '') return undefined;
+  try {
+    if (parts.length === 4 && parts[1] === RECORD_NAMESPACE && parts[2] && parts[3]) {
+      return { namespace: RECORD_NAMESPACE, modelId: decodeURIComponent(parts[2]), peerId: parts[3] };
+    }
+    if (parts.length === 3 && parts[1] === PEER_NAMESPACE && parts[2]) return { namespace: PEER_NAMESPACE, peerId: parts[2] };
+  } catch {
+    return undefined;
+  }
+  return undefined;
+}
+
+/** kad-dht validator: the value must be a valid, fresh record signed by the peer (and for the model) in the key. */
+export const validateDhtRecord: ValidateFn = async (key, value) => {
+  const parsed = parseDhtKey(key);
+  if (!parsed) throw new InvalidRecordError('DHT key is not a Corolla key');
+  const result = await verifyServerRecord(value, {
+    peerId: parsed.peerId,
+    modelId: parsed.namespace === RECORD_NAMESPACE ? parsed.modelId : undefined,
+  });
+  if (!result.ok) throw new InvalidRecordError(result.reason);
+};
+
+/** kad-dht selector: the valid record with the newest issuedAt wins. */
+export const selectNewestRecord: SelectFn = async (_key, values) => {
+  let best = 0;
+  let bestIssuedAt = -Infinity;
+  for (const [index, value] of values.entries()) {
+    const result = await verifyServerRecord(value);
+    const issuedAt = result.ok ? result.record.issuedAt : -Infinity;
+    if (issuedAt > bestIssuedAt) {
+      best = index;
+      bestIssuedAt = issuedAt;
+    }
+  }
+  return best;
+};
+
+export const dhtValidators: Record<string, ValidateFn> = { [RECORD_NAMESPACE]: validateDhtRecord, [PEER_NAMESPACE]: validateDhtRecord };
+export const dhtSelectors: Record<string, SelectFn> = { [RECORD_NAMESPACE]: selectNewestRecord, [PEER_NAMESPACE]: selectNewestRecord };

@@ -1,0 +1,215 @@
+/**
+ * The libp2p node every Corolla process runs: TCP (or in-memory for tests), Noise, Yamux, identify, ping, and a
+ * Kademlia DHT on our own protocol id with the Corolla record namespaces. Optionally a private swarm (pnet PSK).
+ */
+import { randomUUID } from 'node:crypto';
+import { createLibp2p, type Libp2p } from 'libp2p';
+import { tcp } from '@libp2p/tcp';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { identify, type Identify } from '@libp2p/identify';
+import { ping, type Ping } from '@libp2p/ping';
+import { bootstrap } from '@libp2p/bootstrap';
+import { preSharedKey } from '@libp2p/pnet';
+import {
+  kadDHT,
+  passthroughMapper,
+  removePrivateAddressesMapper,
+  type KadDHT,
+  type SelectFn,
+  type SingleKadDHT,
+  type ValidateFn,
+} from '@libp2p/kad-dht';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
+import type { AbortOptions, PrivateKey, Transport } from '@libp2p/interface';
+import { SwarmConfigError, SwarmTimeoutError } from './errors.js';
+import { dhtSelectors, dhtValidators } from './keys.js';
+import { parsePsk } from './psk.js';
+
+export { generatePsk, loadPsk, parsePsk, savePsk } from './psk.js';
+
+/** The DHT protocol id of Corolla swarms (kept apart from the public IPFS Amino DHT). */
+export const DEFAULT_DHT_PROTOCOL = '/corolla/kad/1.0.0';
+export const SOFTWARE_NAME = 'corolla';
+export const SOFTWARE_VERSION = '0.1.0';
+
+export type SwarmTransport = 'tcp' | 'memory';
+
+export type SwarmServices = {
+  dht: KadDHT;
+  identify: Identify;
+  ping: Ping;
+};
+
+export type SwarmLibp2p = Libp2p<SwarmServices>;
+
+export interface SwarmNodeOptions {
+  /** Listen multiaddrs. Default: `/ip4/127.0.0.1/tcp/0` (tcp) or a fresh `/memory/<uuid>` (memory). */
+  listen?: string[];
+  /** Addresses to announce instead of the listen addresses (public IP behind NAT, DNS names). */
+  announce?: string[];
+  /** Full multiaddrs (with /p2p/<id>) of peers to join the swarm through. */
+  bootstrap?: string[];
+  /** The node's identity; a fresh Ed25519 key when omitted. */
+  privateKey?: PrivateKey;
+  /** Swarm key (file format of generatePsk); makes this a private swarm only key holders can join. */
+  psk?: Uint8Array;
+  /** 'tcp' (default) or 'memory' (tests; needs the @libp2p/memory dev dependency). */
+  transport?: SwarmTransport;
+  /** DHT protocol id; default `/corolla/kad/1.0.0`. */
+  dhtProtocol?: string;
+  /**
+   * Which addresses the DHT keeps in peer records: 'all' (default; right for loopback and LANs) or 'public'
+   * (drops private addresses, as on the open internet).
+   */
+  dhtAddresses?: 'all' | 'public';
+  /** Extra kad-dht validators/selectors (merged over Corolla's), and the initial self-query interval (default 100 ms). */
+  dht?: { validators?: Record<string, ValidateFn>; selectors?: Record<string, SelectFn>; initialQuerySelfInterval?: number };
+  /** How long creation waits for the direct dials to the bootstrap peers (default 5000 ms). Failures are not fatal. */
+  bootstrapTimeoutMs?: number;
+  /** Diagnostic log lines (default: none). */
+  log?: (line: string) => void;
+}
+
+export interface SwarmNode {
+  readonly libp2p: SwarmLibp2p;
+  /** base58 peer id. */
+  readonly peerId: string;
+  readonly privateKey: PrivateKey;
+  readonly transport: SwarmTransport;
+  /** Dialable multiaddrs, each ending in /p2p/<peerId>. */
+  readonly multiaddrs: string[];
+  /** Number of peers in the DHT routing table. */
+  readonly routingTableSize: number;
+  /** Dials a full multiaddr (with /p2p/). */
+  connect(address: string, options?: AbortOptions): Promise<void>;
+  /** Resolves once the DHT routing table holds at least `count` peers; SwarmTimeoutError after `timeoutMs`. */
+  waitForPeers(count: number, timeoutMs?: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function parseAddress(address: string, what: string): Multiaddr {
+  try {
+    return multiaddr(address);
+  } catch (cause) {
+    throw new SwarmConfigError(`invalid ${what} multiaddr "${address}"`, { cause });
+  }
+}
+
+function peerIdOf(address: Multiaddr): string | undefined {
+  const components = address.getComponents().filter((component) => component.name === 'p2p');
+  return components[components.length - 1]?.value;
+}
+
+const isMemoryAddress = (address: string): boolean => address.startsWith('/memory/');
+
+async function loadTransport(kind: SwarmTransport): Promise<(components: any) => Transport> {
+  if (kind === 'tcp') return tcp();
+  try {
+    const { memory } = await import('@libp2p/memory');
+    return memory();
+  } catch (cause) {
+    throw new SwarmConfigError('the memory transport needs the @libp2p/memory package (a dev dependency)', { cause });
+  }
+}
+
+/** Creates, starts and (best effort) bootstraps a swarm node. */
+export async function createSwarmNode(options: SwarmNodeOptions = {}): Promise<SwarmNode> {
+  const transport = options.transport ?? 'tcp';
+  if (transport !== 'tcp' && transport !== 'memory') throw new SwarmConfigError(`unknown transport "${String(transport)}"`);
+  const log = options.log ?? (() => {});
+  const listen = options.listen ?? [transport === 'tcp' ? '/ip4/127.0.0.1/tcp/0' : `/memory/${randomUUID()}`];
+  for (const address of listen) parseAddress(address, 'listen');
+  for (const address of options.announce ?? []) parseAddress(address, 'announce');
+  const bootstrapList = (options.bootstrap ?? []).map((address) => {
+    const parsed = parseAddress(address, 'bootstrap');
+    if (!peerIdOf(parsed)) throw new SwarmConfigError(`bootstrap address "${address}" lacks /p2p/<peer id>`);
+    return address;
+  });
+  const psk = options.psk ? parsePsk(options.psk) : undefined;
+  const privateKey = options.privateKey ?? (await generateKeyPair('Ed25519'));
+
+  // @libp2p/bootstrap rejects /memory addresses; those are dialed directly below (every address is, once, so that
+  // creation returns connected), and the bootstrap module keeps the rest tagged for the connection manager.
+  const tcpBootstrap = bootstrapList.filter((address) => !isMemoryAddress(address));
+
+  const libp2p = await createLibp2p({
+    privateKey,
+    start: false,
+    addresses: { listen, ...(options.announce ? { announce: options.announce } : {}) },
+    transports: [await loadTransport(transport)],
+    connectionEncrypters: [noise()],
+    streamMuxers: [
+      yamux({
+        streamOptions: {
+          // hidden states for long prompts are tens of MiB; the 4 MiB default would reset such streams
+          maxReadBufferLength: 64 * 1024 * 1024,
+          maxStreamWindowSize: 16 * 1024 * 1024,
+          inactivityTimeout: 10 * 60_000,
+        },
+      }),
+    ],
+    ...(psk ? { connectionProtector: preSharedKey({ psk }) } : {}),
+    peerDiscovery: tcpBootstrap.length > 0 ? [bootstrap({ list: tcpBootstrap, timeout: 50 })] : [],
+    nodeInfo: { name: SOFTWARE_NAME, version: SOFTWARE_VERSION, userAgent: `${SOFTWARE_NAME}/${SOFTWARE_VERSION} node/${process.versions.node}` },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: options.dhtProtocol ?? DEFAULT_DHT_PROTOCOL,
+        clientMode: false,
+        peerInfoMapper: options.dhtAddresses === 'public' ? removePrivateAddressesMapper : passthroughMapper,
+        initialQuerySelfInterval: options.dht?.initialQuerySelfInterval ?? 100,
+        validators: { ...dhtValidators, ...options.dht?.validators },
+        selectors: { ...dhtSelectors, ...options.dht?.selectors },
+        // Provider records expire after 30 min on storing peers and are re-provided 10 min before that, so departed
+        // servers fall out of findProviders within the hour (the default is 48 h).
+        reprovide: { validity: 30 * 60_000, threshold: 10 * 60_000, interval: 5 * 60_000 },
+      }),
+    },
+  });
+  await libp2p.start();
+
+  const peerId = libp2p.peerId.toString();
+  const node: SwarmNode = {
+    libp2p,
+    peerId,
+    privateKey,
+    transport,
+    get multiaddrs() {
+      return libp2p.getMultiaddrs().map((address) => {
+        const text = address.toString();
+        return peerIdOf(address) ? text : `${text}/p2p/${peerId}`;
+      });
+    },
+    get routingTableSize() {
+      return (libp2p.services.dht as unknown as SingleKadDHT).routingTable?.size ?? 0;
+    },
+    async connect(address, connectOptions) {
+      await libp2p.dial(parseAddress(address, 'dial'), connectOptions);
+    },
+    async waitForPeers(count, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (node.routingTableSize < count) {
+        if (Date.now() > deadline) {
+          throw new SwarmTimeoutError(`DHT routing table of ${peerId} has ${node.routingTableSize} peers after ${timeoutMs} ms, wanted ${count}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
+    async stop() {
+      await libp2p.stop();
+    },
+  };
+
+  const targets = bootstrapList.filter((address) => peerIdOf(multiaddr(address)) !== peerId);
+  if (targets.length > 0) {
+    const signal = AbortSignal.timeout(options.bootstrapTimeoutMs ?? 5000);
+    const results = await Promise.allSettled(targets.map((address) => libp2p.dial(multiaddr(address), { signal })));
+    results.forEach((result, i) => {
+      if (result.status === 'rejected') log(`bootstrap dial to ${targets[i]} failed: ${(result.reason as Error)?.message ?? String(result.reason)}`);
+    });
+  }
+  return node;
+}
