@@ -1,0 +1,75 @@
+/**
+ * One benchmark measurement in its own process (so peak RSS belongs to one engine):
+ *   tsx bench/engine-worker.ts <corolla|llama.cpp> <model.gguf> <threads> <promptTokens> <decodeTokens>
+ * Prints one JSON line: prefill and decode tokens/s and peak RSS.
+ */
+import fs from 'node:fs';
+import '../src/util/polyfills.js';
+
+const [engine, modelPath, threadsArg, promptArg, decodeArg] = process.argv.slice(2);
+const threads = Number(threadsArg);
+const promptTokens = Number(promptArg);
+const decodeTokens = Number(decodeArg);
+
+function peakRssMb(): number {
+  const status = fs.readFileSync('/proc/self/status', 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return Math.round(kb / 1024);
+}
+
+// A fixed pseudo-random prompt over ordinary tokens, the same for both engines.
+const prompt = Array.from({ length: promptTokens }, (_, i) => 300 + ((i * 7919) % 20000));
+
+async function corolla() {
+  const { openModel } = await import('../src/model/load.js');
+  const { loadLocalModel } = await import('../src/engine/local-model.js');
+  const t0 = performance.now();
+  const source = await openModel(modelPath!);
+  const model = await loadLocalModel(source, { threads, quiet: true });
+  const loadMs = performance.now() - t0;
+  const session = model.openSession(promptTokens + decodeTokens + 1);
+  let t = performance.now();
+  let logits = await session.next(prompt);
+  const prefillMs = performance.now() - t;
+  t = performance.now();
+  for (let i = 0; i < decodeTokens; i++) {
+    let best = 0;
+    for (let j = 1; j < logits.length; j++) if (logits[j]! > logits[best]!) best = j;
+    logits = await session.next([best]);
+  }
+  const decodeMs = performance.now() - t;
+  return { loadMs, prefillMs, decodeMs };
+}
+
+async function llamaCpp() {
+  const { getLlama } = await import('node-llama-cpp');
+  const t0 = performance.now();
+  const llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' } as never);
+  const model = await llama.loadModel({ modelPath: modelPath! });
+  const context = await model.createContext({ threads, contextSize: promptTokens + decodeTokens + 64, batchSize: promptTokens });
+  const sequence = context.getSequence();
+  const loadMs = performance.now() - t0;
+  let t = performance.now();
+  let results = await sequence.controlledEvaluate(prompt.map((id, i) => (i === prompt.length - 1 ? [id, { generateNext: { token: true } }] : id)) as never);
+  const prefillMs = performance.now() - t;
+  t = performance.now();
+  for (let i = 0; i < decodeTokens; i++) {
+    const next = (results[results.length - 1] as { next?: { token?: number } }).next?.token ?? 0;
+    results = await sequence.controlledEvaluate([[next, { generateNext: { token: true } }]] as never);
+  }
+  const decodeMs = performance.now() - t;
+  return { loadMs, prefillMs, decodeMs };
+}
+
+const r = engine === 'llama.cpp' ? await llamaCpp() : await corolla();
+process.stdout.write(
+  JSON.stringify({
+    engine,
+    threads,
+    load_ms: Math.round(r.loadMs),
+    prefill_tok_s: Math.round((promptTokens / r.prefillMs) * 1000 * 10) / 10,
+    decode_tok_s: Math.round((decodeTokens / r.decodeMs) * 1000 * 10) / 10,
+    peak_rss_mb: peakRssMb(),
+  }) + '\n',
+);
+process.exit(0);
