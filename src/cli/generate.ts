@@ -18,6 +18,7 @@ const usage = `usage: corolla generate --model <path|hf-repo> [options]
   --prompt TEXT          prompt (default: start from BOS)
   --max-tokens N         tokens to generate (default 256)
   --threads N            onnxruntime threads (default 1)
+  --device cpu|cuda      onnxruntime execution provider (default cpu; cuda needs a CUDA build of onnxruntime-node)
   --stats                print one JSON line of timings to stderr
   --swarm                run through a swarm instead of locally (needs --bootstrap)
   --bootstrap ADDRS      comma-separated multiaddrs of swarm peers
@@ -29,6 +30,7 @@ export const generateFlags = {
   prompt: { type: 'string' },
   'max-tokens': { type: 'string' },
   threads: { type: 'string' },
+  device: { type: 'string' },
   stats: { type: 'boolean' },
   swarm: { type: 'boolean' },
   bootstrap: { type: 'string' },
@@ -48,6 +50,8 @@ export async function run(argv: string[]): Promise<void> {
   const maxTokens = numberOption(values['max-tokens'], 'max-tokens', { integer: true, min: 0 }) ?? 256;
   const threads = numberOption(values.threads, 'threads', { integer: true, min: 1 }) ?? 1;
   const sampling = samplingFrom(values);
+  const device = values.device ?? 'cpu';
+  if (device !== 'cpu' && device !== 'cuda') throw new UsageError(`--device must be cpu or cuda, got "${device}"`);
 
   const loadStarted = performance.now();
   let backend: InferenceBackend;
@@ -56,7 +60,7 @@ export async function run(argv: string[]): Promise<void> {
     const { openSwarmBackend } = await import('../client/backend.js');
     backend = await openSwarmBackend({ model: values.model, tokenizerPath: values.tokenizer, bootstrap: values.bootstrap.split(','), threads });
   } else {
-    backend = await openLocalBackend(values.model, { tokenizerPath: values.tokenizer, threads });
+    backend = await openLocalBackend(values.model, { tokenizerPath: values.tokenizer, threads, device });
   }
   const loadMs = performance.now() - loadStarted;
 
@@ -97,11 +101,11 @@ export async function run(argv: string[]): Promise<void> {
 
 const round = (x: number) => Math.round(x * 10) / 10;
 
-export async function openLocalBackend(model: string, options: { tokenizerPath?: string; threads?: number; quiet?: boolean }): Promise<InferenceBackend> {
+export async function openLocalBackend(model: string, options: { tokenizerPath?: string; threads?: number; quiet?: boolean; device?: 'cpu' | 'cuda' }): Promise<InferenceBackend> {
   const source = await openModel(model, { tokenizerPath: options.tokenizerPath });
   if (!source.tokenizer) throw new InvalidTokenizerError(model, "the model carries no tokenizer; pass --tokenizer");
   const tokenizer = createTokenizer(source.tokenizer);
-  const local = await loadLocalModel(source, { threads: options.threads, quiet: options.quiet });
+  const local = await loadLocalModel(source, { threads: options.threads, quiet: options.quiet, executionProvider: options.device });
   return {
     tokenizer,
     openSession: async (maxLength) => local.openSession(maxLength),
