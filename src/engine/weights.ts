@@ -125,7 +125,8 @@ export function toLinearWeight(t: WeightTensor): LinearWeight {
     case 'q4_k':
       return requantize8(n, k, dequantize(t));
     case 'f32':
-      return { kind: 'f32', n, k, data: new Float32Array(t.data.buffer.slice(t.data.byteOffset, t.data.byteOffset + t.data.byteLength)) };
+      // A view, not a copy: loaders hand out fresh, aligned buffers.
+      return { kind: 'f32', n, k, data: t.data.byteOffset % 4 === 0 ? new Float32Array(t.data.buffer, t.data.byteOffset, t.data.byteLength / 4) : new Float32Array(t.data.slice().buffer) };
     default:
       return { kind: 'f32', n, k, data: dequantize(t) };
   }
