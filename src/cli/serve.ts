@@ -1,0 +1,174 @@
+/**
+ * `corolla serve`: hosts a span of a model's blocks for the swarm. Once the server is announced ONLINE, stdout gets
+ * exactly one line, `ready <peerId> <start>:<end>`; every log line and the loading progress go to stderr.
+ * SIGINT/SIGTERM announce OFFLINE, close the streams, stop the node and exit 0.
+ */
+import { createBlockServer, type BlockServer } from '../server/block-server.js';
+import { openModel } from '../model/load.js';
+import { modelIdOf } from '../swarm/model-id.js';
+import { createSwarmNode, type SwarmNode } from '../swarm/node.js';
+import { loadOrCreateIdentity } from '../swarm/identity.js';
+import { loadPsk } from '../swarm/psk.js';
+import type { SpanRange } from '../engine/types.js';
+import { numberOption, parse, UsageError } from './options.js';
+
+const usage = `usage: corolla serve --model <path|hf-repo> [options]
+
+Serves a span of the model's transformer blocks to the swarm. Prints "ready <peer id> <start>:<end>" on stdout once
+announced ONLINE; logs go to stderr. SIGINT/SIGTERM announce OFFLINE and exit.
+
+  --model M              GGUF file, llama2.c .bin, Hugging Face directory, or Hub repo id
+  --tokenizer PATH       tokenizer for llama2.c checkpoints (whole-model mode uses its EOS ids)
+  --blocks START:END     serve blocks [START, END); "all" serves the whole model with head and tail, and
+                         answers /corolla/generate/1.0.0 (whole-model generation)
+  --num-blocks N         serve N blocks, placed where the swarm is weakest (default: as many as fit in free
+                         memory); the span is reconsidered every --rebalance-interval
+  --bootstrap ADDRS      comma-separated multiaddrs (with /p2p/<id>) of swarm peers (repeatable)
+  --listen MULTIADDR     listen address (repeatable; default /ip4/127.0.0.1/tcp/0 — use /ip4/0.0.0.0/tcp/PORT
+                         to accept peers from other machines)
+  --announce MULTIADDR   address to advertise instead of the listen addresses (repeatable)
+  --identity FILE        Ed25519 key file, created when missing (a stable peer id across restarts)
+  --psk FILE             swarm key file: join a private swarm
+  --public-name S        a name shown in swarm listings
+  --location S           free-form location shown in swarm listings
+  --eth-address 0x…      address for rewards
+  --max-cache-tokens N   KV-cache budget in tokens over all sessions (default: 2 GiB worth)
+  --threads N            onnxruntime threads (default 1)
+  --max-batch N          decode steps of different sessions per engine call (default 8; 1 = no batching)
+  --idle-timeout S       close sessions idle for S seconds (default 60)
+  --max-session-time S   close sessions open longer than S seconds (default 3600)
+  --rebalance-interval S seconds between span checks with --num-blocks or no --blocks (default 60; 0 = off)
+  --network-mbps N       link bandwidth for the announced network throughput estimate (default 100)`;
+
+const flags = {
+  model: { type: 'string' },
+  tokenizer: { type: 'string' },
+  blocks: { type: 'string' },
+  'num-blocks': { type: 'string' },
+  bootstrap: { type: 'string', multiple: true },
+  listen: { type: 'string', multiple: true },
+  announce: { type: 'string', multiple: true },
+  identity: { type: 'string' },
+  psk: { type: 'string' },
+  'public-name': { type: 'string' },
+  location: { type: 'string' },
+  'eth-address': { type: 'string' },
+  'max-cache-tokens': { type: 'string' },
+  threads: { type: 'string' },
+  'max-batch': { type: 'string' },
+  'idle-timeout': { type: 'string' },
+  'max-session-time': { type: 'string' },
+  'rebalance-interval': { type: 'string' },
+  'network-mbps': { type: 'string' },
+} as const;
+
+/** Parses `--blocks`: "all" or "START:END". */
+export function parseBlocks(value: string): SpanRange | 'all' {
+  if (value === 'all') return 'all';
+  const match = /^(\d{1,6}):(\d{1,6})$/.exec(value);
+  if (!match) throw new UsageError(`--blocks must be START:END (e.g. 0:12) or "all", got "${value}"`);
+  const start = Number(match[1]);
+  const end = Number(match[2]);
+  if (start >= end) throw new UsageError(`--blocks ${value} is empty: START must be less than END`);
+  return { start, end };
+}
+
+export async function run(argv: string[]): Promise<void> {
+  const values = parse(argv, flags, usage) as Record<string, unknown> & {
+    [K in keyof typeof flags]?: (typeof flags)[K] extends { multiple: true } ? string[] : string;
+  };
+  if (!values.model) throw new UsageError(`--model is required\n\n${usage}`);
+  if (values.blocks !== undefined && values['num-blocks'] !== undefined) throw new UsageError('give either --blocks or --num-blocks, not both');
+  const range = values.blocks !== undefined ? parseBlocks(values.blocks) : undefined;
+  const numBlocks = numberOption(values['num-blocks'], 'num-blocks', { integer: true, min: 1 });
+  const maxCacheTokens = numberOption(values['max-cache-tokens'], 'max-cache-tokens', { integer: true, min: 1 });
+  const threads = numberOption(values.threads, 'threads', { integer: true, min: 1 }) ?? 1;
+  const maxBatch = numberOption(values['max-batch'], 'max-batch', { integer: true, min: 1, max: 256 }) ?? 8;
+  const idleTimeout = numberOption(values['idle-timeout'], 'idle-timeout', { min: 0.1 }) ?? 60;
+  const maxSessionTime = numberOption(values['max-session-time'], 'max-session-time', { min: 1 }) ?? 3600;
+  const rebalanceInterval = numberOption(values['rebalance-interval'], 'rebalance-interval', { min: 0 }) ?? 60;
+  const networkMbps = numberOption(values['network-mbps'], 'network-mbps', { min: 0.001 }) ?? 100;
+  if (values['eth-address'] !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(values['eth-address'])) {
+    throw new UsageError(`--eth-address must be 0x followed by 40 hex digits, got "${values['eth-address']}"`);
+  }
+  const bootstrap = (values.bootstrap ?? []).flatMap((list) => list.split(',')).map((a) => a.trim()).filter((a) => a.length > 0);
+
+  const log = (line: string): void => {
+    process.stderr.write(`[serve ${new Date().toISOString()}] ${line}\n`);
+  };
+
+  // Signals: the first one stops cleanly (even mid-load); a second one exits at once.
+  let signalled: string | undefined;
+  let onStop: ((signal: string) => void) | undefined;
+  const stopRequested = new Promise<string>((resolve) => (onStop = resolve));
+  const onSignal = (signal: string): void => {
+    if (signalled) {
+      log(`${signal} again: exiting now`);
+      process.exit(130);
+    }
+    signalled = signal;
+    log(`${signal}: stopping`);
+    onStop?.(signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const source = await openModel(values.model, { tokenizerPath: values.tokenizer });
+  let node: SwarmNode | undefined;
+  let server: BlockServer | undefined;
+  try {
+    const modelId = await modelIdOf(source);
+    log(`model ${modelId}: ${source.config.numLayers} blocks, hidden ${source.config.hiddenSize}`);
+    const identity = values.identity ? await loadOrCreateIdentity(values.identity) : undefined;
+    if (identity) log(`${identity.created ? 'created new' : 'loaded'} identity ${identity.peerId} (${values.identity})`);
+    const psk = values.psk ? await loadPsk(values.psk) : undefined;
+
+    node = await createSwarmNode({
+      listen: values.listen ?? ['/ip4/127.0.0.1/tcp/0'],
+      announce: values.announce,
+      bootstrap,
+      privateKey: identity?.privateKey,
+      psk,
+      log,
+    });
+    log(`peer ${node.peerId} listening on:\n  ${node.multiaddrs.join('\n  ')}`);
+    if (bootstrap.length > 0) {
+      await node.waitForPeers(1, 10_000).catch(() => log('no DHT peers yet; announcing locally and retrying in the background'));
+    }
+    if (signalled) return;
+
+    server = await createBlockServer({
+      node,
+      source,
+      modelId,
+      range,
+      numBlocks,
+      threads,
+      maxBatch,
+      maxCacheTokens,
+      publicName: values['public-name'],
+      location: values.location,
+      ethAddress: values['eth-address'],
+      idleTimeoutMs: idleTimeout * 1000,
+      maxSessionMs: maxSessionTime * 1000,
+      rebalanceIntervalMs: rebalanceInterval * 1000,
+      networkBitsPerSecond: networkMbps * 1e6,
+      log,
+    });
+    if (!signalled) {
+      const { start, end } = server.range;
+      process.stdout.write(`ready ${node.peerId} ${start}:${end}\n`);
+      log(`serving ${modelId} blocks [${start}, ${end})${server.wholeModel ? ' (whole model: /corolla/generate/1.0.0)' : ''}; throughput ${JSON.stringify(server.throughput)}`);
+    }
+    await stopRequested;
+  } finally {
+    await server?.stop().catch((error: unknown) => log(`stop failed: ${(error as Error)?.message ?? String(error)}`));
+    await node?.stop().catch(() => {});
+    source.close();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (signalled) log('stopped');
+    // libp2p can leave a stray handle behind; never let that keep a stopped process alive.
+    setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * The client's view of one model's servers: registry lookups, cached and refreshed about every 60 s (Petals' DHT
+ * refresh), forced fresh on failover, plus round-trip times measured with libp2p ping. Implements RouteSource.
+ */
+import { setMaxListeners } from 'node:events';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { multiaddr } from '@multiformats/multiaddr';
+import type { Registry } from '../swarm/registry.js';
+import type { SwarmNode } from '../swarm/node.js';
+import type { VerifiedRecord } from '../swarm/records.js';
+import { NoRouteError, SwarmUnavailableError } from './errors.js';
+import type { RouteSource } from './inference-session.js';
+import { planRoute, usableServers, type CostModel, type Route } from './route-planner.js';
+
+export interface DirectoryOptions {
+  /** Cached records are re-fetched after this long (ms). Default 60 000. */
+  readonly refreshMs?: number;
+  /** Budget of one lookup (ms). Default: the registry's. */
+  readonly lookupTimeoutMs?: number;
+  /** Budget of one ping (ms). Default 2 000. */
+  readonly pingTimeoutMs?: number;
+  readonly log?: (line: string) => void;
+}
+
+export interface CoverageProgress {
+  readonly elapsedMs: number;
+  readonly servers: number;
+  readonly error: NoRouteError;
+}
+
+export class SwarmDirectory implements RouteSource {
+  private cached: VerifiedRecord[] = [];
+  private fetchedAt = -Infinity;
+  private inFlight?: Promise<VerifiedRecord[]>;
+  private readonly rtts = new Map<string, number>();
+  private readonly refreshMs: number;
+  private readonly log: (line: string) => void;
+
+  constructor(
+    private readonly node: SwarmNode,
+    private readonly registry: Registry,
+    readonly modelId: string,
+    readonly numBlocks: number,
+    private readonly options: DirectoryOptions = {},
+  ) {
+    this.refreshMs = options.refreshMs ?? 60_000;
+    this.log = options.log ?? (() => {});
+  }
+
+  /** Records of the model's servers (all states; the planner keeps the online ones). */
+  async records(options: { fresh?: boolean } = {}): Promise<readonly VerifiedRecord[]> {
+    if (!options.fresh && performance.now() - this.fetchedAt < this.refreshMs) return this.cached;
+    return this.refresh();
+  }
+
+  /** Looks the model up now (concurrent callers share one lookup). A failed lookup keeps the cached view. */
+  refresh(): Promise<VerifiedRecord[]> {
+    this.inFlight ??= (async () => {
+      try {
+        const records = await this.registry.lookup(this.modelId, { numBlocks: this.numBlocks, timeoutMs: this.options.lookupTimeoutMs });
+        this.cached = records;
+        this.fetchedAt = performance.now();
+        return records;
+      } catch (error) {
+        this.log(`lookup of ${this.modelId} failed, keeping ${this.cached.length} cached records: ${(error as Error)?.message ?? String(error)}`);
+        return this.cached;
+      } finally {
+        this.inFlight = undefined;
+      }
+    })();
+    return this.inFlight;
+  }
+
+  rttMs(): ReadonlyMap<string, number> {
+    return this.rtts;
+  }
+
+  /** Pings the given servers (or every cached online one) in parallel and remembers their round-trip times. */
+  async measure(peerIds?: readonly string[]): Promise<ReadonlyMap<string, number>> {
+    const targets = peerIds ?? this.cached.filter(({ record }) => record.state === 'online').map(({ record }) => record.peerId);
+    const byPeer = new Map(this.cached.map(({ record }) => [record.peerId, record]));
+    await Promise.all(
+      targets.map(async (peerId) => {
+        if (peerId === this.node.peerId) return;
+        try {
+          const peer = peerIdFromString(peerId);
+          const addrs = (byPeer.get(peerId)?.addrs ?? []).flatMap((addr) => {
+            try {
+              return [multiaddr(addr)];
+            } catch {
+              return [];
+            }
+          });
+          if (addrs.length > 0) await this.node.libp2p.peerStore.merge(peer, { multiaddrs: addrs });
+          const signal = AbortSignal.timeout(this.options.pingTimeoutMs ?? 2_000);
+          setMaxListeners(Infinity, signal);
+          this.rtts.set(peerId, await this.node.libp2p.services.ping.ping(peer, { signal }));
+        } catch (error) {
+          this.log(`ping ${peerId} failed: ${(error as Error)?.message ?? String(error)}`);
+        }
+      }),
+    );
+    return this.rtts;
+  }
+
+  /**
+   * Waits until the online servers cover every block with a chain that has room for `maxLength` tokens, re-looking
+   * up every `intervalMs`. Returns the best route; SwarmUnavailableError (cause: the last NoRouteError) after
+   * `timeoutMs`.
+   */
+  async waitForCoverage(options: {
+    maxLength?: number;
+    timeoutMs?: number;
+    intervalMs?: number;
+    banned?: (peerId: string) => boolean;
+    cost?: CostModel;
+    onProgress?: (progress: CoverageProgress) => void;
+  } = {}): Promise<Route> {
+    const started = performance.now();
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    let last: NoRouteError | undefined;
+    for (let round = 0; ; round++) {
+      const records = await this.records({ fresh: round > 0 });
+      try {
+        const plan = () => planRoute(records, { ...options.cost, numBlocks: this.numBlocks, maxLength: options.maxLength ?? 1, banned: options.banned, rttMs: this.rtts });
+        plan(); // throws NoRouteError while blocks are missing
+        // covered: measure round trips to the candidates, then plan with them
+        await this.measure(usableServers(records, { numBlocks: this.numBlocks, maxLength: options.maxLength ?? 1, banned: options.banned }).servers.map((s) => s.peerId));
+        return plan();
+      } catch (error) {
+        if (!(error instanceof NoRouteError)) throw error;
+        last = error;
+      }
+      const elapsedMs = performance.now() - started;
+      options.onProgress?.({ elapsedMs, servers: records.length, error: last });
+      if (elapsedMs >= timeoutMs) {
+        throw new SwarmUnavailableError(`the swarm does not serve every block of ${this.modelId} (waited ${Math.round(elapsedMs / 1000)} s): ${last.message}`, {
+          failures: [last],
+          elapsedMs,
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(options.intervalMs ?? 1_000, Math.max(0, timeoutMs - elapsedMs))));
+    }
+  }
+}

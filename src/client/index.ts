@@ -1,0 +1,18 @@
+/** The client: route planning, multi-hop sessions with failover and replay, and the RemoteModel library API. */
+export * from './errors.js';
+export { BanList, type BanEntry, type BanListOptions } from './bans.js';
+export { describeRoute, hopCostMs, planRoute, usableServers, type CostModel, type PlanOptions, type PlannerRecord, type RecordLike, type Route, type RouteHop } from './route-planner.js';
+export { newSessionId, openRemoteSpan, RemoteSpan, type DialerNode, type RemoteSpanInit, type RemoteSpanOptions, type SpanTarget, type StepInput } from './remote-span.js';
+export {
+  SwarmInferenceSession,
+  type HopInfo,
+  type RecoveryInfo,
+  type RouteSource,
+  type SessionEvent,
+  type SessionStats,
+  type SwarmSessionOptions,
+} from './inference-session.js';
+export { SwarmDirectory, type CoverageProgress, type DirectoryOptions } from './directory.js';
+export { RemoteInferenceSession, RemoteModel, type GenerationStream, type RemoteGenerateOptions, type RemoteModelOptions } from './remote-model.js';
+export { rankWholeModelServers, runWholeModelGeneration, type RankedServer, type WholeModelGenerateOptions } from './whole-model.js';
+export { openSwarmBackend, type SwarmBackend, type SwarmBackendOptions } from './backend.js';

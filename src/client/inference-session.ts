@@ -1,0 +1,423 @@
+/**
+ * A multi-hop inference session at the hidden-state level: hidden states in, hidden states out, through a chain of
+ * servers that together cover blocks [0, numBlocks).
+ *
+ * Failover. Every hop keeps every input it was sent (Petals keeps inputs per span). When a hop fails in any way (its
+ * stream resets or ends, a step times out, the server answers with an error or with something malformed, or it dies),
+ * the session
+ *   1. bans the server (15 s, doubling on repeats; see bans.ts) and drops the hop;
+ *   2. re-plans the failed hop's blocks, from its start block to any later boundary where an existing hop takes over
+ *      (Dijkstra over the candidates plus the cost of the existing rest of the route), from the current view of the
+ *      swarm (at most 60 s old; the failed server banned) on the first attempt and from a fresh lookup on later ones
+ *      (or always fresh, with failoverRecords: 'fresh');
+ *   3. opens sessions on the replacement server(s) and REPLAYS the failed hop's history through them, step by step
+ *      exactly as it was originally sent (same chunking: the prompt as one step, then each token), pipelined, followed
+ *      by the step that was in flight. The replacements' outputs then equal the originals bit for bit, because the
+ *      engine is deterministic for equal inputs and equal step shapes. (Replaying everything as one prefill, as Petals
+ *      does, would take one engine call instead of n, but a prefill of n tokens does not round the same way as n
+ *      single-token steps: on stories260K the hidden states differ by ~4e-6, which can change a sampled token.);
+ *   4. checks that the replayed outputs equal what the next existing hop received before (stats.replayMismatches
+ *      counts differences), replaces the hop(s), and continues the step from there.
+ * Recovery is bounded: at most `maxRetries` attempts and `failoverDeadlineMs` per step, after which the step fails
+ * with SwarmUnavailableError carrying every failure as its cause chain.
+ */
+import { SwarmTimeoutError } from '../swarm/errors.js';
+import type { Codec } from '../wire/messages.js';
+import { BanList } from './bans.js';
+import { NoRouteError, RemoteSpanError, SessionClosedError, SwarmUnavailableError, shortPeer } from './errors.js';
+import { hopCostMs, planRoute, type CostModel, type PlannerRecord, type RecordLike, type Route } from './route-planner.js';
+import { openRemoteSpan, type DialerNode, type RemoteSpan, type StepInput } from './remote-span.js';
+
+/** Where a session gets server records and round-trip times from (a registry view; tests may pass a fixed list). */
+export interface RouteSource {
+  /** Records of the model's servers. `fresh` asks for a new lookup rather than a cached view (used on failover). */
+  records(options?: { fresh?: boolean }): Promise<readonly RecordLike[]>;
+  /** Measured round-trip times (ms) by peer id. */
+  rttMs?(): ReadonlyMap<string, number>;
+}
+
+export interface SwarmSessionOptions {
+  readonly node: DialerNode;
+  readonly source: RouteSource;
+  readonly numBlocks: number;
+  readonly hiddenSize: number;
+  /** Tokens the session may hold; every server reserves cache for this many. */
+  readonly maxLength: number;
+  /** Ban list shared across sessions (default: a private one). */
+  readonly bans?: BanList;
+  /** Hidden-state codec on the wire (default 'f32'). */
+  readonly codec?: Codec;
+  /** Per-step reply timeout (ms). Default 30 000. */
+  readonly stepTimeoutMs?: number;
+  /** Dial + open timeout per hop (ms). Default 10 000. */
+  readonly openTimeoutMs?: number;
+  /** Recovery attempts per step (and for opening) before giving up. Default 5. */
+  readonly maxRetries?: number;
+  /** Time budget for recovering one step, or for opening (ms). Default 60 000. */
+  readonly failoverDeadlineMs?: number;
+  /**
+   * Which records the first recovery attempt plans from. 'cached-first' (default): the source's current view (a
+   * SwarmDirectory re-looks up when it is older than its refresh period, 60 s), with the failed server banned; if
+   * that attempt fails (say a cached replacement is gone too), later attempts wait for fresh records. 'fresh': every
+   * attempt waits for a fresh lookup (a DHT walk: hundreds of ms, measured 260–900 ms in-process).
+   */
+  readonly failoverRecords?: 'cached-first' | 'fresh';
+  /** Steps in flight while replaying history onto a replacement. Default 16. */
+  readonly replayWindow?: number;
+  /** Route cost parameters. */
+  readonly cost?: CostModel;
+  /** Servers accept sub-ranges of their spans (default false). */
+  readonly subSpans?: boolean;
+  /** Aborts the session: steps in flight fail with the abort's reason. */
+  readonly signal?: AbortSignal;
+  readonly log?: (line: string) => void;
+  readonly onEvent?: (event: SessionEvent) => void;
+}
+
+export type SessionEvent =
+  | { readonly type: 'route'; readonly hops: readonly HopInfo[] }
+  | { readonly type: 'failure'; readonly peerId: string; readonly error: RemoteSpanError }
+  | { readonly type: 'ban'; readonly peerId: string; readonly ms: number }
+  | { readonly type: 'recovered'; readonly recovery: RecoveryInfo };
+
+export interface HopInfo {
+  readonly peerId: string;
+  readonly start: number;
+  readonly end: number;
+}
+
+export interface RecoveryInfo {
+  /** Server(s) that failed (in the order the attempts saw them). */
+  readonly failed: readonly string[];
+  /** Blocks re-planned: from the failed hop's start to where the existing route took over. */
+  readonly start: number;
+  readonly end: number;
+  readonly replacements: readonly HopInfo[];
+  /** Steps replayed onto each replacement (history + the step in flight). */
+  readonly replayedSteps: number;
+  /** From catching the failure to having the in-flight step's output at the end of the re-planned blocks (ms). */
+  readonly ms: number;
+  /** Of `ms`: looking up records and planning, opening the replacement sessions, replaying (last attempt). */
+  readonly lookupMs: number;
+  readonly openMs: number;
+  readonly replayMs: number;
+  readonly attempts: number;
+}
+
+export interface SessionStats {
+  /** Steps completed. */
+  steps: number;
+  /** Hop failures seen (each bans a server). */
+  failures: number;
+  /** Successful recoveries. */
+  failovers: number;
+  /** Steps replayed onto replacements, summed over replacement hops. */
+  replayedSteps: number;
+  /** Replayed outputs that differed from what the next hop had received (should stay 0). */
+  replayMismatches: number;
+  /** Every server banned by this session, in order. */
+  banned: string[];
+  recoveries: RecoveryInfo[];
+}
+
+interface Hop {
+  readonly span: RemoteSpan;
+  readonly record: PlannerRecord;
+  readonly start: number;
+  readonly end: number;
+  /** Every input this hop processed, in order. */
+  readonly inputs: StepInput[];
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class SwarmInferenceSession {
+  readonly maxLength: number;
+  readonly stats: SessionStats = { steps: 0, failures: 0, failovers: 0, replayedSteps: 0, replayMismatches: 0, banned: [], recoveries: [] };
+  private readonly bans: BanList;
+  private readonly maxRetries: number;
+  private readonly deadlineMs: number;
+  private readonly log: (line: string) => void;
+  private hops: Hop[] = [];
+  private currentPosition = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  private broken?: unknown;
+
+  private constructor(private readonly options: SwarmSessionOptions) {
+    this.maxLength = options.maxLength;
+    this.bans = options.bans ?? new BanList();
+    this.maxRetries = options.maxRetries ?? 5;
+    this.deadlineMs = options.failoverDeadlineMs ?? 60_000;
+    this.log = options.log ?? (() => {});
+  }
+
+  /** Plans a route over fresh records and opens a session on every hop (retrying on failures like a failover). */
+  static async open(options: SwarmSessionOptions): Promise<SwarmInferenceSession> {
+    if (!Number.isInteger(options.maxLength) || options.maxLength < 1) throw new RangeError(`maxLength must be a positive integer, got ${options.maxLength}`);
+    const session = new SwarmInferenceSession(options);
+    const started = performance.now();
+    const failures: unknown[] = [];
+    try {
+      await session.rebuild(0, 0, [], failures, started, []);
+    } catch (error) {
+      await session.close();
+      throw error;
+    }
+    return session;
+  }
+
+  /** Tokens processed so far: the position of the next step's first token. */
+  get position(): number {
+    return this.currentPosition;
+  }
+
+  /** The current chain of hops. */
+  get route(): HopInfo[] {
+    return this.hops.map(({ span, start, end }) => ({ peerId: span.peerId, start, end }));
+  }
+
+  /**
+   * Pushes hidden states [tokens, hidden] of the next `tokens` positions through every hop and returns the output
+   * of the last block, [tokens, hidden]. Fails over transparently; throws SwarmUnavailableError when it cannot.
+   */
+  step(hidden: Float32Array, tokens: number): Promise<Float32Array> {
+    const run = this.queue.then(() => this.runStep(hidden, tokens));
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  /** Closes every hop (best effort). Later steps throw SessionClosedError. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.queue.catch(() => {});
+    const hops = this.hops;
+    this.hops = [];
+    // A server that served a whole session without failing is forgiven earlier strikes (so a flaky server that
+    // fails every few steps keeps doubling its ban).
+    for (const hop of hops) if (hop.span.usable && !this.broken) this.bans.succeeded(hop.span.peerId);
+    await Promise.all(hops.map((hop) => hop.span.close()));
+  }
+
+  private async runStep(hidden: Float32Array, tokens: number): Promise<Float32Array> {
+    if (this.closed) throw new SessionClosedError();
+    if (this.broken) throw new SessionClosedError('the inference session failed earlier and cannot continue', { cause: this.broken });
+    if (!Number.isInteger(tokens) || tokens < 1 || hidden.length !== tokens * this.options.hiddenSize) {
+      throw new RangeError(`a step of ${tokens} tokens needs ${tokens * this.options.hiddenSize} values, got ${hidden.length}`);
+    }
+    const position = this.currentPosition;
+    if (position + tokens > this.maxLength) throw new RangeError(`step of ${tokens} tokens at position ${position} exceeds the session's maxLength ${this.maxLength}`);
+    let input: StepInput = { position, tokens, hidden };
+    const failures: unknown[] = [];
+    const failed: string[] = [];
+    let started = 0;
+    let index = 0;
+    while (index < this.hops.length) {
+      const hop = this.hops[index]!;
+      try {
+        const output = await hop.span.step(input);
+        hop.inputs.push(input);
+        input = { position, tokens, hidden: output };
+        index++;
+      } catch (error) {
+        if (!(error instanceof RemoteSpanError) || error.failure === 'aborted') {
+          this.broken = error;
+          throw error;
+        }
+        if (failures.length === 0) started = performance.now();
+        failures.push(error);
+        failed.push(hop.span.peerId);
+        this.noteFailure(error);
+        this.hops.splice(index, 1);
+        hop.span.abort('failed');
+        try {
+          const result = await this.rebuild(index, hop.start, [...hop.inputs, input], failures, started, failed);
+          index = result.nextIndex;
+          input = result.output!;
+        } catch (fatal) {
+          this.broken = fatal;
+          throw fatal;
+        }
+      }
+    }
+    this.currentPosition = position + tokens;
+    this.stats.steps++;
+    return input.hidden;
+  }
+
+  private noteFailure(error: RemoteSpanError): void {
+    this.stats.failures++;
+    this.options.onEvent?.({ type: 'failure', peerId: error.peerId, error });
+    const ms = this.bans.ban(error.peerId, error.message);
+    this.stats.banned.push(error.peerId);
+    this.options.onEvent?.({ type: 'ban', peerId: error.peerId, ms });
+    this.log(`hop failed, banned ${shortPeer(error.peerId)} for ${ms} ms: ${error.message}`);
+  }
+
+  /**
+   * Replaces the blocks from `start` (where hops[index] must now begin, the failed hop removed) up to a boundary
+   * where an existing hop takes over, replaying `history` through the new hops. Returns the index of the first hop
+   * after the new ones and the output of `history`'s last step at that boundary.
+   */
+  private async rebuild(
+    index: number,
+    start: number,
+    history: StepInput[],
+    failures: unknown[],
+    started: number,
+    failed: string[],
+  ): Promise<{ nextIndex: number; output?: StepInput }> {
+    const { numBlocks } = this.options;
+    const deadline = started + this.deadlineMs;
+    for (let attempt = 1; ; attempt++) {
+      if (this.closed) throw new SessionClosedError();
+      const now = performance.now();
+      if (attempt > this.maxRetries + (history.length === 0 ? 1 : 0) || now >= deadline) {
+        const what = history.length === 0 && this.hops.length === 0 && index === 0 ? 'open an inference session' : `recover blocks [${start}, …)`;
+        throw new SwarmUnavailableError(
+          `could not ${what} after ${attempt - 1} attempt${attempt === 2 ? '' : 's'} in ${Math.round(now - started)} ms` +
+            (failures.length > 0 ? `; last failure: ${(failures[failures.length - 1] as Error)?.message ?? String(failures[failures.length - 1])}` : ''),
+          { failures: [...failures], elapsedMs: now - started },
+        );
+      }
+      // Where the existing route can take over, and what the rest of it costs from there.
+      const downstream = this.hops.slice(index);
+      const ends = [...downstream.map((hop) => hop.start), numBlocks];
+      const rtt = this.options.source.rttMs?.();
+      const endCostMs = new Map<number, number>();
+      let rest = 0;
+      endCostMs.set(numBlocks, 0);
+      for (let j = downstream.length - 1; j >= 0; j--) {
+        const hop = downstream[j]!;
+        rest += hopCostMs(hop.record, hop.start, hop.end, { ...this.options.cost, rttMs: rtt, maxLength: this.maxLength });
+        endCostMs.set(hop.start, rest);
+      }
+
+      let route: Route;
+      const lookupStarted = performance.now();
+      try {
+        // A lookup may be slow while the DHT still lists dead peers; never let it run past the deadline.
+        const fresh = attempt > 1 || (history.length > 0 && this.options.failoverRecords === 'fresh');
+        const records = await withTimeout(
+          this.options.source.records({ fresh }),
+          Math.max(1, deadline - performance.now()),
+          () => new SwarmTimeoutError(`looking up servers took longer than the ${this.deadlineMs} ms recovery budget`),
+        );
+        route = planRoute(records, {
+          ...this.options.cost,
+          numBlocks,
+          start,
+          end: ends,
+          endCostMs,
+          maxLength: this.maxLength,
+          banned: this.bans.predicate,
+          rttMs: rtt,
+          subSpans: this.options.subSpans,
+        });
+      } catch (error) {
+        failures.push(error);
+        if (!(error instanceof NoRouteError)) this.log(`route lookup failed: ${(error as Error)?.message ?? String(error)}`);
+        // Servers may be joining or bans expiring: wait a little (within the deadline) and look again.
+        const wait = Math.min(Math.max(0, deadline - performance.now()), 250 * 2 ** (attempt - 1));
+        await sleep(wait);
+        continue;
+      }
+
+      const opened: RemoteSpan[] = [];
+      const openStarted = performance.now();
+      let replayStarted = openStarted;
+      try {
+        const spans = await Promise.all(
+          route.hops.map((hop) =>
+            openRemoteSpan(
+              this.options.node,
+              { peerId: hop.peerId, addrs: hop.record.addrs },
+              { maxLength: this.maxLength, start: hop.start, end: hop.end, hiddenSize: this.options.hiddenSize },
+              {
+                codec: this.options.codec,
+                stepTimeoutMs: this.options.stepTimeoutMs,
+                // opening and replaying count against the recovery deadline
+                openTimeoutMs: Math.max(1, Math.min(this.options.openTimeoutMs ?? 10_000, deadline - performance.now())),
+                signal: this.options.signal,
+              },
+            ).then((span) => (opened.push(span), span)),
+          ),
+        );
+        replayStarted = performance.now();
+        const newHops: Hop[] = [];
+        let steps = history;
+        for (const [i, span] of spans.entries()) {
+          const outputs = steps.length > 0 ? await span.replay(steps, { window: this.options.replayWindow, deadline }) : [];
+          newHops.push({ span, record: route.hops[i]!.record, start: span.start, end: span.end, inputs: [...steps] });
+          this.stats.replayedSteps += steps.length;
+          steps = steps.map((step, k) => ({ position: step.position, tokens: step.tokens, hidden: outputs[k]! }));
+        }
+
+        // The new hops end where hops[j] begins (or at the last block). Its history must equal what we just
+        // replayed, minus the in-flight step it has not seen yet.
+        const j = index + downstream.findIndex((hop) => hop.start === route.end);
+        const takeover = route.end === numBlocks ? this.hops.length : j;
+        if (takeover < this.hops.length) {
+          const seen = this.hops[takeover]!.inputs;
+          for (let k = 0; k < seen.length; k++) {
+            if (!sameFloats(seen[k]!.hidden, steps[k]!.hidden)) {
+              this.stats.replayMismatches++;
+              this.log(`replayed output of step ${k} differs from what ${shortPeer(this.hops[takeover]!.span.peerId)} received`);
+              break;
+            }
+          }
+        }
+        const dropped = this.hops.splice(index, takeover - index, ...newHops);
+        for (const hop of dropped) void hop.span.close();
+
+        if (history.length > 0 || failures.length > 0) {
+          const recovery: RecoveryInfo = {
+            failed: [...failed],
+            start,
+            end: route.end,
+            replacements: newHops.map(({ span, start: s, end: e }) => ({ peerId: span.peerId, start: s, end: e })),
+            replayedSteps: history.length,
+            ms: performance.now() - started,
+            lookupMs: openStarted - lookupStarted,
+            openMs: replayStarted - openStarted,
+            replayMs: performance.now() - replayStarted,
+            attempts: attempt,
+          };
+          if (history.length > 0) {
+            this.stats.failovers++;
+            this.stats.recoveries.push(recovery);
+            this.options.onEvent?.({ type: 'recovered', recovery });
+          }
+          this.log(`recovered blocks [${start}, ${route.end}) on ${recovery.replacements.map((h) => `[${h.start},${h.end}) ${shortPeer(h.peerId)}`).join(', ')} in ${recovery.ms.toFixed(1)} ms (${history.length} steps replayed)`);
+        }
+        this.options.onEvent?.({ type: 'route', hops: this.route });
+        return { nextIndex: index + newHops.length, output: steps[steps.length - 1] };
+      } catch (error) {
+        for (const span of opened) span.abort('replacement attempt failed');
+        if (!(error instanceof RemoteSpanError) || error.failure === 'aborted') throw error;
+        failures.push(error);
+        failed.push(error.peerId);
+        this.noteFailure(error);
+      }
+    }
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, error: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(error()), ms);
+    promise.then(
+      (value) => (clearTimeout(timer), resolve(value)),
+      (failure: unknown) => (clearTimeout(timer), reject(failure)),
+    );
+  });
+}
+
+function sameFloats(a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  const x = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+}

@@ -1,0 +1,106 @@
+/**
+ * A block-protocol server with injectable faults, for testing how the client treats every kind of bad reply. It runs
+ * the real engine (a SpanExecutor), so until its fault fires its replies are exactly a real server's.
+ */
+import type { SpanExecutor } from '../../src/engine/types.js';
+import type { SwarmNode } from '../../src/swarm/node.js';
+import { messageChannel } from '../../src/wire/channel.js';
+import { BLOCK_PROTOCOL } from '../../src/wire/protocol.js';
+
+export type FaultKind = 'error' | 'step-id' | 'position' | 'session' | 'shape' | 'dtype' | 'nan' | 'hang' | 'reset' | 'open-refused';
+
+export interface Fault {
+  readonly kind: FaultKind;
+  /** The n-th step request (1-based, counted per stream) that misbehaves. */
+  readonly atStep: number;
+}
+
+export interface FakeServer {
+  readonly peerId: string;
+  steps: number;
+  readonly faultsFired: FaultKind[];
+  /** The fault of streams opened from now on (each stream counts its own steps). */
+  fault?: Fault;
+}
+
+export async function serveFakeBlocks(node: SwarmNode, span: SpanExecutor, initial?: Fault): Promise<FakeServer> {
+  const state: FakeServer = { peerId: node.peerId, steps: 0, faultsFired: [], fault: initial };
+  let serial = 0;
+  await node.libp2p.handle(BLOCK_PROTOCOL, async (stream) => {
+    const channel = messageChannel(stream);
+    const prefix = `f${++serial}-`;
+    const fault = state.fault;
+    const opened = new Set<string>();
+    let steps = 0;
+    try {
+      for (;;) {
+        const { header, tensor } = await channel.receive();
+        if (header.type === 'open') {
+          if (fault?.kind === 'open-refused') {
+            state.faultsFired.push('open-refused');
+            await channel.send({ type: 'error', code: 'CACHE_FULL', message: 'injected: no room', sessionId: header.sessionId });
+            continue;
+          }
+          span.openSession(prefix + header.sessionId, header.maxLength);
+          opened.add(prefix + header.sessionId);
+          await channel.send({ type: 'opened', sessionId: header.sessionId, position: 0, cacheTokensLeft: span.cacheTokensLeft() });
+        } else if (header.type === 'step') {
+          steps++;
+          state.steps++;
+          const H = span.hiddenSize;
+          const out = await span.step({ sessionId: prefix + header.sessionId, hidden: tensor!, position: header.position });
+          let reply = { type: 'stepResult' as const, sessionId: header.sessionId, stepId: header.stepId, position: header.position };
+          let data = out;
+          let shape = [header.tokens, H];
+          let dtype = header.tensor.dtype;
+          if (fault && steps === fault.atStep) {
+            state.faultsFired.push(fault.kind);
+            switch (fault.kind) {
+              case 'error':
+                await channel.send({ type: 'error', code: 'KERNEL_ERROR', message: 'injected failure', sessionId: header.sessionId, stepId: header.stepId });
+                continue;
+              case 'step-id':
+                reply = { ...reply, stepId: header.stepId + 1 };
+                break;
+              case 'position':
+                reply = { ...reply, position: header.position + header.tokens };
+                break;
+              case 'session':
+                reply = { ...reply, sessionId: `${header.sessionId}x`.slice(-128) };
+                break;
+              case 'shape':
+                data = new Float32Array((header.tokens + 1) * H);
+                shape = [header.tokens + 1, H];
+                break;
+              case 'dtype':
+                dtype = dtype === 'f32' ? 'f16' : 'f32';
+                break;
+              case 'nan':
+                data = out.slice();
+                data[3] = Number.NaN;
+                break;
+              case 'hang':
+                await new Promise(() => {});
+                break;
+              case 'reset':
+                stream.abort(new Error('injected reset'));
+                return;
+            }
+          }
+          await channel.send(reply, { data, shape, dtype });
+        } else if (header.type === 'close') {
+          span.closeSession(prefix + header.sessionId);
+          opened.delete(prefix + header.sessionId);
+          await channel.send({ type: 'closed', sessionId: header.sessionId });
+        } else if (header.type === 'ping') {
+          await channel.send({ type: 'pong', nonce: header.nonce });
+        }
+      }
+    } catch {
+      // stream ended
+    } finally {
+      for (const id of opened) span.closeSession(id);
+    }
+  }, { maxInboundStreams: 64 });
+  return state;
+}
