@@ -6,7 +6,7 @@ import * as readline from 'node:readline/promises';
 import { generate } from '../engine/generate.js';
 import { renderChat } from '../model/tokenizer/index.js';
 import type { ChatMessage } from '../model/types.js';
-import { generateFlags, openLocalBackend, type InferenceBackend } from './generate.js';
+import { generateFlags, openLocalBackend, openSwarmCliBackend, type InferenceBackend } from './generate.js';
 import { numberOption, parse, samplingUsage, samplingFrom, UsageError } from './options.js';
 
 const usage = `usage: corolla chat --model <path|hf-repo> [--system TEXT] [options]
@@ -31,8 +31,7 @@ export async function run(argv: string[]): Promise<void> {
   let backend: InferenceBackend;
   if (values.swarm) {
     if (!values.bootstrap) throw new UsageError('--swarm needs --bootstrap ADDR[,ADDR…]');
-    const { openSwarmBackend } = await import('../client/backend.js');
-    backend = await openSwarmBackend({ model: values.model, tokenizerPath: values.tokenizer, bootstrap: values.bootstrap.split(','), threads });
+    backend = await openSwarmCliBackend({ model: values.model, tokenizerPath: values.tokenizer, bootstrap: values.bootstrap, threads });
   } else {
     backend = await openLocalBackend(values.model, { tokenizerPath: values.tokenizer, threads });
   }

@@ -57,8 +57,7 @@ export async function run(argv: string[]): Promise<void> {
   let backend: InferenceBackend;
   if (values.swarm) {
     if (!values.bootstrap) throw new UsageError('--swarm needs --bootstrap ADDR[,ADDR…]');
-    const { openSwarmBackend } = await import('../client/backend.js');
-    backend = await openSwarmBackend({ model: values.model, tokenizerPath: values.tokenizer, bootstrap: values.bootstrap.split(','), threads });
+    backend = await openSwarmCliBackend({ model: values.model, tokenizerPath: values.tokenizer, bootstrap: values.bootstrap, threads });
   } else {
     backend = await openLocalBackend(values.model, { tokenizerPath: values.tokenizer, threads, device });
   }
@@ -100,6 +99,28 @@ export async function run(argv: string[]): Promise<void> {
 }
 
 const round = (x: number) => Math.round(x * 10) / 10;
+
+/** The swarm backend with its route, failures and recoveries reported on stderr, for people watching. */
+export async function openSwarmCliBackend(options: { model: string; tokenizerPath?: string; bootstrap: string; threads: number }): Promise<InferenceBackend> {
+  const { openSwarmBackend } = await import('../client/backend.js');
+  const say = (line: string) => process.stderr.write(`[swarm] ${line}\n`);
+  return openSwarmBackend({
+    model: options.model,
+    tokenizerPath: options.tokenizerPath,
+    bootstrap: options.bootstrap.split(','),
+    threads: options.threads,
+    log: say,
+    onEvent: (event) => {
+      if (event.type === 'route') say(`session route: ${event.hops.map((h) => `[${h.start},${h.end})@${h.peerId}`).join(' → ')}`);
+      else if (event.type === 'failure') say(`server ${event.peerId} failed: ${event.error.message}`);
+      else if (event.type === 'ban') say(`banned ${event.peerId} for ${Math.round(event.ms / 1000)} s`);
+      else if (event.type === 'recovered') {
+        const r = event.recovery;
+        say(`recovered blocks [${r.start},${r.end}) on ${r.replacements.map((h) => h.peerId).join(', ')} in ${Math.round(r.ms)} ms (replayed ${r.replayedSteps} steps)`);
+      }
+    },
+  });
+}
 
 export async function openLocalBackend(model: string, options: { tokenizerPath?: string; threads?: number; quiet?: boolean; device?: 'cpu' | 'cuda' }): Promise<InferenceBackend> {
   const source = await openModel(model, { tokenizerPath: options.tokenizerPath });

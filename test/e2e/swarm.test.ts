@@ -56,7 +56,7 @@ describe('multi-process swarm (stories260K, 5 blocks)', () => {
     const model = testModel('smollm2-135m', 'q4_0');
     const bootstrap = await dht();
     const spans = ['0:10', '10:20', '20:30'];
-    const first = await Promise.all(spans.map((b) => serve(model, b, bootstrap)));
+    const servers = await Promise.all([...spans, ...spans].map((b) => serve(model, b, bootstrap)));
     const args = ['--prompt', 'The quick brown fox', '--max-tokens', '160'];
     const local = await generateLocal(model, args);
     const client = spawn(process.execPath, [COROLLA_BIN, 'generate', '--model', model, '--temperature', '0', ...args, '--swarm', '--bootstrap', bootstrap], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -66,15 +66,19 @@ describe('multi-process swarm (stories260K, 5 blocks)', () => {
     client.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const exited = new Promise<number | null>((resolve) => client.once('exit', resolve));
     const deadline = Date.now() + 120_000;
-    while (out.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    expect(out.length).toBeGreaterThan(0);
-    await Promise.all(spans.map((b) => serve(model, b, bootstrap)));
-    expect(client.exitCode).toBeNull(); // still generating: the kill below lands mid-stream
+    while (out.length < 20 && client.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    // The client logs its route as "session route: [0,10)@<peer id> → [10,20)@<peer id> → …"; kill the middle hop.
+    const middle = /session route: .*?→ \[10,20\)@(\S+)/.exec(err)?.[1];
+    expect(middle, err).toBeDefined();
+    const victim = servers.find((s) => s.peerId.endsWith(middle!))!;
+    expect(client.exitCode).toBeNull(); // still generating: the kill lands mid-stream
     const before = out.length;
-    first[1]!.kill(); // SIGKILL the middle span's first server
+    victim.kill(); // SIGKILL
     const code = await exited;
     expect(code, err.slice(-2000)).toBe(0);
     expect(before).toBeLessThan(local.length);
     expect(out).toBe(local);
+    expect(err).toMatch(new RegExp(`server ${middle} failed`));
+    expect(err).toMatch(/recovered blocks \[10,\d+\) on .* in \d+ ms/);
   }, 300_000);
 });
