@@ -140,7 +140,7 @@ export class RemoteModel {
       const modelId = options.modelId ?? (await modelIdOf(source, { quiet: options.quiet }));
       const head = loadHead(source);
       const tail = await loadTail(source, { threads: options.threads });
-      node = options.node ?? (await createSwarmNode({ bootstrap: [...(options.bootstrap ?? [])], transport: options.transport, psk: options.psk }));
+      node = options.node ?? (await createSwarmNode({ bootstrap: [...(options.bootstrap ?? [])], transport: options.transport, psk: options.psk, dhtClientMode: true }));
       registry = options.registry ?? (await createRegistry(node, options.registryOptions));
       // DHT lookups find nobody until the routing table holds a peer (identify runs just after the bootstrap dial).
       if (!options.node) await node.waitForPeers(1, Math.min(5_000, options.coverageTimeoutMs ?? 60_000)).catch(() => {});

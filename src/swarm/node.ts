@@ -66,6 +66,11 @@ export interface SwarmNodeOptions {
   dhtAddresses?: 'all' | 'public';
   /** Extra kad-dht validators/selectors (merged over Corolla's), and the initial self-query interval (default 100 ms). */
   dht?: { validators?: Record<string, ValidateFn>; selectors?: Record<string, SelectFn>; initialQuerySelfInterval?: number };
+  /**
+   * Join the DHT as a client only (queries, no routing or storage duties). Clients that come and go must not
+   * crowd the routing tables: a lookup would reach peers that never held the records. Default false.
+   */
+  dhtClientMode?: boolean;
   /** How long creation waits for the direct dials to the bootstrap peers (default 5000 ms). Failures are not fatal. */
   bootstrapTimeoutMs?: number;
   /** Diagnostic log lines (default: none). */
@@ -158,7 +163,7 @@ export async function createSwarmNode(options: SwarmNodeOptions = {}): Promise<S
       ping: ping(),
       dht: kadDHT({
         protocol: options.dhtProtocol ?? DEFAULT_DHT_PROTOCOL,
-        clientMode: false,
+        clientMode: options.dhtClientMode ?? false,
         peerInfoMapper: options.dhtAddresses === 'public' ? removePrivateAddressesMapper : passthroughMapper,
         initialQuerySelfInterval: options.dht?.initialQuerySelfInterval ?? 100,
         validators: { ...dhtValidators, ...options.dht?.validators },

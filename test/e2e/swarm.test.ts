@@ -51,6 +51,17 @@ describe('multi-process swarm (stories260K, 5 blocks)', () => {
     expect(swarm).toBe(local);
   }, 240_000);
 
+  it('8 simultaneous client processes with different prompts all get their local greedy output', async () => {
+    const bootstrap = await dht();
+    await Promise.all(['0:2', '2:4', '4:5'].map((b) => serve(STORIES_GGUF, b, bootstrap)));
+    const prompts = ['Once upon a time', 'The cat', 'Lily went', 'One day', 'Tom had a', 'The sun', 'A little bird', 'Mom said'];
+    const args = (p: string) => ['--prompt', p, '--max-tokens', '48'];
+    const local = await Promise.all(prompts.map((p) => generateLocal(STORIES_GGUF, args(p))));
+    const swarm = await Promise.all(prompts.map((p) => generateLocal(STORIES_GGUF, [...args(p), '--swarm', '--bootstrap', bootstrap])));
+    expect(new Set(local).size).toBeGreaterThan(4); // the prompts really lead to different texts
+    expect(swarm).toEqual(local);
+  }, 300_000);
+
   it('two servers per span, one SIGKILLed mid-generation: the output is still byte-identical', async () => {
     // A SmolLM2-shaped model (30 blocks) decodes slowly enough to kill a server while the client is mid-stream.
     const model = testModel('smollm2-135m', 'q4_0');
