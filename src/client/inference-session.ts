@@ -290,7 +290,11 @@ export class SwarmInferenceSession {
       endCostMs.set(numBlocks, 0);
       for (let j = downstream.length - 1; j >= 0; j--) {
         const hop = downstream[j]!;
-        rest += hopCostMs(hop.record, hop.start, hop.end, { ...this.options.cost, rttMs: rtt, maxLength: this.maxLength });
+        // An existing hop already holds our cache, and the load its record shows includes our own session: cost it
+        // unloaded, and 10% cheaper still, so that a healthy hop is only swapped for a clearly better one (a swap
+        // costs a replay of its history).
+        const idle = { ...hop.record, load: { activeSessions: 0, queuedSteps: 0 }, cacheTokensLeft: Number.MAX_SAFE_INTEGER };
+        rest += 0.9 * hopCostMs(idle, hop.start, hop.end, { ...this.options.cost, rttMs: rtt, maxLength: this.maxLength });
         endCostMs.set(hop.start, rest);
       }
 
@@ -304,17 +308,30 @@ export class SwarmInferenceSession {
           Math.max(1, deadline - performance.now()),
           () => new SwarmTimeoutError(`looking up servers took longer than the ${this.deadlineMs} ms recovery budget`),
         );
-        route = planRoute(records, {
-          ...this.options.cost,
-          numBlocks,
-          start,
-          end: ends,
-          endCostMs,
-          maxLength: this.maxLength,
-          banned: this.bans.predicate,
-          rttMs: rtt,
-          subSpans: this.options.subSpans,
-        });
+        const plan = (banned?: (peerId: string) => boolean) =>
+          planRoute(records, {
+            ...this.options.cost,
+            numBlocks,
+            start,
+            end: ends,
+            endCostMs,
+            maxLength: this.maxLength,
+            banned,
+            rttMs: rtt,
+            subSpans: this.options.subSpans,
+          });
+        try {
+          route = plan(this.bans.predicate);
+        } catch (error) {
+          // A ban is a preference, not a verdict: a server can be banned for a transient fault (a dropped connection).
+          // When only banned servers can cover the blocks, try them again (after a backoff) rather than give up.
+          if (!(error instanceof NoRouteError) || !error.excluded.some((entry) => entry.reason === 'banned')) throw error;
+          route = plan(undefined);
+          failures.push(error);
+          const wait = Math.min(Math.max(0, deadline - performance.now()), 250 * 2 ** (attempt - 1));
+          this.log(`only banned servers can serve blocks [${start}, ${route.end}); retrying them in ${Math.round(wait)} ms`);
+          await sleep(wait);
+        }
       } catch (error) {
         failures.push(error);
         if (!(error instanceof NoRouteError)) this.log(`route lookup failed: ${(error as Error)?.message ?? String(error)}`);

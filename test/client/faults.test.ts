@@ -171,6 +171,45 @@ describe('failover across different span boundaries', () => {
     await session.close();
   });
 
+  it('when only banned servers can serve some blocks, they are tried again rather than giving up', async () => {
+    flaky.fault = undefined;
+    const bans = new BanList();
+    bans.ban(flaky.peerId, 'an earlier (transient) failure');
+    const started = performance.now();
+    const session = await SwarmInferenceSession.open({
+      node: client.libp2p,
+      source: staticSource([backup.peerId, wide.peerId]),
+      numBlocks: 5,
+      hiddenSize: source.config.hiddenSize,
+      maxLength: 64,
+      bans,
+    });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(240); // one backoff
+    expect(session.route.map((hop) => hop.peerId)).toEqual([first.peerId, flaky.peerId, last.peerId]);
+    expect(await run(session)).toEqual(reference.tokens);
+    await session.close();
+  });
+
+  it('keeps healthy downstream hops even though their records show load (our own session)', async () => {
+    flaky.fault = { kind: 'error', atStep: 3 };
+    // with one queued step on [4,5), keeping it after [2,4) fails looks costlier than switching to [2,5) — unless the
+    // planner knows the queued step is ours
+    const busy = (r: PlannerRecord): PlannerRecord => (r.peerId === last.peerId ? { ...r, load: { activeSessions: 0, queuedSteps: 1 } } : r);
+    const session = await SwarmInferenceSession.open({
+      node: client.libp2p,
+      source: { records: async () => records.map(busy) },
+      numBlocks: 5,
+      hiddenSize: source.config.hiddenSize,
+      maxLength: 64,
+    });
+    expect(session.route.map((hop) => hop.peerId)).toEqual([first.peerId, flaky.peerId, last.peerId]);
+    expect(await run(session)).toEqual(reference.tokens);
+    // the hop holding our session is kept: only [2,4) is replaced
+    expect(session.route.map((hop) => hop.peerId)).toEqual([first.peerId, backup.peerId, last.peerId]);
+    expect(session.stats.recoveries[0]).toMatchObject({ start: 2, end: 4 });
+    await session.close();
+  });
+
   it('opening with no servers at all fails with SwarmUnavailableError within the deadline', async () => {
     const started = performance.now();
     const error = await SwarmInferenceSession.open({
