@@ -35,6 +35,7 @@ announced ONLINE; logs go to stderr. SIGINT/SIGTERM announce OFFLINE and exit.
   --max-cache-tokens N   KV-cache budget in tokens over all sessions (default: 2 GiB worth)
   --threads N            onnxruntime threads (default 1)
   --max-batch N          decode steps of different sessions per engine call (default 8; 1 = no batching)
+  --batch-window MS      longest wait for other sessions' decode steps before a partial batch (default 2)
   --idle-timeout S       close sessions idle for S seconds (default 60)
   --max-session-time S   close sessions open longer than S seconds (default 3600)
   --rebalance-interval S seconds between span checks with --num-blocks or no --blocks (default 60; 0 = off)
@@ -56,6 +57,7 @@ const flags = {
   'max-cache-tokens': { type: 'string' },
   threads: { type: 'string' },
   'max-batch': { type: 'string' },
+  'batch-window': { type: 'string' },
   'idle-timeout': { type: 'string' },
   'max-session-time': { type: 'string' },
   'rebalance-interval': { type: 'string' },
@@ -84,6 +86,7 @@ export async function run(argv: string[]): Promise<void> {
   const maxCacheTokens = numberOption(values['max-cache-tokens'], 'max-cache-tokens', { integer: true, min: 1 });
   const threads = numberOption(values.threads, 'threads', { integer: true, min: 1 }) ?? 1;
   const maxBatch = numberOption(values['max-batch'], 'max-batch', { integer: true, min: 1, max: 256 }) ?? 8;
+  const batchWindowMs = numberOption(values['batch-window'], 'batch-window', { min: 0, max: 1000 });
   const idleTimeout = numberOption(values['idle-timeout'], 'idle-timeout', { min: 0.1 }) ?? 60;
   const maxSessionTime = numberOption(values['max-session-time'], 'max-session-time', { min: 1 }) ?? 3600;
   const rebalanceInterval = numberOption(values['rebalance-interval'], 'rebalance-interval', { min: 0 }) ?? 60;
@@ -145,6 +148,7 @@ export async function run(argv: string[]): Promise<void> {
       numBlocks,
       threads,
       maxBatch,
+      batchWindowMs,
       maxCacheTokens,
       publicName: values['public-name'],
       location: values.location,

@@ -115,6 +115,7 @@ export interface GenerateContext {
   readonly log?: (line: string) => void;
 }
 
+const WRITE_TIMEOUT_MS = 60_000;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 const encode = (message: GenerateServerMessage): Uint8Array => encoder.encode(JSON.stringify(message));
@@ -126,6 +127,8 @@ export async function serveGenerate(stream: Stream, ctx: GenerateContext): Promi
   const onClose = () => cancelled.abort();
   stream.addEventListener('close', onClose);
   let session: ReturnType<BlockService['openLocal']> | undefined;
+  // a client that stops reading cannot hold the session forever
+  const send = (message: GenerateServerMessage) => lp.write(encode(message), { signal: AbortSignal.timeout(WRITE_TIMEOUT_MS) });
   try {
     let request: GenerateRequest;
     try {
@@ -145,7 +148,7 @@ export async function serveGenerate(stream: Stream, ctx: GenerateContext): Promi
           : name === 'InvalidDataLengthError'
             ? new RequestTooLargeError(`the request exceeds ${MAX_GENERATE_REQUEST_BYTES} bytes`)
             : undefined;
-      if (failure) await lp.write(encode({ error: describeError(failure) })).catch(() => {});
+      if (failure) await send({ error: describeError(failure) }).catch(() => {});
       return;
     }
 
@@ -165,16 +168,16 @@ export async function serveGenerate(stream: Stream, ctx: GenerateContext): Promi
             break;
           }
           history.push(token);
-          await lp.write(encode({ token }));
+          await send({ token });
           if (i + 1 < request.maxTokens) logits = await ctx.tail.logits(await session.step(ctx.head.embed([token])));
         }
       }
       if (cancelled.signal.aborted) return;
-      await lp.write(encode({ done: true, finishReason }));
+      await send({ done: true, finishReason });
     } catch (error) {
       if (cancelled.signal.aborted) return;
       if (!(error instanceof CorollaError)) ctx.log?.(`generation failed: ${(error as Error)?.stack ?? String(error)}`);
-      await lp.write(encode({ error: describeError(error) })).catch(() => {});
+      await send({ error: describeError(error) }).catch(() => {});
     }
   } finally {
     session?.close();

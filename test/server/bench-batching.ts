@@ -18,15 +18,15 @@ import { createSwarmNode } from '../../src/swarm/node.js';
 import { openBlockStream, randomHidden, STORIES_GGUF } from './helpers.js';
 
 const { values } = parseArgs({
-  options: { model: { type: 'string' }, steps: { type: 'string' }, sessions: { type: 'string' }, threads: { type: 'string' }, rounds: { type: 'string' } },
+  options: { model: { type: 'string' }, steps: { type: 'string' }, sessions: { type: 'string' }, threads: { type: 'string' }, rounds: { type: 'string' }, window: { type: 'string' } },
 });
 const model = values.model ?? STORIES_GGUF;
 const steps = Number(values.steps ?? 200);
 const sessionCounts = (values.sessions ?? '1,8').split(',').map(Number);
 const ROOT = resolve(import.meta.dirname, '../..');
 
-async function startServer(maxBatch: number): Promise<{ peerId: string; stop: () => Promise<void>; addr: string }> {
-  const child = spawn(process.execPath, ['bin/corolla.js', 'serve', '--model', model, '--blocks', 'all', '--max-batch', String(maxBatch), '--threads', values.threads ?? '1', '--rebalance-interval', '0'], {
+async function startServer(maxBatch: number, extra: string[] = []): Promise<{ peerId: string; stop: () => Promise<void>; addr: string }> {
+  const child = spawn(process.execPath, ['bin/corolla.js', 'serve', '--model', model, '--blocks', 'all', '--max-batch', String(maxBatch), '--threads', values.threads ?? '1', '--rebalance-interval', '0', ...extra], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, COROLLA_QUIET: '1' },
@@ -86,7 +86,8 @@ source.close();
 const rounds = Number(values.rounds ?? 3);
 // Both servers run side by side and are measured alternately, round after round, so that load from anything else
 // on the machine hits both alike; the median over rounds is reported.
-const servers = { 'max-batch 8': await startServer(8), 'max-batch 1': await startServer(1) };
+const servers: Record<string, Awaited<ReturnType<typeof startServer>>> = { 'max-batch 8': await startServer(8), 'max-batch 1': await startServer(1) };
+if (values.window !== undefined) servers[`max-batch 8, window ${values.window} ms`] = await startServer(8, ['--batch-window', values.window]);
 const samples: Record<string, Record<number, number[]>> = {};
 try {
   for (const [name, server] of Object.entries(servers)) {
