@@ -31,7 +31,7 @@ export async function llamaCppGreedy(modelPath: string, prompt: readonly number[
   });
   try {
     const sequence = context.getSequence();
-    const vocab = model.tokens.vocabularySize ?? 0;
+    const vocab = (model as unknown as { fileInsights?: { vocabularySize?: number } }).fileInsights?.vocabularySize ?? 0;
     const toArray = (map: Map<number, number>) => {
       const out = new Float32Array(Math.max(vocab, ...map.keys()) + 1);
       for (const [id, v] of map) out[id] = v;
