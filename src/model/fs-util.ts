@@ -1,6 +1,6 @@
 /** Small synchronous file helpers shared by the loaders and writers. */
 import * as fs from 'node:fs';
-import { CorruptModelError } from './errors.js';
+import { CorruptModelError, ModelNotFoundError } from './errors.js';
 
 /** Reads exactly `length` bytes at `position` into `target[targetOffset..]`; a short file is corruption. */
 export function readFully(fd: number, target: Uint8Array, targetOffset: number, length: number, position: number, file: string): void {
@@ -18,5 +18,25 @@ export function writeAll(fd: number, data: Uint8Array): void {
   let done = 0;
   while (done < data.byteLength) {
     done += fs.writeSync(fd, data, done, Math.min(data.byteLength - done, 1 << 30));
+  }
+}
+
+/**
+ * Opens `path` and hands the descriptor to `parse`; a missing file is ModelNotFoundError, and the descriptor is
+ * closed if parsing throws (on success the parsed object owns it).
+ */
+export function openAndParse<T>(path: string, parse: (fd: number, path: string) => T): T {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new ModelNotFoundError(path, { cause: error });
+    throw error;
+  }
+  try {
+    return parse(fd, path);
+  } catch (error) {
+    fs.closeSync(fd);
+    throw error;
   }
 }

@@ -12,7 +12,7 @@
  */
 import * as fs from 'node:fs';
 import { CorruptModelError, MissingTensorError, ModelNotFoundError, UnsupportedQuantizationError } from './errors.js';
-import { readFully } from './fs-util.js';
+import { openAndParse, readFully } from './fs-util.js';
 import { ggmlTypeInfo } from './ggml-types.js';
 import type { TensorType } from './types.js';
 
@@ -328,19 +328,7 @@ function readArray(r: HeaderReader, what: string): { value: unknown; elementType
  * CorruptModelError for anything malformed. Call close() when done (the file descriptor stays open for reads).
  */
 export function openGguf(path: string): GgufFile {
-  let fd: number;
-  try {
-    fd = fs.openSync(path, 'r');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new ModelNotFoundError(path, { cause: error });
-    throw error;
-  }
-  try {
-    return parse(fd, path);
-  } catch (error) {
-    fs.closeSync(fd);
-    throw error;
-  }
+  return openAndParse(path, parse);
 }
 
 function parse(fd: number, path: string): GgufFile {

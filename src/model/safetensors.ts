@@ -5,8 +5,8 @@
  * allocated and tensors are read one at a time.
  */
 import * as fs from 'node:fs';
-import { CorruptModelError, MissingTensorError, ModelNotFoundError, UnsupportedQuantizationError } from './errors.js';
-import { readFully, writeAll } from './fs-util.js';
+import { CorruptModelError, MissingTensorError, UnsupportedQuantizationError } from './errors.js';
+import { openAndParse, readFully, writeAll } from './fs-util.js';
 import type { TensorType } from './types.js';
 
 /** The reference implementation refuses headers over 100 MB; so do we. */
@@ -42,19 +42,7 @@ export interface SafetensorsFile {
 }
 
 export function openSafetensors(path: string): SafetensorsFile {
-  let fd: number;
-  try {
-    fd = fs.openSync(path, 'r');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new ModelNotFoundError(path, { cause: error });
-    throw error;
-  }
-  try {
-    return parse(fd, path);
-  } catch (error) {
-    fs.closeSync(fd);
-    throw error;
-  }
+  return openAndParse(path, parse);
 }
 
 function parse(fd: number, path: string): SafetensorsFile {
