@@ -156,6 +156,9 @@ export async function createSwarmNode(options: SwarmNodeOptions = {}): Promise<S
       }),
     ],
     ...(psk ? { connectionProtector: preSharedKey({ psk }) } : {}),
+    // A busy server blocks its event loop during engine calls; a late ping there is not a dead peer. Dead peers are
+    // found by the requests that fail on them (and the client bans them), not by aborting connections on a ping.
+    connectionMonitor: { abortConnectionOnPingFailure: false },
     peerDiscovery: tcpBootstrap.length > 0 ? [bootstrap({ list: tcpBootstrap, timeout: 50 })] : [],
     nodeInfo: { name: SOFTWARE_NAME, version: SOFTWARE_VERSION, userAgent: `${SOFTWARE_NAME}/${SOFTWARE_VERSION} node/${process.versions.node}` },
     services: {
@@ -204,17 +207,28 @@ export async function createSwarmNode(options: SwarmNodeOptions = {}): Promise<S
       }
     },
     async stop() {
+      clearInterval(redial);
       await libp2p.stop();
     },
   };
 
   const targets = bootstrapList.filter((address) => peerIdOf(multiaddr(address)) !== peerId);
-  if (targets.length > 0) {
-    const signal = AbortSignal.timeout(options.bootstrapTimeoutMs ?? 5000);
+  const dialBootstrap = async (timeoutMs: number) => {
+    const signal = AbortSignal.timeout(timeoutMs);
     const results = await Promise.allSettled(targets.map((address) => libp2p.dial(multiaddr(address), { signal })));
     results.forEach((result, i) => {
       if (result.status === 'rejected') log(`bootstrap dial to ${targets[i]} failed: ${(result.reason as Error)?.message ?? String(result.reason)}`);
     });
-  }
+  };
+  if (targets.length > 0) await dialBootstrap(options.bootstrapTimeoutMs ?? 5000);
+  // A node left with no connections (a bootstrap dial that timed out under load, or every peer gone) would never
+  // find anyone again: keep redialing the bootstrap peers while that lasts.
+  let redialing = false;
+  const redial = setInterval(() => {
+    if (redialing || targets.length === 0 || libp2p.getConnections().length > 0) return;
+    redialing = true;
+    void dialBootstrap(5000).finally(() => (redialing = false));
+  }, 2000);
+  redial.unref();
   return node;
 }
