@@ -110,14 +110,9 @@ export async function openSwarmCliBackend(options: { model: string; tokenizerPat
     bootstrap: options.bootstrap.split(','),
     threads: options.threads,
     log: say,
+    // Failures, bans and recoveries come through `log`; the session's route is reported here in full.
     onEvent: (event) => {
       if (event.type === 'route') say(`session route: ${event.hops.map((h) => `[${h.start},${h.end})@${h.peerId}`).join(' → ')}`);
-      else if (event.type === 'failure') say(`server ${event.peerId} failed: ${event.error.message}`);
-      else if (event.type === 'ban') say(`banned ${event.peerId} for ${Math.round(event.ms / 1000)} s`);
-      else if (event.type === 'recovered') {
-        const r = event.recovery;
-        say(`recovered blocks [${r.start},${r.end}) on ${r.replacements.map((h) => h.peerId).join(', ')} in ${Math.round(r.ms)} ms (replayed ${r.replayedSteps} steps)`);
-      }
     },
   });
 }

@@ -83,7 +83,6 @@ export function linear(g: GraphBuilder, x: string, w: LinearWeight, name: string
   return g.op('MatMul', [x, wt], undefined, name);
 }
 
-const i64 = (values: bigint[]) => new Uint8Array(new BigInt64Array(values).buffer);
 
 export function buildSpanGraph(spec: SpanGraphSpec): GraphBuilder {
   const { config: c, layers, name } = spec;

@@ -11,7 +11,7 @@
  * relative to the data section), padding to `general.alignment` (default 32), then the data section.
  */
 import * as fs from 'node:fs';
-import { CorruptModelError, MissingTensorError, ModelNotFoundError, UnsupportedQuantizationError } from './errors.js';
+import { CorruptModelError, MissingTensorError, UnsupportedQuantizationError } from './errors.js';
 import { openAndParse, readFully } from './fs-util.js';
 import { ggmlTypeInfo } from './ggml-types.js';
 import type { TensorType } from './types.js';

@@ -44,7 +44,6 @@ function gaussian(n: number, seed: number, scale = 1): Float32Array {
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
-const bitsOf = (x: number) => ((f32[0] = x), u32[0]!);
 const floatOf = (bits: number) => ((u32[0] = bits >>> 0), f32[0]!);
 
 /** All finite non-negative f16 values in increasing order, with their bit patterns (0x0000..0x7bff). */
