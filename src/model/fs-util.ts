@@ -1,6 +1,7 @@
 /** Small synchronous file helpers shared by the loaders and writers. */
 import * as fs from 'node:fs';
-import { CorruptModelError, ModelNotFoundError } from './errors.js';
+import { CorruptModelError, MissingTensorError, ModelNotFoundError, UnsupportedQuantizationError } from './errors.js';
+import type { TensorType } from './types.js';
 
 /** Reads exactly `length` bytes at `position` into `target[targetOffset..]`; a short file is corruption. */
 export function readFully(fd: number, target: Uint8Array, targetOffset: number, length: number, position: number, file: string): void {
@@ -39,4 +40,38 @@ export function openAndParse<T>(path: string, parse: (fd: number, path: string) 
     fs.closeSync(fd);
     throw error;
   }
+}
+
+/** Where one tensor's bytes lie in a weight file, as its header describes them. */
+export interface StoredTensorExtent {
+  /** Our storage type, or undefined when the file uses one we cannot run. */
+  readonly type?: TensorType;
+  /** The file's own name for the type, for messages. */
+  readonly storedType: string;
+  readonly offset: number;
+  readonly byteLength: number;
+}
+
+/**
+ * Tensor reads over an open weight file (GGUF, safetensors): one tensor's bytes at a time into a fresh buffer,
+ * with typed errors for a missing name or an unrunnable type. The object owns `fd` and closes it on close().
+ */
+export function tensorFileReader(fd: number, path: string, find: (name: string) => StoredTensorExtent | undefined) {
+  let closed = false;
+  return {
+    readTensorBytes(name: string): Uint8Array {
+      const t = find(name);
+      if (!t) throw new MissingTensorError(`tensor "${name}" (in ${path})`);
+      if (!t.type) throw new UnsupportedQuantizationError(name, t.storedType);
+      if (closed) throw new Error(`${path} is closed`);
+      const out = new Uint8Array(t.byteLength);
+      readFully(fd, out, 0, t.byteLength, t.offset, path);
+      return out;
+    },
+    close(): void {
+      if (closed) return;
+      closed = true;
+      fs.closeSync(fd);
+    },
+  };
 }

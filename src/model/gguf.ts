@@ -11,8 +11,8 @@
  * relative to the data section), padding to `general.alignment` (default 32), then the data section.
  */
 import * as fs from 'node:fs';
-import { CorruptModelError, MissingTensorError, UnsupportedQuantizationError } from './errors.js';
-import { openAndParse, readFully } from './fs-util.js';
+import { CorruptModelError } from './errors.js';
+import { openAndParse, readFully, tensorFileReader } from './fs-util.js';
 import { ggmlTypeInfo } from './ggml-types.js';
 import type { TensorType } from './types.js';
 
@@ -431,7 +431,6 @@ function parse(fd: number, path: string): GgufFile {
     byName.set(t.name, tensor);
   }
 
-  let closed = false;
   return {
     path,
     version,
@@ -442,20 +441,10 @@ function parse(fd: number, path: string): GgufFile {
     metadataTypes,
     tensors,
     tensor: (name) => byName.get(name),
-    readTensorBytes(name) {
+    ...tensorFileReader(fd, path, (name) => {
       const t = byName.get(name);
-      if (!t) throw new MissingTensorError(`tensor "${name}" (in ${path})`);
-      if (!t.type) throw new UnsupportedQuantizationError(name, t.typeName);
-      if (closed) throw new Error(`GGUF ${path} is closed`);
-      const out = new Uint8Array(t.byteLength);
-      readFully(fd, out, 0, t.byteLength, t.offset, path);
-      return out;
-    },
-    close() {
-      if (closed) return;
-      closed = true;
-      fs.closeSync(fd);
-    },
+      return t && { type: t.type, storedType: t.typeName, offset: t.offset, byteLength: t.byteLength };
+    }),
   };
 }
 

@@ -5,8 +5,8 @@
  * allocated and tensors are read one at a time.
  */
 import * as fs from 'node:fs';
-import { CorruptModelError, MissingTensorError, UnsupportedQuantizationError } from './errors.js';
-import { openAndParse, readFully, writeAll } from './fs-util.js';
+import { CorruptModelError } from './errors.js';
+import { openAndParse, readFully, tensorFileReader, writeAll } from './fs-util.js';
 import type { TensorType } from './types.js';
 
 /** The reference implementation refuses headers over 100 MB; so do we. */
@@ -100,25 +100,14 @@ function parse(fd: number, path: string): SafetensorsFile {
     });
   }
 
-  let closed = false;
   return {
     path,
     metadata,
     tensors,
-    readTensorBytes(name) {
+    ...tensorFileReader(fd, path, (name) => {
       const t = tensors.get(name);
-      if (!t) throw new MissingTensorError(`tensor "${name}" (in ${path})`);
-      if (!t.type) throw new UnsupportedQuantizationError(name, t.dtype);
-      if (closed) throw new Error(`${path} is closed`);
-      const out = new Uint8Array(t.byteLength);
-      readFully(fd, out, 0, t.byteLength, t.offset, path);
-      return out;
-    },
-    close() {
-      if (closed) return;
-      closed = true;
-      fs.closeSync(fd);
-    },
+      return t && { type: t.type, storedType: t.dtype, offset: t.offset, byteLength: t.byteLength };
+    }),
   };
 }
 
