@@ -1,5 +1,5 @@
 import type { SpecialTokens, StreamDecoder, Tokenizer, TokenizerData } from '../types.js';
-import { concatBytes } from './bytes.js';
+import { concatBytes, EMPTY_BYTES } from './bytes.js';
 
 export interface StreamDecoderOptions {
   /**
@@ -31,11 +31,27 @@ export abstract class PieceTokenizer implements CorollaTokenizer {
   abstract encode(text: string, options?: { addBos?: boolean }): number[];
   abstract idToToken(id: number): string | undefined;
 
+  /** A token's bytes as stored (an id inside the vocabulary); computed once per id and cached. */
+  protected abstract tokenBytes(id: number): Uint8Array;
+  /** Special/control tokens that decode to nothing unless `keepSpecial`. */
+  protected abstract isSkipped(id: number): boolean;
+  /** Adjusts a token's bytes for the token before it (the space after BOS); unchanged by default. */
+  protected afterPrevious(bytes: Uint8Array, _id: number, _prev: number | undefined): Uint8Array {
+    return bytes;
+  }
+
+  private readonly byteCache: (Uint8Array | undefined)[] = [];
+
   /**
    * The bytes that token `id` contributes to decoded text, given the token before it (undefined at the start).
    * Special tokens give no bytes unless `keepSpecial`; ids outside the vocabulary give no bytes.
    */
-  protected abstract pieceBytes(id: number, prev: number | undefined, keepSpecial: boolean): Uint8Array;
+  protected pieceBytes(id: number, prev: number | undefined, keepSpecial: boolean): Uint8Array {
+    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) return EMPTY_BYTES;
+    if (!keepSpecial && this.isSkipped(id)) return EMPTY_BYTES;
+    const bytes = (this.byteCache[id] ??= this.tokenBytes(id));
+    return this.afterPrevious(bytes, id, prev);
+  }
 
   decode(ids: readonly number[], options: { keepSpecial?: boolean } = {}): string {
     const keep = options.keepSpecial ?? false;

@@ -1,6 +1,6 @@
 import type { SpecialTokens, TokenizerData } from '../types.js';
 import { PieceTokenizer } from './base.js';
-import { EMPTY_BYTES, UNICODE_TO_BYTE, toByteLevel, utf8Encoder } from './bytes.js';
+import { UNICODE_TO_BYTE, toByteLevel, utf8Encoder } from './bytes.js';
 import { InvalidTokenizerError } from './errors.js';
 import { Heap } from './heap.js';
 import { preTokenizer } from './pretokenize.js';
@@ -40,7 +40,6 @@ export class BpeTokenizer extends PieceTokenizer {
   private readonly specials: SpecialSplitter;
   private readonly split: (text: string) => string[];
   private readonly skipped: Uint8Array;
-  private readonly decoded: Array<Uint8Array | undefined>;
   private readonly cache = new Map<string, readonly number[]>();
 
   constructor(data: BpeData) {
@@ -78,7 +77,6 @@ export class BpeTokenizer extends PieceTokenizer {
       const key = merge.slice(0, cut) + PAIR_SEPARATOR + merge.slice(cut + 1);
       if (!this.ranks.has(key)) this.ranks.set(key, rank);
     });
-    this.decoded = new Array(n);
   }
 
   encode(text: string, options: { addBos?: boolean } = {}): number[] {
@@ -157,27 +155,21 @@ export class BpeTokenizer extends PieceTokenizer {
     return this.tokens[id];
   }
 
-  protected pieceBytes(id: number, _prev: number | undefined, keepSpecial: boolean): Uint8Array {
-    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) return EMPTY_BYTES;
-    if (this.skipped[id] && !keepSpecial) return EMPTY_BYTES;
-    let bytes = this.decoded[id];
-    if (bytes === undefined) {
-      const text = this.tokens[id]!;
-      const type = this.types[id]!;
-      if (type === TokenType.normal || type === TokenType.byte) {
-        const out: number[] = [];
-        for (const ch of text) {
-          const byte = UNICODE_TO_BYTE.get(ch);
-          if (byte !== undefined) out.push(byte);
-          else for (const b of utf8Encoder.encode(ch)) out.push(b);
-        }
-        bytes = Uint8Array.from(out);
-      } else {
-        bytes = utf8Encoder.encode(text); // control, user-defined: stored as plain text
-      }
-      this.decoded[id] = bytes;
+  protected isSkipped(id: number): boolean {
+    return this.skipped[id] === 1;
+  }
+
+  protected tokenBytes(id: number): Uint8Array {
+    const text = this.tokens[id]!;
+    const type = this.types[id]!;
+    if (type !== TokenType.normal && type !== TokenType.byte) return utf8Encoder.encode(text); // control, user-defined: plain text
+    const out: number[] = [];
+    for (const ch of text) {
+      const byte = UNICODE_TO_BYTE.get(ch);
+      if (byte !== undefined) out.push(byte);
+      else for (const b of utf8Encoder.encode(ch)) out.push(b);
     }
-    return bytes;
+    return Uint8Array.from(out);
   }
 }
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { ModelNotFoundError } from '../errors.js';
 import type { SpecialTokens, TokenizerData } from '../types.js';
 import { PieceTokenizer } from './base.js';
-import { EMPTY_BYTES, parseByteToken, utf8Encoder } from './bytes.js';
+import { parseByteToken, utf8Encoder } from './bytes.js';
 import { InvalidTokenizerError } from './errors.js';
 import { Heap } from './heap.js';
 import { SpecialSplitter } from './special.js';
@@ -89,7 +89,6 @@ export class Llama2cTokenizer extends PieceTokenizer {
   private readonly specialText = new Map<number, string>();
   private readonly specials: SpecialSplitter;
   private readonly dummyPrefix: number | undefined;
-  private readonly decoded: Array<Uint8Array | undefined>;
 
   constructor(data: Llama2cData) {
     super();
@@ -121,7 +120,6 @@ export class Llama2cTokenizer extends PieceTokenizer {
     }
     this.specials = new SpecialSplitter([...this.specialText].map(([id, text]) => ({ id, text })));
     this.dummyPrefix = this.lookup.get(' ');
-    this.decoded = new Array(n);
   }
 
   encode(text: string, options: { addBos?: boolean } = {}): number[] {
@@ -188,17 +186,19 @@ export class Llama2cTokenizer extends PieceTokenizer {
     return this.pieces[id];
   }
 
-  protected pieceBytes(id: number, prev: number | undefined, keepSpecial: boolean): Uint8Array {
-    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) return EMPTY_BYTES;
+  protected isSkipped(id: number): boolean {
+    return this.specialText.has(id);
+  }
+
+  protected tokenBytes(id: number): Uint8Array {
     const specialText = this.specialText.get(id);
-    if (specialText !== undefined) return keepSpecial ? utf8Encoder.encode(specialText) : EMPTY_BYTES;
-    let bytes = this.decoded[id];
-    if (bytes === undefined) {
-      const piece = this.pieces[id]!;
-      bytes = this.isByte[id] ? Uint8Array.of(parseByteToken(piece)!) : utf8Encoder.encode(piece);
-      this.decoded[id] = bytes;
-    }
-    if (prev !== undefined && prev === this.special.bos && !this.isByte[id] && bytes[0] === 0x20) return bytes.subarray(1);
-    return bytes;
+    if (specialText !== undefined) return utf8Encoder.encode(specialText);
+    const piece = this.pieces[id]!;
+    return this.isByte[id] ? Uint8Array.of(parseByteToken(piece)!) : utf8Encoder.encode(piece);
+  }
+
+  // As run.c does: a piece's leading space is dropped right after BOS.
+  protected override afterPrevious(bytes: Uint8Array, id: number, prev: number | undefined): Uint8Array {
+    return prev !== undefined && prev === this.special.bos && !this.isByte[id] && bytes[0] === 0x20 ? bytes.subarray(1) : bytes;
   }
 }

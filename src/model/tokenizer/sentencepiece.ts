@@ -1,6 +1,6 @@
 import type { SpecialTokens, TokenizerData } from '../types.js';
 import { PieceTokenizer } from './base.js';
-import { EMPTY_BYTES, parseByteToken, utf8Encoder } from './bytes.js';
+import { parseByteToken, utf8Encoder } from './bytes.js';
 import { InvalidTokenizerError } from './errors.js';
 import { Heap } from './heap.js';
 import { SpecialSplitter } from './special.js';
@@ -51,7 +51,6 @@ export class SentencePieceTokenizer extends PieceTokenizer {
   private readonly byteIds = new Int32Array(256).fill(-1);
   private readonly specials: SpecialSplitter;
   private readonly skipped: Uint8Array;
-  private readonly decoded: Array<Uint8Array | undefined>;
 
   constructor(data: SentencePieceData) {
     super();
@@ -91,7 +90,6 @@ export class SentencePieceTokenizer extends PieceTokenizer {
       if (id !== undefined && id >= 0 && id < n && this.types[id] === TokenType.normal) this.skipped[id] = 1;
     }
     this.specials = new SpecialSplitter(specials);
-    this.decoded = new Array(n);
   }
 
   encode(text: string, options: { addBos?: boolean } = {}): number[] {
@@ -164,27 +162,20 @@ export class SentencePieceTokenizer extends PieceTokenizer {
     return this.tokens[id];
   }
 
-  protected pieceBytes(id: number, prev: number | undefined, keepSpecial: boolean): Uint8Array {
-    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) return EMPTY_BYTES;
-    if (this.skipped[id] && !keepSpecial) return EMPTY_BYTES;
-    let bytes = this.decoded[id];
-    if (bytes === undefined) {
-      const text = this.tokens[id]!;
-      const byte = this.types[id] === TokenType.byte ? parseByteToken(text) : undefined;
-      bytes = byte !== undefined ? Uint8Array.of(byte) : utf8Encoder.encode(text.replaceAll(SPACE, ' '));
-      this.decoded[id] = bytes;
-    }
-    // As llama.cpp and llama2.c do: the space that encode() prepended is dropped after BOS.
-    if (
-      this.addSpacePrefix &&
-      prev !== undefined &&
-      prev === this.special.bos &&
-      this.types[id] !== TokenType.byte &&
-      bytes[0] === 0x20
-    ) {
-      return bytes.subarray(1);
-    }
-    return bytes;
+  protected isSkipped(id: number): boolean {
+    return this.skipped[id] === 1;
+  }
+
+  protected tokenBytes(id: number): Uint8Array {
+    const text = this.tokens[id]!;
+    const byte = this.types[id] === TokenType.byte ? parseByteToken(text) : undefined;
+    return byte !== undefined ? Uint8Array.of(byte) : utf8Encoder.encode(text.replaceAll(SPACE, ' '));
+  }
+
+  // As llama.cpp and llama2.c do: the space that encode() prepended is dropped after BOS.
+  protected override afterPrevious(bytes: Uint8Array, id: number, prev: number | undefined): Uint8Array {
+    const strip = this.addSpacePrefix && prev !== undefined && prev === this.special.bos && this.types[id] !== TokenType.byte && bytes[0] === 0x20;
+    return strip ? bytes.subarray(1) : bytes;
   }
 }
 
