@@ -370,23 +370,11 @@ export async function signLoadReport(privateKey: PrivateKey, report: LoadReport)
 }
 
 /** What a server fills in; the signer adds `v`, `peerId`, `effective`, `issuedAt` and `expiresAt`. */
-export interface ServerRecordInput {
-  modelId: string;
-  numBlocks: number;
-  span: Span;
-  addrs: string[];
+export type ServerRecordInput = Omit<ServerRecord, 'v' | 'peerId' | 'issuedAt' | 'expiresAt' | 'state' | 'load' | 'throughput'> & {
   state?: ServerState;
-  throughput: { compute: number; network: number };
-  cacheTokensLeft: number;
-  dtype: string;
-  quantization: string;
-  softwareVersion: string;
-  publicName?: string;
-  location?: string;
-  accelerator: Accelerator;
-  ethAddress?: string;
   load?: ServerLoad;
-}
+  throughput: Omit<Throughput, 'effective'>;
+};
 
 /** Builds a complete record from `input` (issuedAt = now, expiresAt = now + ttlMs) and signs it. */
 export async function createSignedServerRecord(
