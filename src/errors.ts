@@ -1,17 +1,109 @@
 /**
- * The root of every error Corolla throws on purpose. Like viem's BaseError it carries a stable `code`,
- * a short message, optional details, and a cause chain, so callers can branch on `code` or `instanceof`
- * and humans see the whole story in one message.
+ * The root of every error Corolla throws on purpose, and the one table of error codes.
+ *
+ * Like viem's BaseError, a CorollaError carries a stable `code`, a short message, optional details and a cause
+ * chain, so callers branch on `code` or `instanceof` and humans see the whole story in one message. Every code is
+ * listed once in ERROR_CODES with whether retrying (elsewhere, or later) can help and which HTTP status a gateway
+ * answers with. What crosses to a peer is `toPeerError(error)`: a code and a safe message, never the text of an
+ * exception we did not raise on purpose.
  */
+
+export interface ErrorCodeInfo {
+  /** True when the same request may succeed later or on another server (capacity, timeouts, lost peers). */
+  readonly retryable: boolean;
+  /** The HTTP status a gateway maps this code to. */
+  readonly httpStatus: number;
+}
+
+const code = (httpStatus: number, retryable = false): ErrorCodeInfo => ({ httpStatus, retryable });
+
+/** Every error code, with its retry and HTTP semantics. Add a code here before throwing it. */
+export const ERROR_CODES = {
+  // caller or configuration mistakes
+  USAGE: code(400),
+  INVALID_REQUEST: code(400),
+  INVALID_SAMPLING_OPTIONS: code(400),
+  SERVER_CONFIG: code(500),
+  SWARM_CONFIG: code(500),
+  CHILD_PROCESS: code(500),
+  MAKE_MODEL_FAILED: code(500),
+  // model files, tokenizers, downloads
+  MODEL_NOT_FOUND: code(404),
+  MODEL_CORRUPT: code(422),
+  MODEL_UNSUPPORTED_ARCHITECTURE: code(422),
+  MODEL_UNSUPPORTED_QUANT: code(422),
+  MODEL_MISSING_TENSOR: code(422),
+  MODEL_DOWNLOAD_FAILED: code(502, true),
+  TOKENIZER_INVALID: code(422),
+  TOKENIZER_UNSUPPORTED: code(422),
+  CHAT_TEMPLATE_FAILED: code(422),
+  CHAT_TEMPLATE_RAISED: code(400),
+  // engine
+  CACHE_FULL: code(503, true),
+  UNKNOWN_SESSION: code(404),
+  DUPLICATE_SESSION: code(409),
+  INVALID_STEP: code(400),
+  INVALID_SPAN: code(400),
+  KERNEL_ERROR: code(500),
+  SAMPLING_NO_VALID_TOKEN: code(500),
+  // wire
+  MALFORMED: code(400),
+  MALFORMED_TENSOR: code(400),
+  FRAME_TOO_LARGE: code(413),
+  FRAME_TRUNCATED: code(400),
+  TENSOR_TOO_LARGE: code(413),
+  TENSOR_NON_FINITE: code(400),
+  UNSUPPORTED_CODEC: code(400),
+  // server
+  UNEXPECTED_MESSAGE: code(400),
+  SESSION_EXPIRED: code(410, true),
+  SESSION_CLOSED: code(410, true),
+  TOO_MANY_SESSIONS: code(429, true),
+  SHUTTING_DOWN: code(503, true),
+  REQUEST_TOO_LARGE: code(413),
+  // swarm and client
+  IDENTITY_FILE_INVALID: code(500),
+  PSK_FILE_INVALID: code(500),
+  SWARM_INVALID_RECORD: code(502),
+  SWARM_PEER_REQUEST: code(502, true),
+  SWARM_TIMEOUT: code(504, true),
+  SWARM_UNAVAILABLE: code(503, true),
+  NO_ROUTE: code(503, true),
+  REMOTE_SPAN_FAILED: code(502, true),
+  GENERATE_UNAVAILABLE: code(503, true),
+  GENERATE_STREAM: code(502, true),
+  /** A peer answered with a code this version does not know. */
+  REMOTE_ERROR: code(502, true),
+  ABORTED: code(499),
+  /** An exception nobody raised on purpose; its text never leaves the process. */
+  INTERNAL: code(500),
+} as const satisfies Record<string, ErrorCodeInfo>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_CODES, value);
+}
+
 export class CorollaError extends Error {
   override readonly name: string = 'CorollaError';
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly details?: string;
 
-  constructor(code: string, message: string, options: { cause?: unknown; details?: string } = {}) {
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; details?: string } = {}) {
     super(options.details ? `${message}\n  details: ${options.details}` : message, { cause: options.cause });
     this.code = code;
     this.details = options.details;
+  }
+
+  /** Whether trying again (later, or on another server) may succeed. */
+  get retryable(): boolean {
+    return ERROR_CODES[this.code].retryable;
+  }
+
+  /** The HTTP status this error maps to. */
+  get httpStatus(): number {
+    return ERROR_CODES[this.code].httpStatus;
   }
 
   /** Walks the cause chain and returns the first error matching `predicate`, if any. */
@@ -25,9 +117,32 @@ export class CorollaError extends Error {
   }
 }
 
-/** Serializable form of an error, for replies over the wire and JSON logs. */
-export function describeError(error: unknown): { code: string; message: string } {
-  if (error instanceof CorollaError) return { code: error.code, message: error.message };
-  if (error instanceof Error) return { code: 'INTERNAL', message: error.message };
-  return { code: 'INTERNAL', message: String(error) };
+/** What a peer or an HTTP client is told about a failure. */
+export interface PeerError {
+  readonly code: ErrorCode;
+  readonly message: string;
+}
+
+/** Longest message sent to a peer. */
+export const MAX_PEER_ERROR_MESSAGE = 1024;
+
+/**
+ * The safe, serializable form of an error: our own errors keep their code and message; anything else becomes
+ * INTERNAL with a fixed message, so runtime text (paths, stack fragments, kernel messages) never leaves the process.
+ */
+export function toPeerError(error: unknown): PeerError {
+  if (error instanceof CorollaError) return { code: error.code, message: error.message.slice(0, MAX_PEER_ERROR_MESSAGE) };
+  return { code: 'INTERNAL', message: 'internal error' };
+}
+
+/** An error a peer reported: its code is kept when this version knows it, else REMOTE_ERROR. */
+export class RemoteError extends CorollaError {
+  override readonly name: string = 'RemoteError';
+  /** The code exactly as the peer sent it (bounded). */
+  readonly remoteCode: string;
+
+  constructor(remoteCode: string, message: string, options: { cause?: unknown } = {}) {
+    super(isErrorCode(remoteCode) ? remoteCode : 'REMOTE_ERROR', message, options);
+    this.remoteCode = remoteCode.slice(0, 64);
+  }
 }

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { ChildProcessError, COROLLA_BIN, evenSpans, startCorolla, type CorollaProcess } from '../util/processes.js';
 import { numberOption, parse, samplingFlags, UsageError } from './options.js';
 
-export const DEFAULT_MODEL = path.resolve(import.meta.dirname, '../../../shared/models/stories260K/stories260K.gguf');
+import { DEFAULT_MODEL_PATH as DEFAULT_MODEL } from '../model/default-model.js';
 
 const usage = `usage: corolla demo [--model M] [--servers N] [--prompt TEXT] [--max-tokens N] [--keep-running]
 

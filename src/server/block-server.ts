@@ -22,7 +22,7 @@ import { loadTail } from '../engine/tail.js';
 import type { EngineOptions, ModelHead, ModelTail, SpanExecutor, SpanRange } from '../engine/types.js';
 import type { ModelSource } from '../model/types.js';
 import type { SwarmNode } from '../swarm/node.js';
-import { SOFTWARE_VERSION } from '../swarm/node.js';
+import { SOFTWARE_VERSION } from '../version.js';
 import type { Accelerator, ServerRecord, Throughput } from '../swarm/records.js';
 import { createRegistry, type AnnounceInput, type Registry, type RegistryOptions } from '../swarm/registry.js';
 import { createProgress } from '../util/progress.js';

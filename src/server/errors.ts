@@ -3,7 +3,7 @@
  * Engine errors (CACHE_FULL, UNKNOWN_SESSION, INVALID_STEP, INVALID_SPAN, KERNEL_ERROR…) and wire errors
  * (MALFORMED, FRAME_TOO_LARGE…) are replied with their own codes; these cover what only the server knows.
  */
-import { CorollaError } from '../errors.js';
+import { CorollaError, RemoteError } from '../errors.js';
 
 /** A peer sent a message that is valid on the wire but not a request (e.g. `opened`, `pong`). */
 export class UnexpectedMessageError extends CorollaError {
@@ -54,11 +54,8 @@ export class InvalidGenerateRequestError extends CorollaError {
 }
 
 /** A generation failed on the remote server (its code is kept), or the stream broke. */
-export class RemoteGenerateError extends CorollaError {
+export class RemoteGenerateError extends RemoteError {
   override readonly name = 'RemoteGenerateError';
-  constructor(code: string, message: string, options: { cause?: unknown } = {}) {
-    super(code, message, options);
-  }
 }
 
 /** Bad options given to createBlockServer or `corolla serve`. */

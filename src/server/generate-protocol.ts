@@ -17,7 +17,7 @@ import type { Libp2p, PeerId, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { lpStream } from '@libp2p/utils';
 import type { Multiaddr } from '@multiformats/multiaddr';
-import { CorollaError, describeError } from '../errors.js';
+import { CorollaError, toPeerError } from '../errors.js';
 import { createSampler, type SamplingOptions } from '../engine/sampling.js';
 import type { ModelHead, ModelTail } from '../engine/types.js';
 import { protocolId } from '../wire/protocol.js';
@@ -148,7 +148,7 @@ export async function serveGenerate(stream: Stream, ctx: GenerateContext): Promi
           : name === 'InvalidDataLengthError'
             ? new RequestTooLargeError(`the request exceeds ${MAX_GENERATE_REQUEST_BYTES} bytes`)
             : undefined;
-      if (failure) await send({ error: describeError(failure) }).catch(() => {});
+      if (failure) await send({ error: toPeerError(failure) }).catch(() => {});
       return;
     }
 
@@ -177,7 +177,7 @@ export async function serveGenerate(stream: Stream, ctx: GenerateContext): Promi
     } catch (error) {
       if (cancelled.signal.aborted) return;
       if (!(error instanceof CorollaError)) ctx.log?.(`generation failed: ${(error as Error)?.stack ?? String(error)}`);
-      await send({ error: describeError(error) }).catch(() => {});
+      await send({ error: toPeerError(error) }).catch(() => {});
     }
   } finally {
     session?.close();

@@ -4,7 +4,7 @@ export * from './identity.js';
 export * from './psk.js';
 export * from './records.js';
 export * from './keys.js';
-export { createSwarmNode, DEFAULT_DHT_PROTOCOL, SOFTWARE_NAME, SOFTWARE_VERSION } from './node.js';
+export { createSwarmNode, DEFAULT_DHT_PROTOCOL } from './node.js';
 export type { SwarmNode, SwarmNodeOptions, SwarmServices, SwarmLibp2p, SwarmTransport } from './node.js';
 export { ANNOUNCE_PROTOCOL, HEARTBEAT_PROTOCOL, MAX_CONTROL_MESSAGE_BYTES, requestJson, handleJson } from './protocol.js';
 export { createRegistry, coverageOf } from './registry.js';

@@ -26,13 +26,12 @@ import type { AbortOptions, PrivateKey, Transport } from '@libp2p/interface';
 import { SwarmConfigError, SwarmTimeoutError } from './errors.js';
 import { dhtSelectors, dhtValidators } from './keys.js';
 import { parsePsk } from './psk.js';
+import { SOFTWARE_NAME, SOFTWARE_VERSION } from '../version.js';
 
 export { generatePsk, loadPsk, parsePsk, savePsk } from './psk.js';
 
 /** The DHT protocol id of Corolla swarms (kept apart from the public IPFS Amino DHT). */
 export const DEFAULT_DHT_PROTOCOL = '/corolla/kad/1.0.0';
-export const SOFTWARE_NAME = 'corolla';
-export const SOFTWARE_VERSION = '0.1.0';
 
 export type SwarmTransport = 'tcp' | 'memory';
 

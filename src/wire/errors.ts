@@ -2,7 +2,7 @@ import { CorollaError } from '../errors.js';
 
 /**
  * Wire-level failures. Every error that bytes from a peer can provoke in src/wire/ is one of these (all extend
- * CorollaError), so a stream handler can reply with `describeError(e)` and drop the stream without a crash.
+ * CorollaError), so a stream handler can reply with `toPeerError(e)` and drop the stream without a crash.
  */
 
 /** A frame or message does not follow the protocol: bad JSON, unknown type, wrong field, size inconsistency. */

@@ -15,7 +15,7 @@
  *
  * Hidden-state tensors are always rank 2, `[tokens, hidden]`, both ≥ 1.
  */
-import { describeError } from '../errors.js';
+import { toPeerError } from '../errors.js';
 import { MalformedMessageError } from './errors.js';
 import { allocateFrame, splitFrame, type FrameOptions } from './frames.js';
 import {
@@ -435,14 +435,14 @@ export function decodeMessage(frame: Uint8Array, options: MessageOptions = {}): 
 }
 
 /**
- * Builds the `error` reply for a failure: its code and message (via describeError, message truncated to fit), and
+ * Builds the `error` reply for a failure: its code and message (via toPeerError, message truncated to fit), and
  * the ids of the request it answers (invalid ids are left out). The result always passes validation.
  */
 export function errorMessage(
   error: unknown,
   ids: { sessionId?: string; stepId?: number; requestId?: string } = {},
 ): ErrorMessage {
-  const { code, message } = describeError(error);
+  const { code, message } = toPeerError(error);
   const safeCode = ERROR_CODE_PATTERN.test(code) ? code : 'INTERNAL';
   const text = message.length > MAX_ERROR_MESSAGE_LENGTH ? `${message.slice(0, MAX_ERROR_MESSAGE_LENGTH - 1)}…` : message;
   const out: { -readonly [K in keyof ErrorMessage]: ErrorMessage[K] } = { type: 'error', code: safeCode, message: text };

@@ -4,7 +4,7 @@ import type { LoadedModelSource } from '../../src/model/load.js';
 import { createBlockServer, type BlockServer } from '../../src/server/block-server.js';
 import { createRegistry, type AnnounceInput, type Registry } from '../../src/swarm/registry.js';
 import type { SwarmNode } from '../../src/swarm/node.js';
-import { SOFTWARE_VERSION } from '../../src/swarm/node.js';
+import { SOFTWARE_VERSION } from '../../src/version.js';
 import { eventually, FAST, startSwarm } from '../swarm/helpers.js';
 import { openBlockStream, openStories, randomHidden, STORIES_MODEL_ID } from './helpers.js';
 

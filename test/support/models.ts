@@ -5,7 +5,8 @@ import path from 'node:path';
 import { makeModel, MAKE_MODEL_VERSION, type MakeModelDtype, type ModelShapeName } from '../../src/model/make-model.js';
 
 export const SHARED_MODELS = path.resolve(import.meta.dirname, '../../../shared/models');
-export const STORIES_GGUF = path.join(SHARED_MODELS, 'stories260K/stories260K.gguf');
+/** The embedded default model (a bit-identical copy of shared/models/stories260K/stories260K.gguf). */
+export { DEFAULT_MODEL_PATH as STORIES_GGUF } from '../../src/model/default-model.js';
 export const STORIES_BIN = path.join(SHARED_MODELS, 'stories260K/stories260K.bin');
 export const STORIES_TOKENIZER = path.join(SHARED_MODELS, 'stories260K/tok512.bin');
 
