@@ -23,6 +23,8 @@ const { values } = parseArgs({
   },
 });
 const root = path.resolve(import.meta.dirname, '..');
+/** SmolLM2's tokenizer, for random-weight models of its shape (from ../shared/models beside the checkout). */
+const SMOLLM_TOKENIZER = path.join(root, '../shared/models/smollm2-135m-instruct-tokenizer/tokenizer.json');
 const modelsDir = path.join(os.tmpdir(), 'corolla-bench-models');
 fs.mkdirSync(modelsDir, { recursive: true });
 fs.mkdirSync(path.join(root, 'bench/results'), { recursive: true });
@@ -31,7 +33,7 @@ function model(shape: string, dtype: string): string {
   const file = path.join(modelsDir, `${shape}-${dtype}.gguf`);
   if (!fs.existsSync(file)) {
     process.stderr.write(`making ${shape} ${dtype}…\n`);
-    execFileSync(process.execPath, [path.join(root, 'bin/corolla.js'), 'dev', 'make-model', '--shape', shape, '--dtype', dtype, '--out', file], { stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync(process.execPath, [path.join(root, 'bin/corolla.js'), 'dev', 'make-model', '--shape', shape, '--dtype', dtype, '--out', file, '--tokenizer', SMOLLM_TOKENIZER], { stdio: ['ignore', 'ignore', 'inherit'] });
   }
   return file;
 }

@@ -25,11 +25,13 @@ import { encodeMessage } from '../src/wire/messages.js';
 
 const { values } = parseArgs({ options: { dtype: { type: 'string', default: 'q4_0' }, tokens: { type: 'string', default: '64' }, threads: { type: 'string', default: '1' } } });
 const root = path.resolve(import.meta.dirname, '..');
+/** SmolLM2's tokenizer, for random-weight models of its shape (from ../shared/models beside the checkout). */
+const SMOLLM_TOKENIZER = path.join(root, '../shared/models/smollm2-135m-instruct-tokenizer/tokenizer.json');
 const tokens = Number(values.tokens);
 const modelsDir = path.join(os.tmpdir(), 'corolla-bench-models');
 fs.mkdirSync(modelsDir, { recursive: true });
 const model = path.join(modelsDir, `smollm2-135m-${values.dtype}.gguf`);
-if (!fs.existsSync(model)) execFileSync(process.execPath, [path.join(root, 'bin/corolla.js'), 'dev', 'make-model', '--shape', 'smollm2-135m', '--dtype', values.dtype!, '--out', model], { stdio: 'inherit' });
+if (!fs.existsSync(model)) execFileSync(process.execPath, [path.join(root, 'bin/corolla.js'), 'dev', 'make-model', '--shape', 'smollm2-135m', '--dtype', values.dtype!, '--out', model, '--tokenizer', SMOLLM_TOKENIZER], { stdio: 'inherit' });
 const log = (line: string) => process.stderr.write(line + '\n');
 const PROMPT = [1, 504, 3258, 282, 253, 1345, 28, 665];
 const children: CorollaProcess[] = [];

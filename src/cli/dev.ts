@@ -3,12 +3,15 @@
  *   corolla dev make-model --shape smollm2-135m|llama-3.2-1b|stories-tiny --dtype f32|f16|q8_0|q4_0 --out FILE.gguf [--seed N]
  */
 import { parseArgs } from 'node:util';
-import { createProgress, humanBytes } from '../util/progress.js';
-import { MAKE_MODEL_DTYPES, makeModel, MakeModelError, MODEL_SHAPES, type MakeModelDtype, type ModelShapeName } from '../model/make-model.js';
+import { humanBytes, progressTask } from '../util/progress.js';
+import { terminalProgress } from './progress.js';
+import { MakeModelError } from '../model/errors.js';
+import { MAKE_MODEL_DTYPES, makeModel, MODEL_SHAPES, type MakeModelDtype, type ModelShapeName } from '../model/make-model.js';
 
-const USAGE = `usage: corolla dev make-model --shape ${Object.keys(MODEL_SHAPES).join('|')} --dtype ${MAKE_MODEL_DTYPES.join('|')} --out FILE.gguf [--seed N]
+const USAGE = `usage: corolla dev make-model --shape ${Object.keys(MODEL_SHAPES).join('|')} --dtype ${MAKE_MODEL_DTYPES.join('|')} --out FILE.gguf [--seed N] [--tokenizer tokenizer.json]
 
-Writes a GGUF v3 model with deterministic random weights at a real model's shape (for benchmarks and tests).`;
+Writes a GGUF v3 model with deterministic random weights at a real model's shape (for benchmarks and tests).
+Shapes with SmolLM2's vocabulary need its tokenizer.json (--tokenizer); stories-tiny uses the embedded model's.`;
 
 export async function run(argv: string[]): Promise<void> {
   const [tool, ...rest] = argv;
@@ -28,6 +31,7 @@ export async function run(argv: string[]): Promise<void> {
       dtype: { type: 'string', default: 'f32' },
       out: { type: 'string' },
       seed: { type: 'string', default: '0' },
+      tokenizer: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -42,12 +46,13 @@ export async function run(argv: string[]): Promise<void> {
   const seed = Number(values.seed);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new MakeModelError(`--seed must be an integer in 0..4294967295`);
 
-  const progress = createProgress(`writing ${values.out}`);
+  const progress = progressTask(terminalProgress(), `writing ${values.out}`);
   const { bytes } = makeModel({
     shape: values.shape as ModelShapeName,
     dtype: values.dtype as MakeModelDtype,
     out: values.out,
     seed,
+    ...(values.tokenizer ? { smollmTokenizerPath: values.tokenizer } : {}),
     onProgress: (done, total) => progress.update(done, total),
   });
   progress.done();

@@ -39,3 +39,19 @@ export class ModelNotFoundError extends CorollaError {
     super('MODEL_NOT_FOUND', `model not found: ${what}`, options);
   }
 }
+
+/** The Hub answered with an error other than "not found", or could not be reached. */
+export class HubDownloadError extends CorollaError {
+  override readonly name = 'HubDownloadError';
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('MODEL_DOWNLOAD_FAILED', message, options);
+  }
+}
+
+/** `make-model` was asked for something it cannot build, or its tokenizer source is missing. */
+export class MakeModelError extends CorollaError {
+  override readonly name = 'MakeModelError';
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('MAKE_MODEL_FAILED', message, options);
+  }
+}

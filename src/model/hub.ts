@@ -18,17 +18,8 @@ import * as os from 'node:os';
 import * as nodePath from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { CorollaError } from '../errors.js';
-import { createProgress } from '../util/progress.js';
-import { CorruptModelError, ModelNotFoundError } from './errors.js';
-
-/** The Hub answered with an error other than "not found", or could not be reached. */
-export class HubDownloadError extends CorollaError {
-  override readonly name = 'HubDownloadError';
-  constructor(message: string, options: { cause?: unknown } = {}) {
-    super('MODEL_DOWNLOAD_FAILED', message, options);
-  }
-}
+import { progressTask, type ProgressEvent } from '../util/progress.js';
+import { CorruptModelError, HubDownloadError, ModelNotFoundError } from './errors.js';
 
 export interface HubSpec {
   /** "owner/name" */
@@ -38,22 +29,22 @@ export interface HubSpec {
   readonly file?: string;
 }
 
-export interface DownloadProgressEvent {
+/** Progress of one file's download. */
+export interface DownloadProgressEvent extends ProgressEvent {
   readonly file: string;
-  readonly done: number;
-  readonly total?: number;
 }
 
+/** The public Hub, used when no endpoint is given. */
+export const DEFAULT_HUB_ENDPOINT = 'https://huggingface.co';
+
 export interface HubOptions {
-  /** Default: $HF_ENDPOINT or https://huggingface.co */
+  /** Default: DEFAULT_HUB_ENDPOINT (the CLI passes $HF_ENDPOINT). */
   readonly endpoint?: string;
-  /** Default: $HF_TOKEN (or $HUGGING_FACE_HUB_TOKEN), sent as a bearer token. */
+  /** Sent as a bearer token (the CLI passes $HF_TOKEN or $HUGGING_FACE_HUB_TOKEN). */
   readonly token?: string;
-  /** Root of the cache; default $COROLLA_CACHE or ~/.cache/corolla. Files go under {root}/hub/. */
+  /** Root of the cache; default ~/.cache/corolla (the CLI passes $COROLLA_CACHE). Files go under {root}/hub/. */
   readonly cacheRoot?: string;
-  /** Called instead of the stderr progress line. */
   readonly onProgress?: (event: DownloadProgressEvent) => void;
-  readonly quiet?: boolean;
   readonly signal?: AbortSignal;
   /** Retries after a network error (not after an HTTP error status); default 2. */
   readonly retries?: number;
@@ -100,13 +91,13 @@ export function isHubSpec(spec: string): boolean {
   }
 }
 
-/** $COROLLA_CACHE or ~/.cache/corolla. */
-export function corollaCacheRoot(): string {
-  return process.env.COROLLA_CACHE || nodePath.join(os.homedir(), '.cache', 'corolla');
+/** ~/.cache/corolla: where downloads and fingerprints are cached unless a cacheRoot is given. */
+export function defaultCacheRoot(): string {
+  return nodePath.join(os.homedir(), '.cache', 'corolla');
 }
 
 /** The local directory of one repo revision. */
-export function hubCacheDir(spec: HubSpec, cacheRoot = corollaCacheRoot()): string {
+export function hubCacheDir(spec: HubSpec, cacheRoot = defaultCacheRoot()): string {
   const [owner, name] = spec.repo.split('/') as [string, string];
   return nodePath.join(cacheRoot, 'hub', owner, name, encodeURIComponent(spec.revision));
 }
@@ -182,9 +173,8 @@ class HubClient {
     private readonly dir: string,
     private readonly options: HubOptions,
   ) {
-    this.endpoint = (options.endpoint ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, '');
-    const token = options.token ?? process.env.HF_TOKEN ?? process.env.HUGGING_FACE_HUB_TOKEN;
-    if (token) this.token = token;
+    this.endpoint = (options.endpoint ?? DEFAULT_HUB_ENDPOINT).replace(/\/+$/, '');
+    if (options.token) this.token = options.token;
   }
 
   private url(file: string): string {
@@ -234,13 +224,13 @@ class HubClient {
     const lengthHeader = response.headers.get('content-length');
     const encoded = response.headers.get('content-encoding');
     const total = lengthHeader && !encoded ? Number(lengthHeader) : undefined;
-    const progress = this.options.onProgress ? undefined : createProgress(`downloading ${what}`, this.options.quiet !== undefined ? { quiet: this.options.quiet } : {});
+    const onProgress = this.options.onProgress;
+    const progress = progressTask(onProgress && ((event: ProgressEvent) => onProgress({ ...event, file })), `downloading ${what}`);
     let done = 0;
     const counter = new Transform({
       transform: (chunk: Buffer, _encoding, callback) => {
         done += chunk.length;
-        if (this.options.onProgress) this.options.onProgress({ file, done, ...(total !== undefined ? { total } : {}) });
-        else progress!.update(done, total);
+        progress.update(done, total);
         callback(null, chunk);
       },
     });
@@ -252,7 +242,7 @@ class HubClient {
       fs.rmSync(partial, { force: true });
       throw new HubDownloadError(`downloading ${what} was interrupted`, { cause: error });
     }
-    progress?.done(); // prints only when the download took a second or more
+    progress.done();
     return true;
   }
 }

@@ -15,6 +15,8 @@ import { checkConfig, verifyTensorShapes } from './config.js';
 import { CorruptModelError, MissingTensorError, ModelNotFoundError } from './errors.js';
 import { readFully } from './fs-util.js';
 import type { CanonicalTensorName, ModelConfig, ModelSource, TokenizerData, WeightTensor } from './types.js';
+import { InvalidTokenizerError } from './tokenizer/errors.js';
+import { readLlama2cTokenizer as readTokenizerFile } from './tokenizer/llama2c.js';
 
 export interface Llama2cModelSource extends ModelSource {
   readonly format: 'llama2c';
@@ -157,30 +159,12 @@ function findTokenizer(checkpoint: string, vocab: number): string | undefined {
   return undefined;
 }
 
-/** Reads a llama2.c tokenizer.bin holding exactly `vocab` tokens (BOS 1, EOS 2, as run.c assumes). */
+/** Reads a llama2.c tokenizer.bin holding exactly `vocab` tokens; a file that does not fit the model is corrupt. */
 export function readLlama2cTokenizer(path: string, vocab: number): TokenizerData {
-  let buf: Buffer;
   try {
-    buf = fs.readFileSync(path);
+    return readTokenizerFile(path, { vocabSize: vocab, exact: true });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new ModelNotFoundError(`tokenizer ${path}`, { cause: error });
+    if (error instanceof InvalidTokenizerError) throw new CorruptModelError(path, error.message, { cause: error });
     throw error;
   }
-  if (buf.length < 4) throw new CorruptModelError(path, 'tokenizer file is too short');
-  const maxTokenLength = buf.readInt32LE(0);
-  if (maxTokenLength <= 0 || maxTokenLength > 65536) throw new CorruptModelError(path, `max_token_length is ${maxTokenLength}`);
-  const tokens: string[] = [];
-  const scores: number[] = [];
-  let p = 4;
-  for (let i = 0; i < vocab; i++) {
-    if (p + 8 > buf.length) throw new CorruptModelError(path, `truncated at token ${i} of ${vocab} (is it the tokenizer for this model?)`);
-    scores.push(buf.readFloatLE(p));
-    const len = buf.readInt32LE(p + 4);
-    p += 8;
-    if (len < 0 || len > maxTokenLength || p + len > buf.length) throw new CorruptModelError(path, `token ${i} has length ${len}`);
-    tokens.push(buf.toString('utf8', p, p + len));
-    p += len;
-  }
-  if (p !== buf.length) throw new CorruptModelError(path, `${buf.length - p} bytes left after ${vocab} tokens (tokenizer for another vocabulary size?)`);
-  return { kind: 'llama2c', tokens, scores, maxTokenLength, special: { bos: 1, eos: [2], addBos: true } };
 }

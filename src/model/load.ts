@@ -11,12 +11,12 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
-import { createProgress } from '../util/progress.js';
+import { progressTask, type OnProgress } from '../util/progress.js';
 import { CorruptModelError, ModelNotFoundError } from './errors.js';
 import { GGUF_MAGIC } from './gguf.js';
 import { openGgufSource } from './gguf-source.js';
 import { openHfSource } from './hf-source.js';
-import { corollaCacheRoot, downloadFromHub, isHubSpec, type DownloadProgressEvent, type HubOptions } from './hub.js';
+import { defaultCacheRoot, downloadFromHub, isHubSpec, type DownloadProgressEvent, type HubOptions } from './hub.js';
 import { openLlama2cSource } from './llama2c-source.js';
 import type { ModelSource } from './types.js';
 
@@ -26,7 +26,7 @@ export type LoadedModelSource = ModelSource & { readonly files: readonly string[
 export interface OpenModelOptions {
   /** llama2.c only: the tokenizer.bin to use. */
   readonly tokenizerPath?: string;
-  /** Download progress; when absent, progress goes to stderr. */
+  /** Download progress. */
   readonly onProgress?: (event: DownloadProgressEvent) => void;
   /** Hub settings (endpoint, token, cache root). */
   readonly hub?: Omit<HubOptions, 'onProgress'>;
@@ -76,9 +76,15 @@ function readMagic(path: string): number | undefined {
 // ---------------------------------------------------------------------------------------------------------------
 // Fingerprints
 
+export interface FingerprintOptions {
+  /** Root of the cache (default ~/.cache/corolla); fingerprints are cached in {root}/fingerprints.json. */
+  readonly cacheRoot?: string;
+  readonly onProgress?: OnProgress;
+}
+
 /** Where fingerprints are cached: {cache root}/fingerprints.json. */
-export function fingerprintCachePath(): string {
-  return nodePath.join(corollaCacheRoot(), 'fingerprints.json');
+export function fingerprintCachePath(cacheRoot = defaultCacheRoot()): string {
+  return nodePath.join(cacheRoot, 'fingerprints.json');
 }
 
 const PROGRESS_THRESHOLD = 64 * 1024 * 1024;
@@ -88,28 +94,29 @@ const PROGRESS_THRESHOLD = 64 * 1024 * 1024;
  * equals `sha256sum` of the file). Peers compare fingerprints to be sure they serve the very same weights.
  * Results are cached by path + size + mtime, so a multi-GB file is hashed once.
  */
-export async function modelFingerprint(source: ModelSource | string, options: { quiet?: boolean } = {}): Promise<string> {
+export async function modelFingerprint(source: ModelSource | string, options: FingerprintOptions = {}): Promise<string> {
   const files = weightFiles(source).map((f) => nodePath.resolve(f));
   const stats = files.map((f) => fs.statSync(f));
   const key = files.map((f, i) => `${f}|${stats[i]!.size}|${stats[i]!.mtimeMs}`).join('\n');
-  const cache = readFingerprintCache();
+  const cachePath = fingerprintCachePath(options.cacheRoot);
+  const cache = readFingerprintCache(cachePath);
   const hit = cache[key];
   if (typeof hit === 'string') return hit;
 
   const total = stats.reduce((a, s) => a + s.size, 0);
   const hash = createHash('sha256');
-  const progress = total >= PROGRESS_THRESHOLD ? createProgress(`fingerprinting ${nodePath.basename(files[0]!)}`, options.quiet !== undefined ? { quiet: options.quiet } : {}) : undefined;
+  const progress = progressTask(total >= PROGRESS_THRESHOLD ? options.onProgress : undefined, `fingerprinting ${nodePath.basename(files[0]!)}`);
   let done = 0;
   for (const file of files) {
     for await (const chunk of fs.createReadStream(file, { highWaterMark: 4 * 1024 * 1024 })) {
       hash.update(chunk as Buffer);
       done += (chunk as Buffer).length;
-      progress?.update(done, total);
+      progress.update(done, total);
     }
   }
-  progress?.done();
+  progress.done();
   const digest = hash.digest('hex');
-  writeFingerprintCache(key, digest);
+  writeFingerprintCache(cachePath, key, digest);
   return digest;
 }
 
@@ -125,21 +132,20 @@ function weightFiles(source: ModelSource | string): string[] {
   return names.map((n) => nodePath.join(source, n));
 }
 
-function readFingerprintCache(): Record<string, unknown> {
+function readFingerprintCache(path: string): Record<string, unknown> {
   try {
-    const value = JSON.parse(fs.readFileSync(fingerprintCachePath(), 'utf8')) as unknown;
+    const value = JSON.parse(fs.readFileSync(path, 'utf8')) as unknown;
     return value && typeof value === 'object' ? (value as Record<string, unknown>) : {};
   } catch {
     return {};
   }
 }
 
-function writeFingerprintCache(key: string, digest: string): void {
-  const path = fingerprintCachePath();
+function writeFingerprintCache(path: string, key: string, digest: string): void {
   try {
     fs.mkdirSync(nodePath.dirname(path), { recursive: true });
     // Re-read just before writing so concurrent processes lose as little as possible; rename is atomic.
-    const cache = readFingerprintCache();
+    const cache = readFingerprintCache(path);
     cache[key] = digest;
     const tmp = `${path}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, JSON.stringify(cache, null, 1));

@@ -16,21 +16,22 @@
  * `rope.scaling.type`), exactly as convert_hf_to_gguf.py does.
  */
 import * as fs from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import * as nodePath from 'node:path';
-import { CorollaError } from '../errors.js';
+import { DEFAULT_MODEL_PATH } from './default-model.js';
+import { MakeModelError } from './errors.js';
 import { GgmlType, ggmlTypeOf } from './ggml-types.js';
 import { GgufValueType, openGguf, type GgufValueTypeId } from './gguf.js';
 import { gv, writeGguf, type GgufMetaValue, type GgufTensorSpec } from './gguf-writer.js';
 import { encodeTensor } from './quant.js';
 import { llama3RopeFactors } from './rope.js';
 import type { RopeScaling, TensorType } from './types.js';
+import { CHATML_TEMPLATE } from './tokenizer/chat-template.js';
 
 /**
  * Bumped whenever the same (shape, dtype, seed) would produce different bytes, so caches of generated models can
  * key on it. Also written to the file as `corolla.random.version`.
  */
-export const MAKE_MODEL_VERSION = 2;
+export const MAKE_MODEL_VERSION = 3;
 
 export type MakeModelDtype = 'f32' | 'f16' | 'q8_0' | 'q4_0';
 export const MAKE_MODEL_DTYPES: readonly MakeModelDtype[] = ['f32', 'f16', 'q8_0', 'q4_0'];
@@ -49,8 +50,9 @@ export interface ModelShape {
   readonly ropeScaling?: RopeScaling;
   readonly tied: boolean;
   /**
-   * 'smollm2': SmolLM2's byte-level BPE from shared/models (49152 tokens; padded with reserved tokens up to
-   * vocabSize). 'stories': the 512-token SentencePiece vocabulary of stories260K. 'none': no tokenizer.
+   * 'smollm2': SmolLM2's byte-level BPE, read from a tokenizer.json given as `smollmTokenizerPath` (49152
+   * tokens; padded with reserved tokens up to vocabSize). 'stories': the 512-token SentencePiece vocabulary of the
+   * embedded stories260K model. 'none': no tokenizer.
    */
   readonly tokenizer: 'smollm2' | 'stories' | 'none';
 }
@@ -77,8 +79,8 @@ export interface MakeModelOptions {
   readonly dtype: MakeModelDtype;
   readonly out: string;
   readonly seed?: number;
-  /** Where smollm2-135m-instruct-tokenizer/ and stories260K/ live; default: ../shared/models beside the repo. */
-  readonly sharedModelsDir?: string;
+  /** SmolLM2's tokenizer.json, needed by shapes with the 'smollm2' tokenizer. */
+  readonly smollmTokenizerPath?: string;
   readonly onProgress?: (done: number, total: number) => void;
   /** Standard deviations of the random weights (defaults: defaultInit(hiddenSize)). */
   readonly init?: Partial<RandomInit>;
@@ -107,24 +109,6 @@ export function defaultInit(hiddenSize: number): RandomInit {
   };
 }
 
-export class MakeModelError extends CorollaError {
-  override readonly name = 'MakeModelError';
-  constructor(message: string, options: { cause?: unknown } = {}) {
-    super('MAKE_MODEL_FAILED', message, options);
-  }
-}
-
-/** A ChatML template in the style of SmolLM2-Instruct's (with its default system prompt). */
-export const CHATML_TEMPLATE =
-  "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}" +
-  "{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\\n' }}{% endif %}" +
-  "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
-  "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
-
-export function defaultSharedModelsDir(): string {
-  // src/model/make-model.ts → <repo>/../shared/models
-  return fileURLToPath(new URL('../../../shared/models/', import.meta.url));
-}
 
 /** Writes the model; returns the file size. */
 export function makeModel(options: MakeModelOptions): { path: string; bytes: number } {
@@ -134,7 +118,6 @@ export function makeModel(options: MakeModelOptions): { path: string; bytes: num
   const seed = (options.seed ?? 0) >>> 0;
   const headDim = shape.hiddenSize / shape.numHeads;
   if (!Number.isInteger(headDim) || shape.numHeads % shape.numKvHeads !== 0) throw new MakeModelError(`inconsistent shape ${shape.name}`);
-  const sharedDir = options.sharedModelsDir ?? defaultSharedModelsDir();
 
   const metadata: Array<[string, GgufMetaValue]> = [
     ['general.architecture', gv.str('llama')],
@@ -155,7 +138,7 @@ export function makeModel(options: MakeModelOptions): { path: string; bytes: num
     ['corolla.random.version', gv.u32(MAKE_MODEL_VERSION)],
     ['corolla.random.seed', gv.u32(seed)],
     ['corolla.random.shape', gv.str(shape.name)],
-    ...tokenizerMetadata(shape, sharedDir),
+    ...tokenizerMetadata(shape, options.smollmTokenizerPath),
   ];
 
   const init: RandomInit = { ...defaultInit(shape.hiddenSize), ...options.init };
@@ -267,17 +250,16 @@ class Normalish {
   }
 }
 
-function tokenizerMetadata(shape: ModelShape, sharedDir: string): Array<[string, GgufMetaValue]> {
+function tokenizerMetadata(shape: ModelShape, smollmTokenizerPath: string | undefined): Array<[string, GgufMetaValue]> {
   if (shape.tokenizer === 'none') return [];
-  if (shape.tokenizer === 'stories') return storiesTokenizer(shape, sharedDir);
-  return smollmTokenizer(shape, sharedDir);
+  if (shape.tokenizer === 'stories') return storiesTokenizer(shape);
+  if (!smollmTokenizerPath) throw new MakeModelError(`shape ${shape.name} needs SmolLM2's tokenizer.json (smollmTokenizerPath, or --tokenizer FILE)`);
+  return smollmTokenizer(shape, smollmTokenizerPath);
 }
 
-/** The stories260K GGUF's own tokenizer.* metadata, copied with its value types. */
-function storiesTokenizer(shape: ModelShape, sharedDir: string): Array<[string, GgufMetaValue]> {
-  const path = nodePath.join(sharedDir, 'stories260K', 'stories260K.gguf');
-  if (!fs.existsSync(path)) throw new MakeModelError(`the stories tokenizer comes from ${path}, which does not exist`);
-  const g = openGguf(path);
+/** The embedded stories260K GGUF's own tokenizer.* metadata, copied with its value types. */
+function storiesTokenizer(shape: ModelShape): Array<[string, GgufMetaValue]> {
+  const g = openGguf(DEFAULT_MODEL_PATH);
   try {
     const out: Array<[string, GgufMetaValue]> = [];
     for (const [key, value] of g.metadata) {
@@ -299,8 +281,7 @@ interface TokenizerJson {
 }
 
 /** SmolLM2's tokenizer.json as a GGUF "gpt2" BPE tokenizer with pre-tokenizer "smollm". */
-function smollmTokenizer(shape: ModelShape, sharedDir: string): Array<[string, GgufMetaValue]> {
-  const path = nodePath.join(sharedDir, 'smollm2-135m-instruct-tokenizer', 'tokenizer.json');
+function smollmTokenizer(shape: ModelShape, path: string): Array<[string, GgufMetaValue]> {
   let json: TokenizerJson;
   try {
     json = JSON.parse(fs.readFileSync(path, 'utf8')) as TokenizerJson;

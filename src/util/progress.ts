@@ -1,45 +1,41 @@
 /**
- * Progress on stderr for anything that may take more than a second (loading weights, downloading, building
- * graphs). Draws a single updating line on a TTY and a few plain lines otherwise, so logs stay readable.
+ * Progress of anything that may take more than a second (loading weights, downloading, fingerprinting), reported
+ * as events through an `onProgress` callback (the js-libp2p way). Library code never draws: the CLI turns these
+ * events into a line on stderr (src/cli/progress.ts).
  */
-export interface Progress {
+export interface ProgressEvent {
+  /** What is in progress, e.g. "downloading acme/tiny/model.safetensors". */
+  readonly task: string;
+  readonly done: number;
+  readonly total?: number;
+  readonly unit: 'bytes' | 'items';
+  /** Set on the last event of a task. */
+  readonly finished?: boolean;
+  /** A closing message for a finished task (e.g. "loaded 30 blocks"). */
+  readonly message?: string;
+}
+
+export type OnProgress = (event: ProgressEvent) => void;
+
+export interface ProgressOptions {
+  readonly onProgress?: OnProgress;
+}
+
+export interface ProgressTask {
   update(done: number, total?: number): void;
   done(message?: string): void;
 }
 
-export function createProgress(label: string, options: { stream?: NodeJS.WriteStream; quiet?: boolean; unit?: 'bytes' | 'items' } = {}): Progress {
-  const show = options.unit === 'items' ? (n: number) => String(n) : humanBytes;
-  const stream = options.stream ?? process.stderr;
-  const started = Date.now();
-  let lastDraw = 0;
-  let lastPercentLogged = -1;
-  const tty = Boolean(stream.isTTY);
-  const quiet = options.quiet ?? process.env.COROLLA_QUIET === '1';
-  const format = (done: number, total?: number) => {
-    if (total && total > 0) {
-      const percent = Math.min(100, Math.floor((done / total) * 100));
-      return { percent, text: `${label}: ${percent}% (${show(done)} / ${show(total)})` };
-    }
-    return { percent: -1, text: `${label}: ${show(done)}` };
-  };
+/** A task that reports to `onProgress` (nothing when it is undefined). */
+export function progressTask(onProgress: OnProgress | undefined, task: string, unit: ProgressEvent['unit'] = 'bytes'): ProgressTask {
+  let last = { done: 0, total: undefined as number | undefined };
   return {
     update(done, total) {
-      if (quiet) return;
-      const now = Date.now();
-      if (now - started < 1000 || now - lastDraw < 100) return; // silent for fast operations
-      lastDraw = now;
-      const { percent, text } = format(done, total);
-      if (tty) stream.write(`\r${text}\x1b[K`);
-      else if (percent >= lastPercentLogged + 25) {
-        lastPercentLogged = percent;
-        stream.write(text + '\n');
-      }
+      last = { done, total };
+      onProgress?.({ task, done, ...(total !== undefined ? { total } : {}), unit });
     },
     done(message) {
-      if (quiet) return;
-      const seconds = (Date.now() - started) / 1000;
-      if (tty && lastDraw) stream.write('\r\x1b[K');
-      if (seconds >= 1 || message) stream.write(`${message ?? label} (${seconds.toFixed(1)} s)\n`);
+      onProgress?.({ task, done: last.done, ...(last.total !== undefined ? { total: last.total } : {}), unit, finished: true, ...(message ? { message } : {}) });
     },
   };
 }

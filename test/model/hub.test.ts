@@ -4,7 +4,9 @@ import type { AddressInfo } from 'node:net';
 import * as nodePath from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelNotFoundError } from '../../src/model/errors.js';
-import { downloadFromHub, hubCacheDir, HubDownloadError, isHubSpec, parseHubSpec } from '../../src/model/hub.js';
+import { hubOptionsFromEnv } from '../../src/cli/env.js';
+import { HubDownloadError } from '../../src/model/errors.js';
+import { downloadFromHub, hubCacheDir, isHubSpec, parseHubSpec } from '../../src/model/hub.js';
 import { openModel } from '../../src/model/load.js';
 import { tempDir, writeTinyGguf, writeTinyHf } from './support.js';
 
@@ -119,7 +121,7 @@ describe('hub downloads (local server)', () => {
     process.env.COROLLA_CACHE = cache('b');
     try {
       const before = requests.length;
-      const source = await openModel('acme/tiny', { onProgress: () => {} });
+      const source = await openModel('acme/tiny', { onProgress: () => {}, hub: hubOptionsFromEnv(process.env) });
       expect(source.format).toBe('safetensors');
       expect(source.config.tieWordEmbeddings).toBe(true);
       expect(source.tokenizer?.kind).toBe('hf');
@@ -135,7 +137,7 @@ describe('hub downloads (local server)', () => {
   });
 
   it('downloads sharded checkpoints at a revision', async () => {
-    const dir = await downloadFromHub('acme/sharded@v1.0', { endpoint, cacheRoot: cache('c'), quiet: true });
+    const dir = await downloadFromHub('acme/sharded@v1.0', { endpoint, cacheRoot: cache('c') });
     expect(fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort()).toEqual([
       'model-00001-of-00002.safetensors',
       'model-00002-of-00002.safetensors',
@@ -146,7 +148,7 @@ describe('hub downloads (local server)', () => {
   });
 
   it('downloads a single GGUF file (following a redirect)', async () => {
-    const path = await downloadFromHub('hf:acme/tiny-GGUF:tiny-q8.gguf', { endpoint, cacheRoot: cache('d'), quiet: true });
+    const path = await downloadFromHub('hf:acme/tiny-GGUF:tiny-q8.gguf', { endpoint, cacheRoot: cache('d') });
     expect(path.endsWith(nodePath.join('acme', 'tiny-GGUF', 'main', 'tiny-q8.gguf'))).toBe(true);
     expect(fs.readFileSync(path).equals(fs.readFileSync(nodePath.join(served, 'gguf', 'tiny-q8.gguf')))).toBe(true);
     const count = requests.length;
@@ -180,7 +182,7 @@ describe('hub downloads (local server)', () => {
     expect(error).toBeInstanceOf(HubDownloadError);
     expect((error as Error).cause).toBeDefined();
 
-    const cut = await downloadFromHub('acme/broken:x.gguf', { endpoint, cacheRoot: cache('h'), quiet: true }).catch((e: unknown) => e);
+    const cut = await downloadFromHub('acme/broken:x.gguf', { endpoint, cacheRoot: cache('h') }).catch((e: unknown) => e);
     expect(cut).toBeInstanceOf(HubDownloadError);
     const dir = nodePath.join(cache('h'), 'hub', 'acme', 'broken', 'main');
     expect(fs.existsSync(nodePath.join(dir, 'x.gguf'))).toBe(false);

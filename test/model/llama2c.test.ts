@@ -70,7 +70,7 @@ describe('llama2.c checkpoints', () => {
       expect(t.tokens[3]).toBe('<0x00>');
       expect(t.tokens[258]).toBe('<0xFF>');
       expect(t.maxTokenLength).toBe(7);
-      expect(t.special).toEqual({ bos: 1, eos: [2], addBos: true });
+      expect(t.special).toEqual({ unk: 0, bos: 1, eos: [2], addBos: true }); // the one llama2.c reader's specials
       // The same pieces as the GGUF vocabulary, apart from llama2.c's spelling of BOS/EOS and spaces.
       const gguf = openGgufSource(STORIES_GGUF);
       const ggufTokens = gguf.tokenizer?.kind === 'sentencepiece' ? gguf.tokenizer.tokens : [];

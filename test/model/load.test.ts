@@ -1,20 +1,14 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { CorruptModelError, ModelNotFoundError } from '../../src/model/errors.js';
 import { fingerprintCachePath, modelFingerprint, openModel } from '../../src/model/load.js';
 import { STORIES_BIN, STORIES_GGUF, STORIES_TOK, tempDir, writeTinyHf } from './support.js';
 
 const dir = tempDir();
-let savedCache: string | undefined;
-beforeAll(() => {
-  savedCache = process.env.COROLLA_CACHE;
-  process.env.COROLLA_CACHE = nodePath.join(dir, 'cache');
-});
+const cacheRoot = nodePath.join(dir, 'cache');
 afterAll(() => {
-  if (savedCache === undefined) delete process.env.COROLLA_CACHE;
-  else process.env.COROLLA_CACHE = savedCache;
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -71,8 +65,8 @@ describe('modelFingerprint', () => {
     const copy = nodePath.join(dir, 'fp.gguf');
     fs.copyFileSync(STORIES_GGUF, copy);
     const expected = sha256(copy);
-    expect(await modelFingerprint(copy)).toBe(expected);
-    const cacheFile = fingerprintCachePath();
+    expect(await modelFingerprint(copy, { cacheRoot })).toBe(expected);
+    const cacheFile = fingerprintCachePath(cacheRoot);
     expect(cacheFile.startsWith(nodePath.join(dir, 'cache'))).toBe(true);
     const cache = JSON.parse(fs.readFileSync(cacheFile, 'utf8')) as Record<string, string>;
     const key = Object.keys(cache).find((k) => k.startsWith(copy + '|'))!;
@@ -81,19 +75,19 @@ describe('modelFingerprint', () => {
     // The cache is used: a planted value comes back while the file is unchanged...
     cache[key] = 'planted';
     fs.writeFileSync(cacheFile, JSON.stringify(cache));
-    expect(await modelFingerprint(copy)).toBe('planted');
+    expect(await modelFingerprint(copy, { cacheRoot })).toBe('planted');
     // ...and is ignored once the file changes.
     const bytes = fs.readFileSync(copy);
     bytes[bytes.length - 1] ^= 1;
     fs.writeFileSync(copy, bytes);
     const future = new Date(Date.now() + 5000);
     fs.utimesSync(copy, future, future);
-    expect(await modelFingerprint(copy)).toBe(sha256(copy));
+    expect(await modelFingerprint(copy, { cacheRoot })).toBe(sha256(copy));
   });
 
   it('fingerprints a source (only its weights) and a sharded directory', async () => {
     const bin = await openModel(STORIES_BIN);
-    expect(await modelFingerprint(bin)).toBe(sha256(STORIES_BIN));
+    expect(await modelFingerprint(bin, { cacheRoot })).toBe(sha256(STORIES_BIN));
     bin.close();
     const d = nodePath.join(dir, 'sharded');
     writeTinyHf(d, { shards: 2 });
@@ -101,9 +95,9 @@ describe('modelFingerprint', () => {
     const all = createHash('sha256');
     for (const f of files) all.update(fs.readFileSync(nodePath.join(d, f)));
     const expected = all.digest('hex');
-    expect(await modelFingerprint(d)).toBe(expected);
+    expect(await modelFingerprint(d, { cacheRoot })).toBe(expected);
     const source = await openModel(d);
-    expect(await modelFingerprint(source)).toBe(expected);
+    expect(await modelFingerprint(source, { cacheRoot })).toBe(expected);
     source.close();
   });
 });

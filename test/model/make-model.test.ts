@@ -5,10 +5,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { run as runDev } from '../../src/cli/dev.js';
 import { openGguf } from '../../src/model/gguf.js';
 import { openGgufSource } from '../../src/model/gguf-source.js';
-import { CHATML_TEMPLATE, makeModel, MakeModelError, MODEL_SHAPES, type ModelShape } from '../../src/model/make-model.js';
+import { MakeModelError } from '../../src/model/errors.js';
+import { makeModel, MODEL_SHAPES, type ModelShape } from '../../src/model/make-model.js';
+import { CHATML_TEMPLATE } from '../../src/model/tokenizer/chat-template.js';
 import { dequantize } from '../../src/model/quant.js';
 import { llama3RopeFactors } from '../../src/model/rope.js';
 import { tempDir } from './support.js';
+import { SMOLLM_TOKENIZER_JSON } from '../support/models.js';
 
 const dir = tempDir('corolla-make-');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -74,7 +77,7 @@ describe('make-model', () => {
 
   it('embeds the SmolLM2 tokenizer as GGUF BPE, pads the vocabulary, and writes rope_freqs', () => {
     const out = nodePath.join(dir, 'small.gguf');
-    makeModel({ shape: SMALL_SMOLLM, dtype: 'q4_0', out });
+    makeModel({ shape: SMALL_SMOLLM, dtype: 'q4_0', out, smollmTokenizerPath: SMOLLM_TOKENIZER_JSON });
     const s = openGgufSource(out);
     try {
       const t = s.tokenizer;

@@ -7,6 +7,7 @@ import { makeModel, MAKE_MODEL_VERSION, type MakeModelDtype, type ModelShapeName
 export const SHARED_MODELS = path.resolve(import.meta.dirname, '../../../shared/models');
 /** The embedded default model (a bit-identical copy of shared/models/stories260K/stories260K.gguf). */
 export { DEFAULT_MODEL_PATH as STORIES_GGUF } from '../../src/model/default-model.js';
+export const SMOLLM_TOKENIZER_JSON = path.join(SHARED_MODELS, 'smollm2-135m-instruct-tokenizer/tokenizer.json');
 export const STORIES_BIN = path.join(SHARED_MODELS, 'stories260K/stories260K.bin');
 export const STORIES_TOKENIZER = path.join(SHARED_MODELS, 'stories260K/tok512.bin');
 
@@ -18,7 +19,7 @@ export function testModel(shape: ModelShapeName, dtype: MakeModelDtype, seed = 7
   const out = path.join(cacheDir, `${shape}-${dtype}-s${seed}-v${MAKE_MODEL_VERSION}.gguf`);
   if (!fs.existsSync(out)) {
     const tmp = `${out}.${process.pid}.partial`;
-    makeModel({ shape, dtype, out: tmp, seed, sharedModelsDir: SHARED_MODELS });
+    makeModel({ shape, dtype, out: tmp, seed, smollmTokenizerPath: SMOLLM_TOKENIZER_JSON });
     fs.renameSync(tmp, out);
   }
   return out;

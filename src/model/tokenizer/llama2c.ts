@@ -12,15 +12,26 @@ type Llama2cData = Extract<TokenizerData, { kind: 'llama2c' }>;
 /** llama2.c's fixed special ids: <unk>, <s>, </s>. Bytes 0x00..0xFF follow at 3..258. */
 export const LLAMA2C_SPECIAL: SpecialTokens = { unk: 0, bos: 1, eos: [2], addBos: true };
 
+/** Largest max_token_length accepted from a file. */
+const MAX_TOKEN_LENGTH = 65536;
+
+export interface Llama2cTokenizerReadOptions {
+  /** Read exactly this many tokens; default: until EOF. */
+  readonly vocabSize?: number;
+  /** With vocabSize: bytes left after the last token are an error (the file belongs to another vocabulary). */
+  readonly exact?: boolean;
+}
+
 /**
  * Parses a llama2.c tokenizer.bin: int32 max_token_length, then per token f32 score, int32 length, bytes.
  * The file does not store the vocabulary size: tokens are read until EOF, or exactly `vocabSize` of them.
  */
-export function parseLlama2cTokenizer(bytes: Uint8Array, vocabSize?: number, location = 'tokenizer.bin'): Llama2cData {
+export function parseLlama2cTokenizer(bytes: Uint8Array, options: Llama2cTokenizerReadOptions | number = {}, location = 'tokenizer.bin'): Llama2cData {
+  const { vocabSize, exact } = typeof options === 'number' ? { vocabSize: options, exact: false } : options;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.byteLength < 4) throw new InvalidTokenizerError(location, 'shorter than its 4-byte header');
   const maxTokenLength = view.getInt32(0, true);
-  if (maxTokenLength <= 0) throw new InvalidTokenizerError(location, `max_token_length is ${maxTokenLength}`);
+  if (maxTokenLength <= 0 || maxTokenLength > MAX_TOKEN_LENGTH) throw new InvalidTokenizerError(location, `max_token_length is ${maxTokenLength}`);
   const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
   const tokens: string[] = [];
   const scores: number[] = [];
@@ -32,19 +43,22 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, vocabSize?: number, loc
     const score = view.getFloat32(offset, true);
     const length = view.getInt32(offset + 4, true);
     offset += 8;
-    if (length < 0 || offset + length > bytes.byteLength) {
-      throw new InvalidTokenizerError(location, `token ${tokens.length} has length ${length} past the end of the file`);
+    if (length < 0 || length > maxTokenLength || offset + length > bytes.byteLength) {
+      throw new InvalidTokenizerError(location, `token ${tokens.length} has length ${length} (max_token_length ${maxTokenLength}, ${bytes.byteLength - offset} bytes left)`);
     }
     tokens.push(decoder.decode(bytes.subarray(offset, offset + length)));
     scores.push(score);
     offset += length;
   }
   if (tokens.length < 3) throw new InvalidTokenizerError(location, `only ${tokens.length} tokens`);
+  if (exact && offset !== bytes.byteLength) {
+    throw new InvalidTokenizerError(location, `${bytes.byteLength - offset} bytes left after ${tokens.length} tokens (tokenizer for another vocabulary size?)`);
+  }
   return { kind: 'llama2c', tokens, scores, maxTokenLength, special: LLAMA2C_SPECIAL };
 }
 
 /** Reads a llama2.c tokenizer.bin from disk (see `parseLlama2cTokenizer`). */
-export function readLlama2cTokenizer(path: string, vocabSize?: number): Llama2cData {
+export function readLlama2cTokenizer(path: string, options?: Llama2cTokenizerReadOptions | number): Llama2cData {
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(path);
@@ -52,7 +66,7 @@ export function readLlama2cTokenizer(path: string, vocabSize?: number): Llama2cD
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new ModelNotFoundError(path, { cause: error });
     throw new InvalidTokenizerError(path, 'cannot be read', { cause: error });
   }
-  return parseLlama2cTokenizer(bytes, vocabSize, path);
+  return parseLlama2cTokenizer(bytes, options, path);
 }
 
 interface Pair {
