@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 // Entry point: registers the TypeScript loader, then hands over to the CLI.
-import '../src/util/polyfills.js';
 import { register } from 'tsx/esm/api';
 
 register();

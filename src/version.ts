@@ -1,5 +1,8 @@
 /** The software name and version, read once from package.json so there is one place to bump it. */
-import pkg from '../package.json' with { type: 'json' };
+import { readFileSync } from 'node:fs';
+
+// package.json sits one level above both src/ and dist/
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
 export const SOFTWARE_NAME = 'corolla';
 export const SOFTWARE_VERSION: string = pkg.version;

@@ -2,6 +2,7 @@
  * The libp2p node every Corolla process runs: TCP (or in-memory for tests), Noise, Yamux, identify, ping, and a
  * Kademlia DHT on our own protocol id with the Corolla record namespaces. Optionally a private swarm (pnet PSK).
  */
+import '../util/polyfills.js'; // before libp2p
 import { randomUUID } from 'node:crypto';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { tcp } from '@libp2p/tcp';
