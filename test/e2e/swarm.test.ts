@@ -1,3 +1,4 @@
+// needs ../shared/models (real tokenizers, checkpoints or SmolLM2-shaped models): skipped on a checkout without it
 /**
  * Multi-process swarms on loopback: a `corolla dht` bootstrap peer, `corolla serve` block servers and
  * `corolla generate --swarm` clients, each a real process talking libp2p over TCP.

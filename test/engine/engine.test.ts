@@ -1,3 +1,4 @@
+// needs ../shared/models (real tokenizers, checkpoints or SmolLM2-shaped models): skipped on a checkout without it
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CacheBudgetError, InvalidSpanError, InvalidStepError } from '../../src/engine/errors.js';
 import { generate } from '../../src/engine/generate.js';

@@ -1,3 +1,4 @@
+// needs ../shared/models (real tokenizers, checkpoints or SmolLM2-shaped models): skipped on a checkout without it
 /**
  * Parity with llama.cpp on random-weight SmolLM2-135M-shaped GGUFs (30 layers, 9 heads, 3 KV heads, 49152 vocab).
  *

@@ -1,3 +1,4 @@
+// needs ../shared/models (real tokenizers, checkpoints or SmolLM2-shaped models): skipped on a checkout without it
 /**
  * Quantized weights run quantized (MatMulNBits over the file's own blocks) and yet compute exactly the weights the
  * file describes: with f32 activations our q8_0/q4_0 logits equal those of the same model with every tensor

@@ -1,3 +1,4 @@
+// needs ../shared/models (real tokenizers, checkpoints or SmolLM2-shaped models): skipped on a checkout without it
 import { describe, expect, it } from 'vitest';
 import {
   BpeTokenizer,
