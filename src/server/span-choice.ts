@@ -11,6 +11,7 @@
  *   and never when leaving its span would open a gap that the swarm currently does not have.
  */
 import type { ServerState } from '../swarm/records.js';
+import { DEFAULT_BALANCE_QUALITY } from './defaults.js';
 
 export interface SpanView {
   readonly peerId: string;
@@ -90,7 +91,7 @@ export interface RebalanceDecision {
 }
 
 export interface RebalanceOptions {
-  /** Move only if minBefore / minAfter < balanceQuality (default 0.75: the minimum must rise by ≥ 33%). */
+  /** Move only if minBefore / minAfter < balanceQuality (default DEFAULT_BALANCE_QUALITY). */
   readonly balanceQuality?: number;
   /** Cap on the simulated re-choice rounds of other servers (default 100). */
   readonly maxRounds?: number;
@@ -101,7 +102,7 @@ export interface RebalanceOptions {
  * throughput); records of other models or other block counts must already be filtered out.
  */
 export function shouldRebalance(views: readonly SpanView[], numBlocks: number, self: string, options: RebalanceOptions = {}): RebalanceDecision {
-  const quality = options.balanceQuality ?? 0.75;
+  const quality = options.balanceQuality ?? DEFAULT_BALANCE_QUALITY;
   const maxRounds = options.maxRounds ?? 100;
   const live = counted(views, numBlocks);
   // One record per peer (the caller passes verified, newest-per-peer records; be safe anyway).
