@@ -4,6 +4,7 @@ import type { Stream } from '@libp2p/interface';
 import { openModel, type LoadedModelSource } from '../../src/model/load.js';
 import { createBlockServer, type BlockServer, type BlockServerOptions } from '../../src/server/block-server.js';
 import { wholeModelGeneration } from '../../src/server/services/generation.js';
+import type { BlockServerComponents } from '../../src/server/settings.js';
 import { createSwarmNode, type SwarmNode } from '../../src/swarm/node.js';
 import { messageChannel, type MessageChannel } from '../../src/wire/channel.js';
 import type { DecodedMessage, MessageInput, TensorInput } from '../../src/wire/messages.js';
@@ -27,10 +28,10 @@ export interface TestServer {
 }
 
 /** A block server on a memory-transport node, plus a connected client node; range 'all' serves whole-model generation. */
-export async function startTestServer(source: LoadedModelSource, options: Partial<BlockServerOptions> = {}): Promise<TestServer> {
+export async function startTestServer(source: LoadedModelSource, options: Partial<BlockServerOptions> = {}, components: Partial<BlockServerComponents> = {}): Promise<TestServer> {
   const node = await createSwarmNode({ transport: 'memory' });
   const server = await createBlockServer(
-    { node, source },
+    { node, source, ...components },
     {
       modelId: STORIES_MODEL_ID,
       range: { start: 0, end: source.config.numLayers },
