@@ -15,6 +15,7 @@ import {
   DEFAULT_REBALANCE_INTERVAL_MS,
   DEFAULT_THREADS,
 } from '../server/defaults.js';
+import { GENERATE_PROTOCOL } from '../server/generate-protocol.js';
 import { rebalancing, wholeModelGeneration, type ServiceFactories, type ServiceMap } from '../server/services/index.js';
 import type { LoadProgressEvent } from '../server/settings.js';
 import { loadOrCreateIdentity } from '../swarm/identity.js';
@@ -24,7 +25,6 @@ import { loadPsk } from '../swarm/psk.js';
 import type { BlockRange } from '../util/blocks.js';
 import { lineLogger } from '../util/logger.js';
 import { createProgress, type Progress } from '../util/progress.js';
-import { GENERATE_PROTOCOL } from '../server/generate-protocol.js';
 import { numberOption, parse, UsageError } from './options.js';
 
 const DEFAULT_LISTEN = '/ip4/127.0.0.1/tcp/0';

@@ -11,7 +11,7 @@
  * (the protocol). It reports sessions, announcements and moves as typed events (events.ts).
  */
 import type { Stream } from '@libp2p/interface';
-import { TypedEventEmitter } from 'main-event';
+import { TypedEventEmitter, type TypedEventTarget } from 'main-event';
 import type { SpanExecutor } from '../engine/types.js';
 import type { ModelSource } from '../model/types.js';
 import type { SwarmNode } from '../swarm/node.js';
@@ -39,7 +39,7 @@ export interface BlockServerOptions<S extends ServiceMap = ServiceMap> extends B
   readonly start?: boolean;
 }
 
-export interface BlockServer<S extends ServiceMap = ServiceMap> extends TypedEventEmitter<BlockServerEvents> {
+export interface BlockServer<S extends ServiceMap = ServiceMap> extends TypedEventTarget<BlockServerEvents> {
   readonly peerId: string;
   readonly modelId: string;
   /** Blocks in the model. */
@@ -89,7 +89,7 @@ class CorollaBlockServer<S extends ServiceMap> extends TypedEventEmitter<BlockSe
   private measured: Throughput;
   private started = false;
   private moving = false;
-  stopped = false;
+  private isStopped = false;
 
   constructor(private readonly components: BlockServerComponents, options: BlockServerOptions<S>) {
     super();
@@ -146,7 +146,11 @@ class CorollaBlockServer<S extends ServiceMap> extends TypedEventEmitter<BlockSe
   }
 
   get busy(): boolean {
-    return this.moving || this.stopped;
+    return this.moving || this.isStopped;
+  }
+
+  get stopped(): boolean {
+    return this.isStopped;
   }
 
   record(): ServerRecord | undefined {
@@ -193,6 +197,7 @@ class CorollaBlockServer<S extends ServiceMap> extends TypedEventEmitter<BlockSe
       }
       await this.goOnline();
     } catch (error) {
+      this.isStopped = true; // nothing left for stop() to do
       for (const service of started.reverse()) await Promise.resolve(service.stop()).catch(() => {});
       this.blockServiceNow?.close();
       await this.currentSpan?.dispose().catch(() => {});
@@ -203,8 +208,8 @@ class CorollaBlockServer<S extends ServiceMap> extends TypedEventEmitter<BlockSe
   }
 
   async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
+    if (this.isStopped) return;
+    this.isStopped = true;
     if (!this.started) return;
     for (const [name, service] of Object.entries(this.services).reverse()) {
       await Promise.resolve(service.stop()).catch((error: unknown) => this.log.error(`stopping service ${name} failed: ${message(error)}`));
