@@ -98,10 +98,10 @@ class CorollaBlockServer<S extends ServiceMap> extends TypedEventEmitter<BlockSe
     this.logger = components.logger ?? silentLogger;
     this.log = this.logger.forComponent('corolla:server');
     this.numBlocks = this.source.config.numLayers;
-    this.settings = resolveSettings(options, this.numBlocks);
+    const { services: factories = {} as ServiceFactories<S>, start: _start, ...settings } = options;
+    this.settings = resolveSettings(settings, this.numBlocks);
     this.networkThroughput = round(estimateNetworkThroughput(this.source.config.hiddenSize, { bitsPerSecond: this.settings.networkBitsPerSecond }));
     this.measured = { compute: 0, network: this.networkThroughput, effective: 0 };
-    const factories = (options.services ?? {}) as ServiceFactories<S>;
     this.services = Object.fromEntries(Object.entries(factories).map(([name, create]) => [name, create(this)])) as S;
   }
 

@@ -81,31 +81,14 @@ export interface BlockServerSettings {
   readonly computeThroughput?: number;
 }
 
+/** The settings resolveSettings fills in from defaults.ts. */
+type Defaulted = 'threads' | 'maxBatch' | 'batchWindowMs' | 'cacheBudgetBytes' | 'idleTimeoutMs' | 'maxSessionMs' | 'maxFrameBytes' | 'maxSessionsPerStream' | 'maxForwardTokens' | 'networkBitsPerSecond';
+
 /** Settings with every default filled in and checked against the model. */
-export interface ResolvedSettings {
-  readonly modelId: string;
-  /** The operator's range; undefined when the server chooses (and may move). */
+export type ResolvedSettings = Omit<BlockServerSettings, 'range' | Defaulted> & { readonly [K in Defaulted]-?: NonNullable<BlockServerSettings[K]> } & {
+  /** The operator's range ('all' made concrete); undefined when the server chooses its span (and may move). */
   readonly fixedRange: BlockRange | undefined;
-  readonly numBlocks: number | undefined;
-  readonly threads: number;
-  readonly executionProvider: EngineOptions['executionProvider'];
-  readonly maxBatch: number;
-  readonly batchWindowMs: number;
-  readonly maxCacheTokens: number | undefined;
-  readonly cacheBudgetBytes: number;
-  readonly publicName: string | undefined;
-  readonly location: string | undefined;
-  readonly ethAddress: string | undefined;
-  readonly registryOptions: RegistryOptions | undefined;
-  readonly idleTimeoutMs: number;
-  readonly maxSessionMs: number;
-  readonly maxFrameBytes: number;
-  readonly maxSessionsPerStream: number;
-  readonly maxForwardTokens: number;
-  readonly networkBitsPerSecond: number;
-  readonly freeMemoryBytes: number | undefined;
-  readonly computeThroughput: number | undefined;
-}
+};
 
 export function resolveSettings(options: BlockServerSettings, modelBlocks: number): ResolvedSettings {
   const fixedRange = options.range === 'all' ? { start: 0, end: modelBlocks } : options.range;
@@ -115,27 +98,19 @@ export function resolveSettings(options: BlockServerSettings, modelBlocks: numbe
   if (options.numBlocks !== undefined && !(Number.isInteger(options.numBlocks) && options.numBlocks >= 1)) {
     throw new ServerConfigError(`numBlocks must be a positive integer, got ${options.numBlocks}`);
   }
+  const { range: _range, ...given } = options;
   return {
-    modelId: options.modelId,
+    ...given,
     fixedRange,
-    numBlocks: options.numBlocks,
     threads: options.threads ?? DEFAULT_THREADS,
-    executionProvider: options.executionProvider,
     maxBatch: Math.max(1, Math.floor(options.maxBatch ?? DEFAULT_MAX_BATCH)),
     batchWindowMs: options.batchWindowMs ?? DEFAULT_BATCH_WINDOW_MS,
-    maxCacheTokens: options.maxCacheTokens,
     cacheBudgetBytes: options.cacheBudgetBytes ?? DEFAULT_CACHE_BUDGET_BYTES,
-    publicName: options.publicName,
-    location: options.location,
-    ethAddress: options.ethAddress,
-    registryOptions: options.registryOptions,
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
     maxSessionMs: options.maxSessionMs ?? DEFAULT_MAX_SESSION_MS,
     maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
     maxSessionsPerStream: options.maxSessionsPerStream ?? DEFAULT_MAX_SESSIONS_PER_STREAM,
     maxForwardTokens: options.maxForwardTokens ?? DEFAULT_MAX_FORWARD_TOKENS,
     networkBitsPerSecond: options.networkBitsPerSecond ?? DEFAULT_NETWORK_BPS,
-    freeMemoryBytes: options.freeMemoryBytes,
-    computeThroughput: options.computeThroughput,
   };
 }
