@@ -2,19 +2,23 @@
  * `corolla demo`: one command that brings up a local swarm (a bootstrap peer and three block servers splitting the
  * model) and streams a generation through it. Ctrl-C stops everything cleanly.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import { openModel } from '../model/load.js';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { DEFAULT_MODEL_PATH as DEFAULT_MODEL } from '../model/default-model.js';
+import { openModel } from '../model/load.js';
 import { ChildProcessError, COROLLA_BIN, evenSpans, startCorolla, type CorollaProcess } from '../util/processes.js';
 import { numberOption, parse, samplingFlags, UsageError } from './options.js';
 
-import { DEFAULT_MODEL_PATH as DEFAULT_MODEL } from '../model/default-model.js';
+const DEFAULT_SERVERS = 3;
+const MAX_SERVERS = 16;
+const DEFAULT_MAX_TOKENS = 200;
+const DEFAULT_PROMPT = 'Once upon a time';
 
 const usage = `usage: corolla demo [--model M] [--servers N] [--prompt TEXT] [--max-tokens N] [--keep-running]
 
-Starts a bootstrap DHT peer and N block servers (default 3) that split the model's blocks, then streams a
-generation through the swarm. Default model: ${DEFAULT_MODEL}`;
+Starts a bootstrap DHT peer and N block servers (default ${DEFAULT_SERVERS}, at most ${MAX_SERVERS}) that split the
+model's blocks, then streams a generation through the swarm: --prompt (default "${DEFAULT_PROMPT}"), --max-tokens
+(default ${DEFAULT_MAX_TOKENS}). Default model: ${DEFAULT_MODEL}`;
 
 export async function run(argv: string[]): Promise<void> {
   const values = parse(
@@ -24,9 +28,9 @@ export async function run(argv: string[]): Promise<void> {
   );
   const model = values.model ?? DEFAULT_MODEL;
   if (!fs.existsSync(model)) throw new UsageError(`model not found: ${model}\n\n${usage}`);
-  const servers = numberOption(values.servers, 'servers', { integer: true, min: 1, max: 16 }) ?? 3;
-  const maxTokens = numberOption(values['max-tokens'], 'max-tokens', { integer: true, min: 1 }) ?? 200;
-  const prompt = values.prompt ?? 'Once upon a time';
+  const servers = numberOption(values.servers, 'servers', { integer: true, min: 1, max: MAX_SERVERS }) ?? DEFAULT_SERVERS;
+  const maxTokens = numberOption(values['max-tokens'], 'max-tokens', { integer: true, min: 1 }) ?? DEFAULT_MAX_TOKENS;
+  const prompt = values.prompt ?? DEFAULT_PROMPT;
 
   const source = await openModel(model);
   const numBlocks = source.config.numLayers;

@@ -8,12 +8,17 @@ import { createSwarmNode } from '../swarm/node.js';
 import { loadOrCreateIdentity } from '../swarm/identity.js';
 import { loadPsk } from '../swarm/psk.js';
 
+/** Every interface, so that other machines can reach a bootstrap peer. */
+const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/0';
+/** How often the connection and routing-table counts are logged. */
+const STATUS_INTERVAL_MS = 60_000;
+
 const USAGE = `usage: corolla dht [options]
 
 Runs a bootstrap-only DHT peer. Prints its multiaddr (with /p2p/<peer id>) as the first line of stdout.
 
 options:
-  --listen MULTIADDR     address to listen on (repeatable; default /ip4/0.0.0.0/tcp/0)
+  --listen MULTIADDR     address to listen on (repeatable; default ${DEFAULT_LISTEN})
   --announce MULTIADDR   address to advertise instead (repeatable; e.g. a public IP or DNS name)
   --identity FILE        Ed25519 key file; created (mode 0600) when missing. Keeps the peer id stable across
                          restarts, which a bootstrap address needs. Default: a new id every run.
@@ -54,7 +59,7 @@ export async function run(argv: string[]): Promise<void> {
   const psk = values.psk ? await loadPsk(values.psk) : undefined;
 
   const node = await createSwarmNode({
-    listen: values.listen ?? ['/ip4/0.0.0.0/tcp/0'],
+    listen: values.listen ?? [DEFAULT_LISTEN],
     announce: values.announce,
     bootstrap: values.bootstrap,
     privateKey: identity?.privateKey,
@@ -87,7 +92,7 @@ export async function run(argv: string[]): Promise<void> {
   log(`peer ${node.peerId} listening on:\n  ${addrs.join('\n  ')}${psk ? '\n  (private swarm: PSK required)' : ''}`);
   node.libp2p.addEventListener('peer:connect', (event) => log(`peer connected: ${event.detail.toString()}`));
   node.libp2p.addEventListener('peer:disconnect', (event) => log(`peer disconnected: ${event.detail.toString()}`));
-  const status = setInterval(() => log(`${node.libp2p.getConnections().length} connections, ${node.routingTableSize} peers in routing table`), 60_000);
+  const status = setInterval(() => log(`${node.libp2p.getConnections().length} connections, ${node.routingTableSize} peers in routing table`), STATUS_INTERVAL_MS);
   status.unref();
 
   const signal = await stopped;

@@ -3,14 +3,31 @@
  * exactly one line, `ready <peerId> <start>:<end>`; every log line and the loading progress go to stderr.
  * SIGINT/SIGTERM announce OFFLINE, close the streams, stop the node and exit 0.
  */
-import { createBlockServer, type BlockServer } from '../server/block-server.js';
 import { openModel } from '../model/load.js';
+import { createBlockServer, type BlockServer } from '../server/block-server.js';
+import {
+  DEFAULT_BATCH_WINDOW_MS,
+  DEFAULT_CACHE_BUDGET_BYTES,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_BATCH,
+  DEFAULT_MAX_SESSION_MS,
+  DEFAULT_NETWORK_BPS,
+  DEFAULT_REBALANCE_INTERVAL_MS,
+  DEFAULT_THREADS,
+} from '../server/defaults.js';
+import { GENERATE_PROTOCOL } from '../server/generate-protocol.js';
+import { rebalancing, wholeModelGeneration, type ServiceFactories, type ServiceMap } from '../server/services/index.js';
+import { loadOrCreateIdentity } from '../swarm/identity.js';
 import { modelIdOf } from '../swarm/model-id.js';
 import { createSwarmNode, type SwarmNode } from '../swarm/node.js';
-import { loadOrCreateIdentity } from '../swarm/identity.js';
 import { loadPsk } from '../swarm/psk.js';
-import type { SpanRange } from '../engine/types.js';
+import type { BlockRange } from '../util/blocks.js';
+import { lineLogger } from '../util/logger.js';
+import { terminalProgress } from './progress.js';
 import { numberOption, parse, UsageError } from './options.js';
+
+const DEFAULT_LISTEN = '/ip4/127.0.0.1/tcp/0';
+const seconds = (ms: number) => ms / 1000;
 
 const usage = `usage: corolla serve --model <path|hf-repo> [options]
 
@@ -20,11 +37,11 @@ announced ONLINE; logs go to stderr. SIGINT/SIGTERM announce OFFLINE and exit.
   --model M              GGUF file, llama2.c .bin, Hugging Face directory, or Hub repo id
   --tokenizer PATH       tokenizer for llama2.c checkpoints (whole-model mode uses its EOS ids)
   --blocks START:END     serve blocks [START, END); "all" serves the whole model with head and tail, and
-                         answers /corolla/generate/1.0.0 (whole-model generation)
+                         answers ${GENERATE_PROTOCOL} (whole-model generation)
   --num-blocks N         serve N blocks, placed where the swarm is weakest (default: as many as fit in free
                          memory); the span is reconsidered every --rebalance-interval
   --bootstrap ADDRS      comma-separated multiaddrs (with /p2p/<id>) of swarm peers (repeatable)
-  --listen MULTIADDR     listen address (repeatable; default /ip4/127.0.0.1/tcp/0 — use /ip4/0.0.0.0/tcp/PORT
+  --listen MULTIADDR     listen address (repeatable; default ${DEFAULT_LISTEN} — use /ip4/0.0.0.0/tcp/PORT
                          to accept peers from other machines)
   --announce MULTIADDR   address to advertise instead of the listen addresses (repeatable)
   --identity FILE        Ed25519 key file, created when missing (a stable peer id across restarts)
@@ -32,14 +49,14 @@ announced ONLINE; logs go to stderr. SIGINT/SIGTERM announce OFFLINE and exit.
   --public-name S        a name shown in swarm listings
   --location S           free-form location shown in swarm listings
   --eth-address 0x…      address for rewards
-  --max-cache-tokens N   KV-cache budget in tokens over all sessions (default: 2 GiB worth)
-  --threads N            onnxruntime threads (default 1)
-  --max-batch N          decode steps of different sessions per engine call (default 8; 1 = no batching)
-  --batch-window MS      longest wait for other sessions' decode steps before a partial batch (default 2)
-  --idle-timeout S       close sessions idle for S seconds (default 60)
-  --max-session-time S   close sessions open longer than S seconds (default 3600)
-  --rebalance-interval S seconds between span checks with --num-blocks or no --blocks (default 60; 0 = off)
-  --network-mbps N       link bandwidth for the announced network throughput estimate (default 100)`;
+  --max-cache-tokens N   KV-cache budget in tokens over all sessions (default: ${DEFAULT_CACHE_BUDGET_BYTES / 1024 ** 3} GiB worth)
+  --threads N            onnxruntime threads (default ${DEFAULT_THREADS})
+  --max-batch N          decode steps of different sessions per engine call (default ${DEFAULT_MAX_BATCH}; 1 = no batching)
+  --batch-window MS      longest wait for other sessions' decode steps before a partial batch (default ${DEFAULT_BATCH_WINDOW_MS})
+  --idle-timeout S       close sessions idle for S seconds (default ${seconds(DEFAULT_IDLE_TIMEOUT_MS)})
+  --max-session-time S   close sessions open longer than S seconds (default ${seconds(DEFAULT_MAX_SESSION_MS)})
+  --rebalance-interval S seconds between span checks with --num-blocks or no --blocks (default ${seconds(DEFAULT_REBALANCE_INTERVAL_MS)}; 0 = off)
+  --network-mbps N       link bandwidth for the announced network throughput estimate (default ${DEFAULT_NETWORK_BPS / 1e6})`;
 
 const flags = {
   model: { type: 'string' },
@@ -65,7 +82,7 @@ const flags = {
 } as const;
 
 /** Parses `--blocks`: "all" or "START:END". */
-export function parseBlocks(value: string): SpanRange | 'all' {
+export function parseBlocks(value: string): BlockRange | 'all' {
   if (value === 'all') return 'all';
   const match = /^(\d{1,6}):(\d{1,6})$/.exec(value);
   if (!match) throw new UsageError(`--blocks must be START:END (e.g. 0:12) or "all", got "${value}"`);
@@ -84,21 +101,23 @@ export async function run(argv: string[]): Promise<void> {
   const range = values.blocks !== undefined ? parseBlocks(values.blocks) : undefined;
   const numBlocks = numberOption(values['num-blocks'], 'num-blocks', { integer: true, min: 1 });
   const maxCacheTokens = numberOption(values['max-cache-tokens'], 'max-cache-tokens', { integer: true, min: 1 });
-  const threads = numberOption(values.threads, 'threads', { integer: true, min: 1 }) ?? 1;
-  const maxBatch = numberOption(values['max-batch'], 'max-batch', { integer: true, min: 1, max: 256 }) ?? 8;
+  const threads = numberOption(values.threads, 'threads', { integer: true, min: 1 });
+  const maxBatch = numberOption(values['max-batch'], 'max-batch', { integer: true, min: 1, max: 256 });
   const batchWindowMs = numberOption(values['batch-window'], 'batch-window', { min: 0, max: 1000 });
-  const idleTimeout = numberOption(values['idle-timeout'], 'idle-timeout', { min: 0.1 }) ?? 60;
-  const maxSessionTime = numberOption(values['max-session-time'], 'max-session-time', { min: 1 }) ?? 3600;
-  const rebalanceInterval = numberOption(values['rebalance-interval'], 'rebalance-interval', { min: 0 }) ?? 60;
-  const networkMbps = numberOption(values['network-mbps'], 'network-mbps', { min: 0.001 }) ?? 100;
+  const idleTimeout = numberOption(values['idle-timeout'], 'idle-timeout', { min: 0.1 });
+  const maxSessionTime = numberOption(values['max-session-time'], 'max-session-time', { min: 1 });
+  const rebalanceInterval = numberOption(values['rebalance-interval'], 'rebalance-interval', { min: 0 });
+  const networkMbps = numberOption(values['network-mbps'], 'network-mbps', { min: 0.001 });
   if (values['eth-address'] !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(values['eth-address'])) {
     throw new UsageError(`--eth-address must be 0x followed by 40 hex digits, got "${values['eth-address']}"`);
   }
   const bootstrap = (values.bootstrap ?? []).flatMap((list) => list.split(',')).map((a) => a.trim()).filter((a) => a.length > 0);
 
-  const log = (line: string): void => {
+  const write = (line: string): void => {
     process.stderr.write(`[serve ${new Date().toISOString()}] ${line}\n`);
   };
+  const logger = lineLogger(write);
+  const log = logger.forComponent('corolla:serve');
 
   // Signals: the first one stops cleanly (even mid-load); a second one exits at once.
   let signalled: string | undefined;
@@ -127,12 +146,12 @@ export async function run(argv: string[]): Promise<void> {
     const psk = values.psk ? await loadPsk(values.psk) : undefined;
 
     node = await createSwarmNode({
-      listen: values.listen ?? ['/ip4/127.0.0.1/tcp/0'],
+      listen: values.listen ?? [DEFAULT_LISTEN],
       announce: values.announce,
       bootstrap,
       privateKey: identity?.privateKey,
       psk,
-      log,
+      log: write,
     });
     log(`peer ${node.peerId} listening on:\n  ${node.multiaddrs.join('\n  ')}`);
     if (bootstrap.length > 0) {
@@ -140,29 +159,36 @@ export async function run(argv: string[]): Promise<void> {
     }
     if (signalled) return;
 
-    server = await createBlockServer({
-      node,
-      source,
-      modelId,
-      range,
-      numBlocks,
-      threads,
-      maxBatch,
-      batchWindowMs,
-      maxCacheTokens,
-      publicName: values['public-name'],
-      location: values.location,
-      ethAddress: values['eth-address'],
-      idleTimeoutMs: idleTimeout * 1000,
-      maxSessionMs: maxSessionTime * 1000,
-      rebalanceIntervalMs: rebalanceInterval * 1000,
-      networkBitsPerSecond: networkMbps * 1e6,
-      log,
-    });
+    // --blocks all serves whole-model generation; an auto-placed span is reconsidered every --rebalance-interval
+    const services: ServiceFactories<ServiceMap> =
+      range === 'all'
+        ? { generation: wholeModelGeneration() }
+        : range === undefined
+          ? { rebalancing: rebalancing(rebalanceInterval !== undefined ? { intervalMs: rebalanceInterval * 1000 } : {}) }
+          : {};
+    server = await createBlockServer(
+      { node, source, logger, onProgress: terminalProgress() },
+      {
+        modelId,
+        range,
+        numBlocks,
+        threads,
+        maxBatch,
+        batchWindowMs,
+        maxCacheTokens,
+        publicName: values['public-name'],
+        location: values.location,
+        ethAddress: values['eth-address'],
+        ...(idleTimeout !== undefined ? { idleTimeoutMs: idleTimeout * 1000 } : {}),
+        ...(maxSessionTime !== undefined ? { maxSessionMs: maxSessionTime * 1000 } : {}),
+        ...(networkMbps !== undefined ? { networkBitsPerSecond: networkMbps * 1e6 } : {}),
+        services,
+      },
+    );
     if (!signalled) {
       const { start, end } = server.range;
       process.stdout.write(`ready ${node.peerId} ${start}:${end}\n`);
-      log(`serving ${modelId} blocks [${start}, ${end})${server.wholeModel ? ' (whole model: /corolla/generate/1.0.0)' : ''}; throughput ${JSON.stringify(server.throughput)}`);
+      log(`serving ${modelId} blocks [${start}, ${end})${server.wholeModel ? ` (whole model: ${GENERATE_PROTOCOL})` : ''}; throughput ${JSON.stringify(server.throughput)}`);
     }
     await stopRequested;
   } finally {

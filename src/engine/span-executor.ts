@@ -33,7 +33,8 @@ interface CacheSession {
 }
 
 const INITIAL_CAPACITY = 256;
-const DEFAULT_BUDGET_BYTES = 2 * 1024 ** 3;
+/** KV-cache budget of a span when none is given: 2 GiB across its sessions. */
+export const DEFAULT_CACHE_BUDGET_BYTES = 2 * 1024 ** 3;
 
 export function readLayerWeights(source: ModelSource, layer: number): LayerWeights {
   const t = (suffix: string) => source.readTensor(`blk.${layer}.${suffix}`);
@@ -68,7 +69,7 @@ export async function loadSpan(source: ModelSource, range: SpanRange, options: S
   const accuracyLevel = options.quantizedActivations === false ? 0 : 4;
   const single = await createOrtSession(buildSpanGraph({ config: c, layers, mode: 'single', name, accuracyLevel }), options);
   const batch = maxBatch > 1 ? await createOrtSession(buildSpanGraph({ config: c, layers, mode: 'batch', batch: maxBatch, name: `${name}_b${maxBatch}`, accuracyLevel }), options) : undefined;
-  return new OrtSpanExecutor(c, new RopeTable(source), range, single, batch, maxBatch, options.cacheBudgetBytes ?? DEFAULT_BUDGET_BYTES);
+  return new OrtSpanExecutor(c, new RopeTable(source), range, single, batch, maxBatch, options.cacheBudgetBytes ?? DEFAULT_CACHE_BUDGET_BYTES);
 }
 
 class OrtSpanExecutor implements SpanExecutor {

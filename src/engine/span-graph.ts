@@ -34,6 +34,7 @@ export interface SpanGraphSpec {
   layers: LayerWeights[];
   /** 'single': one session, prefill or decode. 'batch': exactly `batch` single-token decode steps. */
   mode: 'single' | 'batch';
+  /** Slots of a 'batch' graph (required there). */
   batch?: number;
   /** Prefix for weight names, unique per span. */
   name: string;
@@ -84,10 +85,15 @@ export function linear(g: GraphBuilder, x: string, w: LinearWeight, name: string
 }
 
 
+function batchSlots(spec: SpanGraphSpec): number {
+  if (!Number.isInteger(spec.batch) || spec.batch! < 2) throw new RangeError(`a batch graph needs batch ≥ 2 slots, got ${spec.batch}`);
+  return spec.batch!;
+}
+
 export function buildSpanGraph(spec: SpanGraphSpec): GraphBuilder {
   const { config: c, layers, name } = spec;
   const level = spec.accuracyLevel ?? 4;
-  const slotCount = spec.mode === 'batch' ? (spec.batch ?? 8) : 1;
+  const slotCount = spec.mode === 'batch' ? batchSlots(spec) : 1;
   const H = c.hiddenSize;
   const nh = c.numHeads;
   const kvh = c.numKvHeads;

@@ -19,13 +19,14 @@
  * one, so one bad step can never fail another session's step.
  */
 import type { SpanExecutor, SpanStep } from '../engine/types.js';
+import { DEFAULT_BATCH_ACTIVE_MS, DEFAULT_BATCH_WINDOW_MS, DEFAULT_MAX_BATCH } from './defaults.js';
 
 export interface BatchSchedulerOptions {
-  /** Most decode steps in one engine call (default 8; use the span's own maxBatch). */
+  /** Most decode steps in one engine call (default DEFAULT_MAX_BATCH; use the span's own maxBatch). */
   readonly maxBatch?: number;
-  /** Longest wait for more decode steps before running a partial batch, in ms (default 2; 0 = never wait). */
+  /** Longest wait for more decode steps before running a partial batch, in ms (default DEFAULT_BATCH_WINDOW_MS; 0 = never wait). */
   readonly windowMs?: number;
-  /** A session counts as decoding for this long after its last decode step, in ms (default 100). */
+  /** A session counts as decoding for this long after its last decode step, in ms (default DEFAULT_BATCH_ACTIVE_MS). */
   readonly activeMs?: number;
 }
 
@@ -69,9 +70,9 @@ export class BatchScheduler {
   private wake: (() => void) | undefined;
 
   constructor(private readonly span: SpanExecutor, options: BatchSchedulerOptions = {}) {
-    this.maxBatch = Math.max(1, Math.floor(options.maxBatch ?? 8));
-    this.windowMs = Math.max(0, options.windowMs ?? 2);
-    this.activeMs = Math.max(0, options.activeMs ?? 100);
+    this.maxBatch = Math.max(1, Math.floor(options.maxBatch ?? DEFAULT_MAX_BATCH));
+    this.windowMs = Math.max(0, options.windowMs ?? DEFAULT_BATCH_WINDOW_MS);
+    this.activeMs = Math.max(0, options.activeMs ?? DEFAULT_BATCH_ACTIVE_MS);
   }
 
   /** Steps waiting for the engine. */

@@ -3,371 +3,297 @@
  * on the DHT. Lifecycle:
  *
  *   choose span (fixed, 'all', or the weakest-covered window of N blocks) → announce JOINING → load the span
- *   (progress on stderr) → measure throughput → serve → announce ONLINE → (every rebalanceIntervalMs, for an
- *   auto-chosen span: move when that raises the swarm's minimum per-block throughput by ≥ 33% without opening a
- *   gap) → stop(): announce OFFLINE, close streams, free the engine.
+ *   → measure throughput → serve → start services → announce ONLINE → … → stop(): stop services, announce OFFLINE,
+ *   close streams, free the engine.
  *
- * With range 'all' the server also loads the head and tail and serves whole-model generation
- * (generate-protocol.ts); its record's span is [0, numBlocks).
- *
- * Moving to another span closes the open sessions (their clients fail over and replay elsewhere): the check only
- * moves when the remaining servers still cover every block, and the new span is loaded after the old one is freed,
- * so memory never holds both.
+ * Optional features are services (services/): whole-model generation and rebalancing. The server's own parts:
+ * settings.ts (options and defaults), span-loading.ts (sizing and loading), announcer.ts (records), block-service.ts
+ * (the protocol). It reports sessions, announcements and moves as typed events (events.ts).
  */
-import os from 'node:os';
 import type { Stream } from '@libp2p/interface';
-import { loadHead } from '../engine/head.js';
-import { loadSpan } from '../engine/span-executor.js';
-import { loadTail } from '../engine/tail.js';
-import type { EngineOptions, ModelHead, ModelTail, SpanExecutor, SpanRange } from '../engine/types.js';
+import { TypedEventEmitter, type TypedEventTarget } from 'main-event';
+import type { SpanExecutor } from '../engine/types.js';
 import type { ModelSource } from '../model/types.js';
 import type { SwarmNode } from '../swarm/node.js';
-import { SOFTWARE_VERSION } from '../version.js';
-import type { Accelerator, ServerRecord, Throughput } from '../swarm/records.js';
-import { createRegistry, type AnnounceInput, type Registry, type RegistryOptions } from '../swarm/registry.js';
-import { createProgress } from '../util/progress.js';
+import type { ServerRecord, Throughput } from '../swarm/records.js';
+import { createRegistry, type Registry } from '../swarm/registry.js';
+import { formatBlockRange, type BlockRange } from '../util/blocks.js';
+import { silentLogger, type ComponentLogger, type Logger } from '../util/logger.js';
 import { BLOCK_PROTOCOL } from '../wire/protocol.js';
+import { Announcer } from './announcer.js';
 import { BlockService } from './block-service.js';
-import { ServerConfigError } from './errors.js';
-import { GENERATE_PROTOCOL, serveGenerate } from './generate-protocol.js';
-import { blocksForMemory, chooseSpan, shouldRebalance, type RebalanceDecision, type SpanView } from './span-choice.js';
+import { STREAM_LIMITS, WITHDRAW_TIMEOUT_MS } from './defaults.js';
+import { ServerConfigError, ShuttingDownError } from './errors.js';
+import type { BlockServerEvents } from './events.js';
+import { WholeModelGeneration } from './services/generation.js';
+import type { MoveResult, ServiceFactories, ServiceHost, ServiceMap } from './services/types.js';
+import { resolveSettings, type BlockServerComponents, type BlockServerSettings, type ResolvedSettings } from './settings.js';
+import { chooseSpan, type SpanView } from './span-choice.js';
+import { autoSpanLength, cacheTokensFor, estimateCompute, loadServedSpan } from './span-loading.js';
 import { detectAccelerator, estimateNetworkThroughput, measureCompute, profileBlock } from './throughput.js';
 
-export interface BlockServerOptions {
-  readonly node: SwarmNode;
-  readonly source: ModelSource;
-  /** The model id announced (see swarm/model-id.ts modelIdOf): pins the exact weights. */
-  readonly modelId: string;
-  /** Blocks to serve: a fixed range, or 'all' (whole model + generate protocol). Omit to choose a span. */
-  readonly range?: SpanRange | 'all';
-  /** With no range: how many blocks to take (default: as many as fit in free memory). */
-  readonly numBlocks?: number;
-  /** onnxruntime threads (default 1). */
-  readonly threads?: number;
-  readonly executionProvider?: EngineOptions['executionProvider'];
-  /** Decode steps of different sessions per engine call (default 8; 1 disables batching and its second graph). */
-  readonly maxBatch?: number;
-  /** Batching window in ms (default 2). */
-  readonly batchWindowMs?: number;
-  /** KV-cache budget in tokens (wins over cacheBudgetBytes), or in bytes (default 2 GiB). */
-  readonly maxCacheTokens?: number;
-  readonly cacheBudgetBytes?: number;
-  readonly publicName?: string;
-  readonly location?: string;
-  readonly ethAddress?: string;
-  /** Registry to announce with; by default one is created on `node` (and closed by stop()). */
-  readonly registry?: Registry;
-  readonly registryOptions?: RegistryOptions;
-  /** Block-protocol limits (see BlockService). */
-  readonly idleTimeoutMs?: number;
-  readonly maxSessionMs?: number;
-  readonly maxFrameBytes?: number;
-  readonly maxSessionsPerStream?: number;
-  readonly maxForwardTokens?: number;
-  /** Whole-model mode: longest prompt + maxTokens of a generation (default: the model's context length). */
-  readonly maxGenerateLength?: number;
-  /** How often an auto-chosen span is reconsidered (default 60 000 ms; 0 = never). */
-  readonly rebalanceIntervalMs?: number;
-  /** Move when minBefore / minAfter < balanceQuality (default 0.75). */
-  readonly balanceQuality?: number;
-  /** Nominal link bandwidth for the network throughput estimate (default 100 Mbit/s). */
-  readonly networkBitsPerSecond?: number;
-  /** Memory available for sizing an auto span (default os.freemem()). */
-  readonly freeMemoryBytes?: number;
-  /** Skip the compute measurement and announce this (tests, or a value measured elsewhere). */
-  readonly computeThroughput?: number;
-  /** Hide the loading progress line. */
-  readonly quiet?: boolean;
-  readonly log?: (line: string) => void;
+export interface BlockServerOptions<S extends ServiceMap = ServiceMap> extends BlockServerSettings {
+  /** Optional features, each built from the server (see services/). Default: none. */
+  readonly services?: ServiceFactories<S>;
+  /** Start at once (default true); with false, attach listeners first and call start(). */
+  readonly start?: boolean;
 }
 
-export interface BlockServer {
+export interface BlockServer<S extends ServiceMap = ServiceMap> extends TypedEventTarget<BlockServerEvents> {
   readonly peerId: string;
   readonly modelId: string;
   /** Blocks in the model. */
   readonly numBlocks: number;
   /** The span served now. */
-  readonly range: SpanRange;
+  readonly range: BlockRange;
+  /** True when it serves whole-model generation. */
   readonly wholeModel: boolean;
   readonly span: SpanExecutor;
   readonly service: BlockService;
   readonly throughput: Throughput;
   readonly registry: Registry;
+  readonly services: S;
   /** Our latest signed record. */
   record(): ServerRecord | undefined;
-  /** Checks the swarm now and moves if worthwhile (auto-chosen spans only). */
-  rebalance(): Promise<RebalanceDecision>;
-  /** Announces OFFLINE, closes every stream and session, frees the engine. Does not stop the node. */
+  /** Chooses and loads a span, starts the services, announces ONLINE. */
+  start(): Promise<void>;
+  /** Stops the services, announces OFFLINE, closes every stream and session, frees the engine. Does not stop the node. */
   stop(): Promise<void>;
 }
 
-const DEFAULT_CACHE_BUDGET_BYTES = 2 * 1024 ** 3;
-
-/** Tokens of KV cache one token costs across a span's blocks, in bytes. */
-function cacheBytesPerToken(source: ModelSource, blocks: number): number {
-  const c = source.config;
-  return 2 * c.numKvHeads * c.headDim * 4 * blocks;
-}
-
-/** A rough decode rate for a span before it is loaded (what JOINING announces): 0.1 ms per block + weights at 10 GB/s. */
-function estimateCompute(bytesPerBlock: number, blocks: number): number {
-  return 1 / (blocks * (1e-4 + bytesPerBlock / 10e9));
+/** Creates a block server (started unless `options.start` is false). */
+export async function createBlockServer<S extends ServiceMap = ServiceMap>(components: BlockServerComponents, options: BlockServerOptions<S>): Promise<BlockServer<S>> {
+  const server = new CorollaBlockServer<S>(components, options);
+  if (options.start !== false) await server.start();
+  return server;
 }
 
 const round = (x: number) => Math.round(x * 100) / 100;
+const message = (error: unknown): string => (error as Error)?.message ?? String(error);
 
-function validRange(range: SpanRange, numBlocks: number): boolean {
-  return Number.isInteger(range.start) && Number.isInteger(range.end) && range.start >= 0 && range.end <= numBlocks && range.start < range.end;
-}
+class CorollaBlockServer<S extends ServiceMap> extends TypedEventEmitter<BlockServerEvents> implements BlockServer<S>, ServiceHost {
+  readonly node: SwarmNode;
+  readonly source: ModelSource;
+  readonly logger: ComponentLogger;
+  readonly settings: ResolvedSettings;
+  readonly services: S;
+  readonly numBlocks: number;
+  private readonly log: Logger;
+  private readonly networkThroughput: number;
+  private currentRange: BlockRange | undefined;
+  private currentSpan: SpanExecutor | undefined;
+  private blockServiceNow: BlockService | undefined;
+  private announcer: Announcer | undefined;
+  private registryNow: Registry | undefined;
+  private bytesPerBlock = 0;
+  private measured: Throughput;
+  private started = false;
+  private moving = false;
+  private isStopped = false;
 
-export async function createBlockServer(options: BlockServerOptions): Promise<BlockServer> {
-  const { node, source, modelId } = options;
-  const log = options.log ?? (() => {});
-  const config = source.config;
-  const total = config.numLayers;
-  const wholeModel = options.range === 'all';
-  const fixedRange = options.range === 'all' ? { start: 0, end: total } : options.range;
-  if (fixedRange && !validRange(fixedRange, total)) {
-    throw new ServerConfigError(`blocks [${fixedRange.start}, ${fixedRange.end}) do not fit a model of ${total} blocks`);
+  constructor(private readonly components: BlockServerComponents, options: BlockServerOptions<S>) {
+    super();
+    this.node = components.node;
+    this.source = components.source;
+    this.logger = components.logger ?? silentLogger;
+    this.log = this.logger.forComponent('corolla:server');
+    this.numBlocks = this.source.config.numLayers;
+    const { services: factories = {} as ServiceFactories<S>, start: _start, ...settings } = options;
+    this.settings = resolveSettings(settings, this.numBlocks);
+    this.networkThroughput = round(estimateNetworkThroughput(this.source.config.hiddenSize, { bitsPerSecond: this.settings.networkBitsPerSecond }));
+    this.measured = { compute: 0, network: this.networkThroughput, effective: 0 };
+    this.services = Object.fromEntries(Object.entries(factories).map(([name, create]) => [name, create(this)])) as S;
   }
-  if (options.numBlocks !== undefined && !(Number.isInteger(options.numBlocks) && options.numBlocks >= 1)) {
-    throw new ServerConfigError(`numBlocks must be a positive integer, got ${options.numBlocks}`);
+
+  get peerId(): string {
+    return this.node.peerId;
   }
-  const maxBatch = Math.max(1, Math.floor(options.maxBatch ?? 8));
-  const threads = options.threads ?? 1;
-  const networkThroughput = round(estimateNetworkThroughput(config.hiddenSize, { bitsPerSecond: options.networkBitsPerSecond }));
-  // one block's tensors, read once: the engine footprint (span sizing, JOINING estimate) and the quantization
-  const { engineBytes: bytesPerBlock, quantization } = profileBlock(source, fixedRange?.start ?? 0);
-  const budgetFor = (blocks: number) =>
-    options.maxCacheTokens !== undefined ? options.maxCacheTokens * cacheBytesPerToken(source, blocks) : (options.cacheBudgetBytes ?? DEFAULT_CACHE_BUDGET_BYTES);
 
-  const ownsRegistry = !options.registry;
-  const registry = options.registry ?? (await createRegistry(node, options.registryOptions));
-  const accelerator: Accelerator = await detectAccelerator({ cuda: options.executionProvider === 'cuda' });
+  get modelId(): string {
+    return this.settings.modelId;
+  }
 
-  const lookupViews = async (): Promise<SpanView[]> => {
+  get range(): BlockRange {
+    if (!this.currentRange) throw new ServerConfigError('the server has not started');
+    return this.currentRange;
+  }
+
+  get wholeModel(): boolean {
+    return Object.values(this.services).some((service) => service instanceof WholeModelGeneration);
+  }
+
+  get span(): SpanExecutor {
+    if (!this.currentSpan) throw new ServerConfigError('the server is between spans');
+    return this.currentSpan;
+  }
+
+  get service(): BlockService {
+    if (!this.blockServiceNow) throw new ServerConfigError('the server is between spans');
+    return this.blockServiceNow;
+  }
+
+  get blockService(): BlockService | undefined {
+    return this.blockServiceNow;
+  }
+
+  get throughput(): Throughput {
+    return this.measured;
+  }
+
+  get registry(): Registry {
+    if (!this.registryNow) throw new ServerConfigError('the server has not started');
+    return this.registryNow;
+  }
+
+  get busy(): boolean {
+    return this.moving || this.isStopped;
+  }
+
+  get stopped(): boolean {
+    return this.isStopped;
+  }
+
+  record(): ServerRecord | undefined {
+    return this.registryNow?.current()?.record;
+  }
+
+  spanViews(): Promise<SpanView[]> {
+    return this.announcer?.views() ?? Promise.resolve([]);
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    const { settings, source, node } = this;
+    // one block's tensors, read once: the engine footprint (span sizing, JOINING estimate) and the quantization
+    const profile = profileBlock(source, settings.fixedRange?.start ?? 0);
+    this.bytesPerBlock = profile.engineBytes;
+    this.registryNow = this.components.registry ?? (await createRegistry(node, settings.registryOptions));
+    this.announcer = new Announcer({
+      registry: this.registryNow,
+      settings,
+      numBlocks: this.numBlocks,
+      quantization: profile.quantization,
+      accelerator: await detectAccelerator({ cuda: settings.executionProvider === 'cuda' }),
+      log: this.log,
+      announced: (state, blocks) => this.safeDispatchEvent('announced', { detail: { state, blocks } }),
+    });
+    if (settings.fixedRange) {
+      this.currentRange = settings.fixedRange;
+    } else {
+      this.currentRange = chooseSpan(await this.spanViews(), this.numBlocks, autoSpanLength(source, settings, this.bytesPerBlock), { self: node.peerId });
+      this.log(`chose blocks ${formatBlockRange(this.currentRange)} of ${this.numBlocks}${settings.numBlocks === undefined ? ' (sized from free memory)' : ''}`);
+    }
+
+    const started: ServiceMap[string][] = [];
+    let handled = false;
     try {
-      const records = await registry.lookup(modelId, { numBlocks: total });
-      return records.map(({ record }) => ({ peerId: record.peerId, start: record.span.start, end: record.span.end, throughput: record.throughput.effective, state: record.state }));
+      await node.libp2p.handle(BLOCK_PROTOCOL, (stream, connection) => (this.blockServiceNow && !this.busy ? this.blockServiceNow.handleStream(stream, connection) : this.refuse(stream)), STREAM_LIMITS);
+      handled = true;
+      await this.load(this.currentRange);
+      for (const service of Object.values(this.services)) {
+        await service.start();
+        started.push(service);
+      }
+      await this.goOnline();
     } catch (error) {
-      log(`lookup of ${modelId} failed: ${(error as Error).message}`);
-      return [];
+      this.isStopped = true; // nothing left for stop() to do
+      for (const service of started.reverse()) await Promise.resolve(service.stop()).catch(() => {});
+      this.blockServiceNow?.close();
+      await this.currentSpan?.dispose().catch(() => {});
+      await this.registryNow.withdraw().catch(() => {});
+      await this.release(handled);
+      throw error;
     }
-  };
-
-  let range: SpanRange;
-  if (fixedRange) {
-    range = fixedRange;
-  } else {
-    const length =
-      options.numBlocks ??
-      blocksForMemory({
-        freeBytes: options.freeMemoryBytes ?? os.freemem(),
-        bytesPerBlock: bytesPerBlock * (maxBatch > 1 ? 2 : 1),
-        numBlocks: total,
-        cacheBytesPerTokenPerBlock: cacheBytesPerToken(source, 1),
-        cacheTokens: options.maxCacheTokens ?? 0,
-      });
-    range = chooseSpan(await lookupViews(), total, Math.min(length, total), { self: node.peerId });
-    log(`chose blocks [${range.start}, ${range.end}) of ${total}${options.numBlocks === undefined ? ' (sized from free memory)' : ''}`);
   }
 
-  const base = (): Omit<AnnounceInput, 'state' | 'span' | 'throughput' | 'cacheTokensLeft'> => ({
-    modelId,
-    numBlocks: total,
-    dtype: 'f32',
-    quantization,
-    softwareVersion: SOFTWARE_VERSION,
-    accelerator,
-    ...(options.publicName !== undefined ? { publicName: options.publicName } : {}),
-    ...(options.location !== undefined ? { location: options.location } : {}),
-    ...(options.ethAddress !== undefined ? { ethAddress: options.ethAddress } : {}),
-  });
-  const tokensFor = (blocks: number) => Math.floor(budgetFor(blocks) / cacheBytesPerToken(source, blocks));
-
-  let span: SpanExecutor | undefined;
-  let service: BlockService | undefined;
-  let head: ModelHead | undefined;
-  let tail: ModelTail | undefined;
-  let throughput: Throughput = { compute: 0, network: networkThroughput, effective: 0 };
-  let stopped = false;
-  let moving = false;
-
-  const announceLoad = () => {
-    if (!service || stopped) return;
-    registry.updateLoad({ activeSessions: service.activeSessions, queuedSteps: service.scheduler.queued, cacheTokensLeft: service.cacheTokensLeft() });
-  };
-
-  /** Loads `target`, measures it, and starts serving it. */
-  async function bringUp(target: SpanRange): Promise<void> {
-    const blocks = target.end - target.start;
-    const joining = round(estimateCompute(bytesPerBlock, blocks));
-    await registry.announce({
-      ...base(),
-      state: 'joining',
-      span: target,
-      throughput: { compute: joining, network: networkThroughput },
-      cacheTokensLeft: tokensFor(blocks),
-    });
-    log(`announced JOINING for blocks [${target.start}, ${target.end})`);
-
-    const progress = createProgress(`loading blocks [${target.start}, ${target.end}) of ${source.location}`, { unit: 'items', ...(options.quiet !== undefined ? { quiet: options.quiet } : {}) });
-    const loaded = await loadSpan(source, target, {
-      threads,
-      maxBatch,
-      executionProvider: options.executionProvider,
-      cacheBudgetBytes: budgetFor(blocks),
-      onLayer: (done, all) => progress.update(done, all),
-    });
-    if (wholeModel && !head) {
-      head = loadHead(source);
-      tail = await loadTail(source, { threads, executionProvider: options.executionProvider });
+  async stop(): Promise<void> {
+    if (this.isStopped) return;
+    this.isStopped = true;
+    if (!this.started) return;
+    for (const [name, service] of Object.entries(this.services).reverse()) {
+      await Promise.resolve(service.stop()).catch((error: unknown) => this.log.error(`stopping service ${name} failed: ${message(error)}`));
     }
-    progress.done(`loaded blocks [${target.start}, ${target.end})${wholeModel ? ' with head and tail' : ''}`);
-    if (stopped) {
-      await loaded.dispose();
-      throw new ServerConfigError('the server was stopped while loading');
+    // Offline first, so that no new client picks us while we close; bounded so a dead DHT cannot hang shutdown.
+    if (this.announcer && this.currentRange) {
+      await Promise.race([this.announcer.offline(this.currentRange), new Promise((resolve) => setTimeout(resolve, WITHDRAW_TIMEOUT_MS).unref())]);
     }
-    const compute = options.computeThroughput ?? round((await measureCompute(loaded)).stepsPerSecond);
-    throughput = { compute, network: networkThroughput, effective: Math.min(compute, networkThroughput) };
-    log(`throughput: compute ${compute} steps/s, network ${networkThroughput} tok/s (estimate)`);
-
-    span = loaded;
-    range = target;
-    service = new BlockService(loaded, {
-      maxBatch,
-      batchWindowMs: options.batchWindowMs,
-      idleTimeoutMs: options.idleTimeoutMs,
-      maxSessionMs: options.maxSessionMs,
-      maxFrameBytes: options.maxFrameBytes,
-      maxSessionsPerStream: options.maxSessionsPerStream,
-      maxForwardTokens: options.maxForwardTokens,
-      onLoadChange: announceLoad,
-      log,
-    });
-    await registry.update({
-      ...base(),
-      state: 'online',
-      span: target,
-      throughput: { compute, network: networkThroughput },
-      cacheTokensLeft: service.cacheTokensLeft(),
-      load: { activeSessions: 0, queuedSteps: 0 },
-    });
-    log(`announced ONLINE for blocks [${target.start}, ${target.end})`);
+    this.blockServiceNow?.close();
+    await this.release(true);
+    await this.currentSpan?.dispose().catch(() => {});
   }
 
-  const streamOptions = { maxInboundStreams: 256, maxOutboundStreams: 64 };
-  const refuse = (stream: Stream) => stream.abort(new Error(moving ? 'the server is moving to another span' : 'the server is not serving'));
-  const handled: string[] = [];
-  const cleanup = async () => {
-    await node.libp2p.unhandle(handled).catch(() => {});
-    if (ownsRegistry) await registry.close().catch(() => {});
-  };
-  try {
-    await node.libp2p.handle(BLOCK_PROTOCOL, (stream, connection) => (service && !moving && !stopped ? service.handleStream(stream, connection) : refuse(stream)), streamOptions);
-    handled.push(BLOCK_PROTOCOL);
-    if (wholeModel) {
-      await node.libp2p.handle(
-        GENERATE_PROTOCOL,
-        (stream) =>
-          service && head && tail && !stopped
-            ? serveGenerate(stream, {
-                service,
-                head,
-                tail,
-                vocabSize: config.vocabSize,
-                eos: source.tokenizer?.special.eos ?? [],
-                maxLength: options.maxGenerateLength ?? config.maxPositionEmbeddings,
-                log,
-              })
-            : refuse(stream),
-        streamOptions,
-      );
-      handled.push(GENERATE_PROTOCOL);
-    }
-    await bringUp(range);
-  } catch (error) {
-    await span?.dispose().catch(() => {});
-    await registry.withdraw().catch(() => {});
-    await cleanup();
-    throw error;
-  }
-
-  async function rebalance(): Promise<RebalanceDecision> {
-    if (fixedRange) return { move: false, reason: 'the span was fixed by the operator', minBefore: 0 };
-    if (moving || stopped) return { move: false, reason: 'busy', minBefore: 0 };
-    const views = (await lookupViews()).filter((v) => v.peerId !== node.peerId);
-    views.push({ peerId: node.peerId, start: range.start, end: range.end, throughput: throughput.effective, state: 'online' });
-    const decision = shouldRebalance(views, total, node.peerId, { balanceQuality: options.balanceQuality });
-    if (!decision.move || !decision.to || stopped) return decision;
-    log(`moving from blocks [${range.start}, ${range.end}) to [${decision.to.start}, ${decision.to.end}): ${decision.reason}`);
-    moving = true;
-    const previous = range;
+  async moveTo(to: BlockRange): Promise<MoveResult> {
+    const from = this.range;
+    this.moving = true;
     try {
-      service?.close(`the server is moving to blocks [${decision.to.start}, ${decision.to.end})`);
-      await span?.dispose();
-      service = undefined;
-      span = undefined;
+      this.blockServiceNow?.close(`the server is moving to blocks ${formatBlockRange(to)}`);
+      await this.currentSpan?.dispose();
+      this.blockServiceNow = undefined;
+      this.currentSpan = undefined;
       try {
-        await bringUp(decision.to);
+        await this.load(to);
+        await this.goOnline();
       } catch (error) {
-        if (stopped) throw error;
-        log(`moving to [${decision.to.start}, ${decision.to.end}) failed (${(error as Error)?.message ?? String(error)}); going back to [${previous.start}, ${previous.end})`);
-        await bringUp(previous);
-        return { ...decision, move: false, reason: `the move failed: ${(error as Error)?.message ?? String(error)}` };
+        if (this.stopped) throw error;
+        this.log.error(`moving to ${formatBlockRange(to)} failed (${message(error)}); going back to ${formatBlockRange(from)}`);
+        await this.load(from);
+        await this.goOnline();
+        return { moved: false, error };
       }
     } finally {
-      moving = false;
+      this.moving = false;
     }
-    return decision;
+    this.safeDispatchEvent('rebalanced', { detail: { from, to } });
+    return { moved: true };
   }
 
-  const intervalMs = options.rebalanceIntervalMs ?? 60_000;
-  let rebalanceTimer: NodeJS.Timeout | undefined;
-  if (!fixedRange && intervalMs > 0) {
-    rebalanceTimer = setInterval(() => {
-      rebalance().catch((error: unknown) => log(`rebalance failed: ${(error as Error)?.message ?? String(error)}`));
-    }, intervalMs);
-    rebalanceTimer.unref();
+  /** Announces JOINING for `target`, loads and measures it, and makes it the span served. */
+  private async load(target: BlockRange): Promise<void> {
+    const { settings, source } = this;
+    const announcer = this.announcer!;
+    const blocks = target.end - target.start;
+    await announcer.joining(target, { compute: round(estimateCompute(this.bytesPerBlock, blocks)), network: this.networkThroughput }, cacheTokensFor(source, settings, blocks));
+    const span = await loadServedSpan(source, target, settings, this.components.onProgress);
+    if (this.stopped) {
+      await span.dispose();
+      throw new ShuttingDownError('the server was stopped while loading');
+    }
+    const compute = settings.computeThroughput ?? round((await measureCompute(span)).stepsPerSecond);
+    this.measured = { compute, network: this.networkThroughput, effective: Math.min(compute, this.networkThroughput) };
+    this.log(`throughput: compute ${compute} steps/s, network ${this.networkThroughput} tok/s (estimate)`);
+
+    const service = new BlockService(span, {
+      maxBatch: settings.maxBatch,
+      batchWindowMs: settings.batchWindowMs,
+      idleTimeoutMs: settings.idleTimeoutMs,
+      maxSessionMs: settings.maxSessionMs,
+      maxFrameBytes: settings.maxFrameBytes,
+      maxSessionsPerStream: settings.maxSessionsPerStream,
+      maxForwardTokens: settings.maxForwardTokens,
+      logger: this.logger,
+    });
+    service.addEventListener('session:open', (event) => this.safeDispatchEvent('session:open', { detail: event.detail }));
+    service.addEventListener('session:close', (event) => this.safeDispatchEvent('session:close', { detail: event.detail }));
+    service.addEventListener('load', () => {
+      if (!this.stopped && this.blockServiceNow === service) announcer.load(service);
+    });
+    this.currentSpan = span;
+    this.currentRange = target;
+    this.blockServiceNow = service;
   }
 
-  return {
-    peerId: node.peerId,
-    modelId,
-    numBlocks: total,
-    get range() {
-      return range;
-    },
-    wholeModel,
-    get span() {
-      if (!span) throw new ServerConfigError('the server is between spans');
-      return span;
-    },
-    get service() {
-      if (!service) throw new ServerConfigError('the server is between spans');
-      return service;
-    },
-    get throughput() {
-      return throughput;
-    },
-    registry,
-    record: () => registry.current()?.record,
-    rebalance,
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      if (rebalanceTimer) clearInterval(rebalanceTimer);
-      // Offline first, so that no new client picks us while we close; bounded so a dead DHT cannot hang shutdown.
-      await Promise.race([
-        registry.withdraw().then(
-          () => log('announced OFFLINE'),
-          (error: unknown) => log(`withdraw failed: ${(error as Error)?.message ?? String(error)}`),
-        ),
-        new Promise((resolve) => setTimeout(resolve, 5000).unref()),
-      ]);
-      service?.close();
-      await cleanup();
-      await span?.dispose().catch(() => {});
-    },
-  };
+  private async goOnline(): Promise<void> {
+    await this.announcer!.online(this.range, { compute: this.measured.compute, network: this.networkThroughput }, this.service.cacheTokensLeft());
+  }
+
+  private refuse(stream: Stream): void {
+    stream.abort(new ShuttingDownError(this.moving ? 'the server is moving to another span' : 'the server is not serving'));
+  }
+
+  /** Stops answering the block protocol and closes the registry if we created it. */
+  private async release(handled: boolean): Promise<void> {
+    if (handled) await this.node.libp2p.unhandle(BLOCK_PROTOCOL).catch(() => {});
+    if (!this.components.registry) await this.registryNow?.close().catch(() => {});
+  }
 }

@@ -7,10 +7,12 @@
  * - A new server of N blocks takes the window of N blocks whose sorted throughputs are lexicographically smallest:
  *   first the weakest block, then the next weakest, …; ties go to the lowest start. An empty swarm gives [0, N).
  * - A running server moves when, after simulating its move and letting every other server re-choose in turn,
- *   the swarm's minimum per-block throughput would rise by at least 1 / balanceQuality (default 0.75 → +33%),
+ *   the swarm's minimum per-block throughput would rise by at least 1 / balanceQuality (DEFAULT_BALANCE_QUALITY: +33%),
  *   and never when leaving its span would open a gap that the swarm currently does not have.
  */
 import type { ServerState } from '../swarm/records.js';
+import type { BlockRange } from '../util/blocks.js';
+import { DEFAULT_BALANCE_QUALITY } from './defaults.js';
 
 export interface SpanView {
   readonly peerId: string;
@@ -19,11 +21,6 @@ export interface SpanView {
   /** Effective throughput of the server through its whole span (tokens/s). */
   readonly throughput: number;
   readonly state: ServerState;
-}
-
-export interface Span {
-  readonly start: number;
-  readonly end: number;
 }
 
 const EPS = 1e-3;
@@ -72,7 +69,7 @@ export function chooseBestStart(throughputs: readonly number[], length: number):
 }
 
 /** The span a new server of `length` blocks should take, ignoring `self`'s own record if present. */
-export function chooseSpan(views: readonly SpanView[], numBlocks: number, length: number, options: { self?: string } = {}): Span {
+export function chooseSpan(views: readonly SpanView[], numBlocks: number, length: number, options: { self?: string } = {}): BlockRange {
   const n = Math.max(1, Math.min(numBlocks, Math.floor(length)));
   const start = chooseBestStart(blockThroughputs(views, numBlocks, { exclude: options.self }), n);
   return { start, end: start + n };
@@ -86,11 +83,11 @@ export interface RebalanceDecision {
   readonly minBefore: number;
   readonly minAfter?: number;
   /** Where to go when `move`. */
-  readonly to?: Span;
+  readonly to?: BlockRange;
 }
 
 export interface RebalanceOptions {
-  /** Move only if minBefore / minAfter < balanceQuality (default 0.75: the minimum must rise by ≥ 33%). */
+  /** Move only if minBefore / minAfter < balanceQuality (default DEFAULT_BALANCE_QUALITY). */
   readonly balanceQuality?: number;
   /** Cap on the simulated re-choice rounds of other servers (default 100). */
   readonly maxRounds?: number;
@@ -101,7 +98,7 @@ export interface RebalanceOptions {
  * throughput); records of other models or other block counts must already be filtered out.
  */
 export function shouldRebalance(views: readonly SpanView[], numBlocks: number, self: string, options: RebalanceOptions = {}): RebalanceDecision {
-  const quality = options.balanceQuality ?? 0.75;
+  const quality = options.balanceQuality ?? DEFAULT_BALANCE_QUALITY;
   const maxRounds = options.maxRounds ?? 100;
   const live = counted(views, numBlocks);
   // One record per peer (the caller passes verified, newest-per-peer records; be safe anyway).

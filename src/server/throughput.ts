@@ -7,6 +7,7 @@ import os from 'node:os';
 import type { SpanExecutor } from '../engine/types.js';
 import type { ModelSource, TensorType } from '../model/types.js';
 import type { Accelerator } from '../swarm/records.js';
+import { DEFAULT_NETWORK_BPS } from './defaults.js';
 
 export interface ComputeMeasurement {
   /** Single-token decode steps per second through the whole span (batch 1, with cache): 1 / median step time. */
@@ -56,9 +57,6 @@ export async function measureCompute(
     if (useSession) span.closeSession(id);
   }
 }
-
-/** Default nominal link bandwidth for the network estimate: 100 Mbit/s. */
-export const DEFAULT_NETWORK_BPS = 100e6;
 
 /**
  * Hidden-state tokens per second a link of `bitsPerSecond` carries for one hop: every token goes in and comes back

@@ -28,7 +28,7 @@ beforeAll(async () => {
   for (const range of [{ start: 0, end: 3 }, { start: 3, end: 5 }]) {
     const node = await createSwarmNode({ bootstrap: [boot.multiaddrs[0]!] });
     nodes.push(node);
-    servers.push(await createBlockServer({ node, source, modelId, range, maxBatch: 1, computeThroughput: 1000, registryOptions: FAST, quiet: true }));
+    servers.push(await createBlockServer({ node, source }, { modelId, range, maxBatch: 1, computeThroughput: 1000, registryOptions: FAST }));
   }
 });
 

@@ -4,6 +4,7 @@ import { loadLocalModel } from '../../src/engine/local-model.js';
 import { openModel, type LoadedModelSource } from '../../src/model/load.js';
 import { createTokenizer } from '../../src/model/tokenizer/index.js';
 import { createBlockServer, type BlockServer, type BlockServerOptions } from '../../src/server/block-server.js';
+import { wholeModelGeneration } from '../../src/server/services/generation.js';
 import { modelIdOf } from '../../src/swarm/model-id.js';
 import { createSwarmNode, type SwarmNode } from '../../src/swarm/node.js';
 import { FAST } from '../swarm/helpers.js';
@@ -50,17 +51,18 @@ export async function startTestSwarm(
       const node = await createSwarmNode({ transport: 'memory', bootstrap });
       nodes.push(node);
       await node.waitForPeers(1, 15_000);
-      const server = await createBlockServer({
-        node,
-        source,
-        modelId,
-        range: span,
-        maxBatch: 1,
-        computeThroughput: 1000,
-        registryOptions: FAST,
-        quiet: true,
-        ...extra(i),
-      });
+      const server = await createBlockServer(
+        { node, source },
+        {
+          modelId,
+          range: span,
+          maxBatch: 1,
+          computeThroughput: 1000,
+          registryOptions: FAST,
+          ...(span === 'all' ? { services: { generation: wholeModelGeneration() } } : {}),
+          ...extra(i),
+        },
+      );
       // A long-running server has run both graph branches already; warm them so timings show steady state.
       const H = source.config.hiddenSize;
       server.span.openSession('warm-up', 8);

@@ -2,6 +2,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LoadedModelSource } from '../../src/model/load.js';
 import { createBlockServer, type BlockServer } from '../../src/server/block-server.js';
+import type { AnnouncedEvent, RebalancedEvent } from '../../src/server/events.js';
+import { rebalancing } from '../../src/server/services/rebalancing.js';
 import { createRegistry, type AnnounceInput, type Registry } from '../../src/swarm/registry.js';
 import type { SwarmNode } from '../../src/swarm/node.js';
 import { SOFTWARE_VERSION } from '../../src/version.js';
@@ -12,7 +14,7 @@ let source: LoadedModelSource;
 let boot: SwarmNode;
 let nodes: SwarmNode[];
 let observer: Registry;
-const servers: BlockServer[] = [];
+const servers: BlockServer<any>[] = [];
 
 beforeAll(async () => {
   source = await openStories();
@@ -46,20 +48,27 @@ describe('announcements', () => {
   it('announces JOINING, then ONLINE with the measured record fields, then load changes and OFFLINE', async () => {
     const calls: Partial<AnnounceInput>[] = [];
     const registry = await recordingRegistry(nodes[0]!, calls);
-    const server = await createBlockServer({
-      node: nodes[0]!,
-      source,
-      modelId: STORIES_MODEL_ID,
-      range: { start: 0, end: 5 },
-      registry,
-      maxCacheTokens: 2048,
-      publicName: 'test-server',
-      location: 'loopback',
-      ethAddress: '0x' + 'ab'.repeat(20),
-      quiet: true,
-    });
+    const server = await createBlockServer(
+      { node: nodes[0]!, source, registry },
+      {
+        modelId: STORIES_MODEL_ID,
+        range: { start: 0, end: 5 },
+        maxCacheTokens: 2048,
+        publicName: 'test-server',
+        location: 'loopback',
+        ethAddress: '0x' + 'ab'.repeat(20),
+        start: false,
+      },
+    );
     servers.push(server);
+    const announced: AnnouncedEvent[] = [];
+    server.addEventListener('announced', (event) => announced.push(event.detail));
+    await server.start();
     expect(calls.map((c) => c.state)).toEqual(['joining', 'online']);
+    expect(announced).toEqual([
+      { state: 'joining', blocks: { start: 0, end: 5 } },
+      { state: 'online', blocks: { start: 0, end: 5 } },
+    ]);
     expect(calls[0]!.span).toEqual({ start: 0, end: 5 });
 
     const record = await eventually(async () => (await observer.lookup(STORIES_MODEL_ID)).find((r) => r.record.peerId === nodes[0]!.peerId)?.record);
@@ -97,6 +106,7 @@ describe('announcements', () => {
     await eventually(async () => ((await observer.heartbeat(server.peerId)).record.load.activeSessions === 0 ? true : undefined));
 
     await server.stop();
+    expect(announced.at(-1)).toEqual({ state: 'offline', blocks: { start: 0, end: 5 } });
     await registry.close(); // ours, not the server's: stop() withdrew it but leaves it to us
     expect(calls.length).toBe(2); // withdraw is not an announce/update
     const offline = await eventually(async () => (await observer.lookup(STORIES_MODEL_ID)).find((r) => r.record.peerId === nodes[0]!.peerId && r.record.state === 'offline'));
@@ -106,22 +116,25 @@ describe('announcements', () => {
   });
 
   it('chooses the weakest span when none is given, and moves when the swarm changes', async () => {
-    const base = { source, modelId: 'stories-span@test', quiet: true, rebalanceIntervalMs: 0, maxCacheTokens: 512, maxBatch: 1, registryOptions: FAST } as const;
-    const x = await createBlockServer({ ...base, node: nodes[0]!, numBlocks: 3, computeThroughput: 100 });
+    const base = { modelId: 'stories-span@test', maxCacheTokens: 512, maxBatch: 1, registryOptions: FAST, services: { rebalancing: rebalancing({ intervalMs: 0 }) } } as const;
+    const x = await createBlockServer({ node: nodes[0]!, source }, { ...base, numBlocks: 3, computeThroughput: 100 });
     servers.push(x);
     expect(x.range).toEqual({ start: 0, end: 3 });
     await eventually(async () => ((await observer.lookup('stories-span@test')).length === 1 ? true : undefined));
-    const y = await createBlockServer({ ...base, node: nodes[1]!, numBlocks: 3, computeThroughput: 100 });
+    const y = await createBlockServer({ node: nodes[1]!, source }, { ...base, numBlocks: 3, computeThroughput: 100 });
     servers.push(y);
     expect(y.range).toEqual({ start: 2, end: 5 });
-    expect(await y.rebalance()).toMatchObject({ move: false });
+    expect(await y.services.rebalancing.rebalance()).toMatchObject({ move: false });
 
     // A strong server arrives on [2, 5): blocks 0..1 are now the bottleneck, and y moving there doubles the minimum.
-    const z = await createBlockServer({ ...base, node: nodes[2]!, range: { start: 2, end: 5 }, computeThroughput: 1000 });
+    const z = await createBlockServer({ node: nodes[2]!, source }, { ...base, range: { start: 2, end: 5 }, computeThroughput: 1000 });
     servers.push(z);
     await eventually(async () => ((await y.registry.lookup('stories-span@test')).filter((r) => r.record.state === 'online').length === 3 ? true : undefined));
-    const decision = await y.rebalance();
+    const moves: RebalancedEvent[] = [];
+    y.addEventListener('rebalanced', (event) => moves.push(event.detail));
+    const decision = await y.services.rebalancing.rebalance();
     expect(decision).toMatchObject({ move: true, to: { start: 0, end: 3 }, minBefore: 100, minAfter: 200 });
+    expect(moves).toEqual([{ from: { start: 2, end: 5 }, to: { start: 0, end: 3 } }]);
     expect(y.range).toEqual({ start: 0, end: 3 });
     expect(y.record()).toMatchObject({ state: 'online', span: { start: 0, end: 3 } });
     // it serves the new span
@@ -130,8 +143,8 @@ describe('announcements', () => {
     expect((await c.request({ type: 'step', sessionId: 'n', stepId: 0, position: 0, tokens: 1 }, { data: randomHidden(1, 64, 1), shape: [1, 64], dtype: 'f32' })).header.type).toBe('stepResult');
     await c.close();
     // and now it stays
-    expect(await y.rebalance()).toMatchObject({ move: false });
+    expect(await y.services.rebalancing.rebalance()).toMatchObject({ move: false });
     // z was placed by the operator: never moves
-    expect(await z.rebalance()).toMatchObject({ move: false, reason: 'the span was fixed by the operator' });
+    expect(await z.services.rebalancing.rebalance()).toMatchObject({ move: false, reason: 'the span was fixed by the operator' });
   });
 });

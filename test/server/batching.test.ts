@@ -124,7 +124,7 @@ describe('batching across clients', () => {
       );
       expect(eight).toBeGreaterThan(1.5 * single);
       // eight vs eightNoBatch is typically 1.2–1.5× here, where the clients share the server's event loop and core
-      // (bench-batching.ts measures it with the server in its own process); too close to assert on a busy machine
+      // (bench/batching.ts measures it with the server in its own process); too close to assert on a busy machine
       expect(groups[8]).toBeGreaterThan(0);
     } finally {
       await unbatched.stop();

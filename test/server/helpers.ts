@@ -3,6 +3,8 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import type { Stream } from '@libp2p/interface';
 import { openModel, type LoadedModelSource } from '../../src/model/load.js';
 import { createBlockServer, type BlockServer, type BlockServerOptions } from '../../src/server/block-server.js';
+import { wholeModelGeneration } from '../../src/server/services/generation.js';
+import type { BlockServerComponents } from '../../src/server/settings.js';
 import { createSwarmNode, type SwarmNode } from '../../src/swarm/node.js';
 import { messageChannel, type MessageChannel } from '../../src/wire/channel.js';
 import type { DecodedMessage, MessageInput, TensorInput } from '../../src/wire/messages.js';
@@ -25,20 +27,21 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-/** A block server on a memory-transport node, plus a connected client node. */
-export async function startTestServer(source: LoadedModelSource, options: Partial<BlockServerOptions> = {}): Promise<TestServer> {
+/** A block server on a memory-transport node, plus a connected client node; range 'all' serves whole-model generation. */
+export async function startTestServer(source: LoadedModelSource, options: Partial<BlockServerOptions> = {}, components: Partial<BlockServerComponents> = {}): Promise<TestServer> {
   const node = await createSwarmNode({ transport: 'memory' });
-  const server = await createBlockServer({
-    node,
-    source,
-    modelId: STORIES_MODEL_ID,
-    range: { start: 0, end: source.config.numLayers },
-    threads: 1,
-    computeThroughput: 1000,
-    quiet: true,
-    registryOptions: FAST,
-    ...options,
-  });
+  const server = await createBlockServer(
+    { node, source, ...components },
+    {
+      modelId: STORIES_MODEL_ID,
+      range: { start: 0, end: source.config.numLayers },
+      threads: 1,
+      computeThroughput: 1000,
+      registryOptions: FAST,
+      ...(options.range === 'all' ? { services: { generation: wholeModelGeneration() } } : {}),
+      ...options,
+    },
+  );
   const client = await createSwarmNode({ transport: 'memory', bootstrap: [node.multiaddrs[0]!] });
   return {
     server,

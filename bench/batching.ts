@@ -2,28 +2,58 @@
  * Batched vs unbatched aggregate decode throughput through ONE block server running as its own process
  * (`corolla serve`, TCP loopback), with the clients in this process. Not part of the test suite:
  *
- *     npx tsx test/server/bench-batching.ts [--model PATH] [--steps N] [--sessions 1,2,4,8] [--rounds R]
+ *     npm run bench:batching -- [--model PATH] [--steps N] [--sessions 1,2,4,8] [--rounds R]
  *
  * Two servers run side by side (--max-batch 8 and --max-batch 1). For each session count, every session opens,
  * prefills 4 tokens, then runs N single-token decode steps as fast as replies come back (each session waits for its
  * own reply; sessions run concurrently). Prints one JSON line per measurement and the medians over R rounds.
  */
-import '../../src/util/polyfills.js';
+import '../src/util/polyfills.js';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createSwarmNode } from '../../src/swarm/node.js';
-import { openBlockStream, randomHidden, STORIES_GGUF } from './helpers.js';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { DEFAULT_MODEL_PATH } from '../src/model/default-model.js';
+import { openModel } from '../src/model/load.js';
+import { createSwarmNode, type SwarmNode } from '../src/swarm/node.js';
+import { messageChannel } from '../src/wire/channel.js';
+import type { DecodedMessage, MessageInput, TensorInput } from '../src/wire/messages.js';
+import { BLOCK_PROTOCOL } from '../src/wire/protocol.js';
 
 const { values } = parseArgs({
   options: { model: { type: 'string' }, steps: { type: 'string' }, sessions: { type: 'string' }, threads: { type: 'string' }, rounds: { type: 'string' }, window: { type: 'string' } },
 });
-const model = values.model ?? STORIES_GGUF;
+const model = values.model ?? DEFAULT_MODEL_PATH;
 const steps = Number(values.steps ?? 200);
 const sessionCounts = (values.sessions ?? '1,8').split(',').map(Number);
-const ROOT = resolve(import.meta.dirname, '../..');
+const ROOT = resolve(import.meta.dirname, '..');
+
+/** One block-protocol stream: each request waits for its reply. */
+async function openBlockStream(node: SwarmNode, peerId: string) {
+  const channel = messageChannel(await node.libp2p.dialProtocol(peerIdFromString(peerId), BLOCK_PROTOCOL));
+  return {
+    async request(header: MessageInput, tensor?: TensorInput): Promise<DecodedMessage> {
+      await channel.send(header, tensor);
+      return channel.receive();
+    },
+    close: () => channel.close(),
+  };
+}
+
+/** Deterministic pseudo-random hidden states (values in ±1). */
+function randomHidden(rows: number, hidden: number, seed: number): Float32Array {
+  let s = seed >>> 0 || 1;
+  const out = new Float32Array(rows * hidden);
+  for (let i = 0; i < out.length; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    out[i] = ((s >>> 0) / 0xffffffff) * 2 - 1;
+  }
+  return out;
+}
 
 async function startServer(maxBatch: number, extra: string[] = []): Promise<{ peerId: string; stop: () => Promise<void>; addr: string }> {
   const child = spawn(process.execPath, ['bin/corolla.js', 'serve', '--model', model, '--blocks', 'all', '--max-batch', String(maxBatch), '--threads', values.threads ?? '1', '--rebalance-interval', '0', ...extra], {
@@ -79,7 +109,6 @@ async function measure(addr: string, peerId: string, sessions: number, hidden: n
   }
 }
 
-const { openModel } = await import('../../src/model/load.js');
 const source = await openModel(model);
 const { hiddenSize, numLayers } = source.config;
 source.close();

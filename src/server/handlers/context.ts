@@ -1,0 +1,32 @@
+/** What every block-protocol request handler works with: one loaded span, its sessions and its limits. */
+import { InvalidSpanError } from '../../engine/errors.js';
+import type { SpanExecutor } from '../../engine/types.js';
+import type { BlockRange } from '../../util/blocks.js';
+import type { Message, MessageInput, TensorInput } from '../../wire/messages.js';
+import type { SessionTable, StreamState } from '../session-table.js';
+
+export interface RequestContext {
+  readonly span: SpanExecutor;
+  readonly range: BlockRange;
+  readonly sessions: SessionTable;
+  readonly maxSessionsPerStream: number;
+  readonly maxForwardTokens: number;
+}
+
+export interface Reply {
+  readonly header: MessageInput;
+  readonly tensor?: TensorInput;
+}
+
+export type Request<T extends Message['type']> = Extract<Message, { type: T }>;
+
+/** A handler answers one request on one stream; `hidden` is the request's tensor, when it carries one. */
+export type RequestHandler<T extends Message['type']> = (ctx: RequestContext, stream: StreamState, message: Request<T>, hidden: Float32Array | undefined) => Reply | Promise<Reply>;
+
+/** The span runs as one fused graph: a request must name exactly this server's blocks. */
+export function checkSpan(ctx: RequestContext, spanStart: number, spanEnd: number): void {
+  const { start, end } = ctx.range;
+  if (spanStart !== start || spanEnd !== end) {
+    throw new InvalidSpanError(`this server serves exactly blocks [${start}, ${end}); [${spanStart}, ${spanEnd}) was requested (sub-ranges are not offered)`);
+  }
+}

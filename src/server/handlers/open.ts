@@ -1,0 +1,12 @@
+/** `open`: reserves maxLength tokens of KV cache for a new session on this stream (CACHE_FULL when it does not fit). */
+import { DuplicateSessionError } from '../../engine/errors.js';
+import { TooManySessionsError } from '../errors.js';
+import { checkSpan, type RequestHandler } from './context.js';
+
+export const handleOpen: RequestHandler<'open'> = (ctx, stream, m) => {
+  checkSpan(ctx, m.spanStart, m.spanEnd);
+  if (stream.sessions.has(m.sessionId)) throw new DuplicateSessionError(m.sessionId);
+  if (stream.sessions.size >= ctx.maxSessionsPerStream) throw new TooManySessionsError(ctx.maxSessionsPerStream);
+  ctx.sessions.open({ clientId: m.sessionId, engineId: `s${stream.serial}-${m.sessionId}`, peerId: stream.peerId, codec: m.codec, maxLength: m.maxLength, owner: stream });
+  return { header: { type: 'opened', sessionId: m.sessionId, position: 0, cacheTokensLeft: ctx.span.cacheTokensLeft() } };
+};

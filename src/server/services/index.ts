@@ -1,0 +1,3 @@
+export { WholeModelGeneration, wholeModelGeneration, type WholeModelGenerationInit } from './generation.js';
+export { Rebalancing, rebalancing, type RebalancingInit } from './rebalancing.js';
+export type { MoveResult, ServerService, ServiceFactories, ServiceFactory, ServiceHost, ServiceMap } from './types.js';
