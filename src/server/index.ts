@@ -3,16 +3,6 @@ export * from './errors.js';
 export { BatchScheduler, type BatchSchedulerOptions, type SchedulerStats } from './batch-scheduler.js';
 export { BlockService, type BlockServiceOptions, type LocalSession } from './block-service.js';
 export { createBlockServer, type BlockServer, type BlockServerOptions } from './block-server.js';
-export {
-  GENERATE_PROTOCOL,
-  remoteGenerate,
-  serveGenerate,
-  validateGenerateRequest,
-  type FinishReason,
-  type GenerateRequest,
-  type GenerateResult,
-  type GenerateServerMessage,
-  type RemoteGenerateOptions,
-} from './generate-protocol.js';
+export { GENERATE_PROTOCOL, serveGenerate, type GenerateContext } from './generate-protocol.js';
 export * from './span-choice.js';
 export * from './throughput.js';
