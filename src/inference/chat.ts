@@ -1,12 +1,14 @@
 /**
  * A conversation over one session that keeps the KV cache across turns: each turn renders the whole conversation
  * with the model's chat template and feeds only the part the session does not hold yet. It starts a new session
- * when the template rewrote earlier turns (the rendered ids no longer extend what was fed) or when the next reply
- * could overflow the context.
+ * when the template rewrote earlier turns (the rendered ids no longer extend what was fed), which includes the
+ * case of a conversation that would overflow the context: its oldest turns are dropped (the system message stays),
+ * and only a single message too long for the context is refused (ContextOverflowError).
  */
 import { renderChat } from '../model/tokenizer/index.js';
 import type { ChatMessage } from '../model/types.js';
 import { DEFAULT_CHAT_CONTEXT } from './defaults.js';
+import { ContextOverflowError } from './errors.js';
 import { emptyStats, generate, type GenerateOptions, type GenerationEvent, type GenerationStream } from './generate.js';
 import type { InferenceSession, LanguageModel } from './language-model.js';
 
@@ -45,10 +47,20 @@ export class Chat {
     const run = async function* (this: Chat): AsyncGenerator<GenerationEvent, void, undefined> {
       const { tokenizer } = this.model;
       this.messages.push({ role: 'user', content });
-      const ids = tokenizer.encode(renderChat(tokenizer, this.messages, { addGenerationPrompt: true, variables: this.options.templateVariables }), { addBos: false });
+      const render = () => tokenizer.encode(renderChat(tokenizer, this.messages, { addGenerationPrompt: true, variables: this.options.templateVariables }), { addBos: false });
+      let ids = render();
+      // Too long for the context with its reply: forget the oldest turns (never the system message or this one).
+      for (let first = this.messages[0]?.role === 'system' ? 1 : 0; ids.length + options.maxTokens > this.context && this.messages.length - first > 1; ) {
+        this.messages.splice(first, this.messages[first + 1]?.role === 'assistant' ? 2 : 1);
+        ids = render();
+      }
       let shared = 0;
       while (shared < this.fed.length && shared < ids.length && this.fed[shared] === ids[shared]) shared++;
-      if (!this.session || shared < this.fed.length || ids.length + options.maxTokens > this.context) {
+      if (ids.length + options.maxTokens > this.context) {
+        this.messages.pop();
+        throw new ContextOverflowError(ids.length + options.maxTokens, this.context);
+      }
+      if (!this.session || shared < this.fed.length) {
         await this.session?.close();
         this.session = undefined;
         this.fed = [];

@@ -16,3 +16,11 @@ export class NoValidTokenError extends CorollaError {
     super('SAMPLING_NO_VALID_TOKEN', message);
   }
 }
+
+/** A chat conversation and its reply do not fit the context even in a new session. */
+export class ContextOverflowError extends CorollaError {
+  override readonly name = 'ContextOverflowError';
+  constructor(readonly tokens: number, readonly context: number) {
+    super('REQUEST_TOO_LARGE', `the conversation and its reply need ${tokens} tokens, more than the context of ${context}`);
+  }
+}
