@@ -24,8 +24,7 @@ export interface ChatOptions {
 export class Chat {
   readonly messages: ChatMessage[];
   readonly context: number;
-  /** Sessions opened so far (1 + restarts). */
-  sessionsOpened = 0;
+  private opened = 0;
   private session: InferenceSession | undefined;
   /** Ids the session's cache holds, in order. */
   private fed: number[] = [];
@@ -36,6 +35,11 @@ export class Chat {
   ) {
     this.context = options.context ?? DEFAULT_CHAT_CONTEXT;
     this.messages = options.system ? [{ role: 'system', content: options.system }] : [];
+  }
+
+  /** Sessions opened so far (1 + restarts). */
+  get sessionsOpened(): number {
+    return this.opened;
   }
 
   /**
@@ -66,7 +70,7 @@ export class Chat {
         this.fed = [];
         shared = 0;
         this.session = await this.model.openSession(this.context, { signal: options.signal });
-        this.sessionsOpened++;
+        this.opened++;
       }
       this.fed.length = shared;
       const session = this.session;

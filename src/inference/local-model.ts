@@ -44,7 +44,7 @@ export class LocalModel implements LanguageModel {
   static async open(model: string, options: OpenLocalModelOptions = {}): Promise<LocalModel> {
     const source = await openModel(model, { tokenizerPath: options.tokenizerPath, ...(options.onDownload ? { onProgress: options.onDownload } : {}) });
     try {
-      if (!source.tokenizer) throw new InvalidTokenizerError(model, 'the model carries no tokenizer; pass --tokenizer');
+      if (!source.tokenizer) throw new InvalidTokenizerError(model, 'the model carries no tokenizer; give tokenizerPath');
       return await LocalModel.build(source, options, true);
     } catch (error) {
       source.close();
