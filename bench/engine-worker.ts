@@ -22,12 +22,12 @@ const prompt = Array.from({ length: promptTokens }, (_, i) => 300 + ((i * 7919) 
 
 async function corolla() {
   const { openModel } = await import('../src/model/load.js');
-  const { loadLocalModel } = await import('../src/engine/local-model.js');
+  const { loadLocalModel } = await import('../src/inference/local-model.js');
   const t0 = performance.now();
   const source = await openModel(modelPath!);
-  const model = await loadLocalModel(source, { threads, quiet: true });
+  const model = await loadLocalModel(source, { threads });
   const loadMs = performance.now() - t0;
-  const session = model.openSession(promptTokens + decodeTokens + 1);
+  const session = await model.openSession(promptTokens + decodeTokens + 1);
   let t = performance.now();
   let logits = await session.next(prompt);
   const prefillMs = performance.now() - t;

@@ -16,8 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { RemoteModel } from '../src/client/remote-model.js';
-import type { SessionEvent } from '../src/client/inference-session.js';
-import { loadLocalModel } from '../src/engine/local-model.js';
+import { loadLocalModel } from '../src/inference/local-model.js';
 import { openModel } from '../src/model/load.js';
 import { startCorolla, type CorollaProcess } from '../src/util/processes.js';
 import { encodedByteLength } from '../src/wire/tensor-codec.js';
@@ -74,17 +73,17 @@ try {
   // Local engine.
   {
     const source = await openModel(model);
-    const local = await loadLocalModel(source, { threads: Number(values.threads), quiet: true });
-    const session = local.openSession(PROMPT.length + tokens + 8);
+    const local = await loadLocalModel(source, { threads: Number(values.threads) });
+    const session = await local.openSession(PROMPT.length + tokens + 8);
     results.local_tok_s = await decodeRate((ids) => session.next(ids));
-    await local.dispose();
+    await local.close();
     source.close();
     log(`local: ${(results.local_tok_s as number).toFixed(1)} tok/s`);
   }
   // One server with every block.
   {
     const { bootstrap } = await swarm(['all']);
-    const remote = await RemoteModel.open({ model, bootstrap: [bootstrap], quiet: true });
+    const remote = await RemoteModel.open({ model, bootstrap: [bootstrap] });
     const session = await remote.openSession(PROMPT.length + tokens + 8);
     results.whole_model_tok_s = await decodeRate((ids) => session.next(ids));
     await session.close();
@@ -95,7 +94,7 @@ try {
   // Three servers, one span each; then 8 concurrent sessions.
   {
     const { bootstrap } = await swarm(['0:10', '10:20', '20:30']);
-    const remote = await RemoteModel.open({ model, bootstrap: [bootstrap], quiet: true });
+    const remote = await RemoteModel.open({ model, bootstrap: [bootstrap] });
     const single = await remote.openSession(PROMPT.length + tokens + 8);
     results.three_hop_tok_s = await decodeRate((ids) => single.next(ids));
     await single.close();
@@ -116,15 +115,10 @@ try {
     const { bootstrap, servers } = await swarm(['0:10', '10:20', '20:30', '0:10', '10:20', '20:30']);
     let route: string[] = [];
     const recoveries: number[] = [];
-    const remote = await RemoteModel.open({
-      model,
-      bootstrap: [bootstrap],
-      quiet: true,
-      onEvent: (e: SessionEvent) => {
-        if (e.type === 'route') route = e.hops.map((h) => h.peerId);
-        if (e.type === 'recovered') recoveries.push(e.recovery.ms);
-      },
-    });
+    const remote = new RemoteModel({ model, bootstrap: [bootstrap] });
+    remote.addEventListener('route', ({ detail: hops }) => (route = hops.map((h) => h.peerId)));
+    remote.addEventListener('recovery', ({ detail: recovery }) => recoveries.push(recovery.ms));
+    await remote.start();
     const session = await remote.openSession(PROMPT.length + tokens + 8);
     let logits = await session.next(PROMPT);
     let killedAt = 0;

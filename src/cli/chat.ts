@@ -1,44 +1,37 @@
 /**
- * `corolla chat`: an interactive conversation. Each turn is rendered with the model's chat template and only the
- * new part of the conversation is fed to the session, so the KV cache of earlier turns is reused.
+ * `corolla chat`: an interactive conversation (inference/chat.ts). Each turn is rendered with the model's chat
+ * template and only the new part of the conversation is fed to the session, so the KV cache of earlier turns is
+ * reused.
  */
 import * as readline from 'node:readline/promises';
-import { generate } from '../engine/generate.js';
-import { renderChat } from '../model/tokenizer/index.js';
-import type { ChatMessage } from '../model/types.js';
-import { generateFlags, openLocalBackend, openSwarmCliBackend, type InferenceBackend } from './generate.js';
-import { numberOption, parse, samplingUsage, samplingFrom, UsageError } from './options.js';
+import { Chat } from '../inference/chat.js';
+import { DEFAULT_CHAT_CONTEXT, DEFAULT_CHAT_MAX_TOKENS } from '../inference/defaults.js';
+import { modelFlags, openCliModel } from './generate.js';
+import { numberOption, parse, samplingFrom, samplingUsage, UsageError } from './options.js';
 
 const usage = `usage: corolla chat --model <path|hf-repo> [--system TEXT] [options]
 
   --model M              GGUF file, Hugging Face directory, or Hub repo id
+  --tokenizer PATH       tokenizer for llama2.c checkpoints
   --system TEXT          system prompt
-  --max-tokens N         tokens per reply (default 512)
-  --context N            conversation length in tokens (default 4096)
+  --max-tokens N         tokens per reply (default ${DEFAULT_CHAT_MAX_TOKENS})
+  --context N            conversation length in tokens (default ${DEFAULT_CHAT_CONTEXT})
   --threads N            onnxruntime threads (default 1)
+  --device cpu|cuda      onnxruntime execution provider (default cpu)
   --swarm --bootstrap A  chat through a swarm
+  --psk FILE             swarm key of a private swarm (with --swarm)
 ${samplingUsage}
 Type /exit or press Ctrl-D to leave.`;
 
 export async function run(argv: string[]): Promise<void> {
-  const values = parse(argv, { ...generateFlags, system: { type: 'string' }, context: { type: 'string' } }, usage);
+  const values = parse(argv, { ...modelFlags, system: { type: 'string' }, context: { type: 'string' } }, usage);
   if (!values.model) throw new UsageError(`--model is required\n\n${usage}`);
-  const maxTokens = numberOption(values['max-tokens'], 'max-tokens', { integer: true, min: 1 }) ?? 512;
-  const context = numberOption(values.context, 'context', { integer: true, min: 16 }) ?? 4096;
-  const threads = numberOption(values.threads, 'threads', { integer: true, min: 1 }) ?? 1;
+  const maxTokens = numberOption(values['max-tokens'], 'max-tokens', { integer: true, min: 1 }) ?? DEFAULT_CHAT_MAX_TOKENS;
+  const context = numberOption(values.context, 'context', { integer: true, min: 16 }) ?? DEFAULT_CHAT_CONTEXT;
   const sampling = samplingFrom(values);
 
-  let backend: InferenceBackend;
-  if (values.swarm) {
-    if (!values.bootstrap) throw new UsageError('--swarm needs --bootstrap ADDR[,ADDR…]');
-    backend = await openSwarmCliBackend({ model: values.model, tokenizerPath: values.tokenizer, bootstrap: values.bootstrap, threads });
-  } else {
-    backend = await openLocalBackend(values.model, { tokenizerPath: values.tokenizer, threads });
-  }
-  const { tokenizer } = backend;
-  const messages: ChatMessage[] = values.system ? [{ role: 'system', content: values.system }] : [];
-  let session = await backend.openSession(context);
-  let fed: number[] = []; // ids already in the session's cache
+  const model = await openCliModel(values);
+  const chat = new Chat(model, { context, ...(values.system ? { system: values.system } : {}) });
   const rl = readline.createInterface({ input: process.stdin, output: process.stderr, terminal: Boolean(process.stdin.isTTY) });
   try {
     process.stderr.write('> ');
@@ -49,32 +42,13 @@ export async function run(argv: string[]): Promise<void> {
         process.stderr.write('> ');
         continue;
       }
-      messages.push({ role: 'user', content: line });
-      const ids = tokenizer.encode(renderChat(tokenizer, messages, { addGenerationPrompt: true }), { addBos: false });
-      // Feed only what the cache does not hold yet; start over if the template rewrote earlier turns.
-      let shared = 0;
-      while (shared < fed.length && shared < ids.length && fed[shared] === ids[shared]) shared++;
-      if (shared < fed.length || ids.length + maxTokens > context) {
-        await session.close();
-        session = await backend.openSession(context);
-        shared = 0;
-        fed = [];
-      }
-      fed = fed.slice(0, shared);
-      const current = session;
-      const tracked = { next: (next: readonly number[]) => (fed.push(...next), current.next(next)), close: () => current.close() };
-      let text = '';
-      for await (const event of generate(tracked, tokenizer, ids.slice(shared), { ...sampling, maxTokens })) {
-        text += event.text;
-        process.stdout.write(event.text);
-      }
+      for await (const event of chat.reply(line, { ...sampling, maxTokens })) process.stdout.write(event.text);
       process.stdout.write('\n');
-      messages.push({ role: 'assistant', content: text });
       process.stderr.write('> ');
     }
   } finally {
     rl.close();
-    await session.close();
-    await backend.close();
+    await chat.close();
+    await model.close();
   }
 }

@@ -4,7 +4,8 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CorollaError } from '../errors.js';
-import type { SamplingOptions } from '../engine/sampling.js';
+import { DEFAULT_SAMPLING } from '../inference/defaults.js';
+import { DEFAULT_PENALTY_LAST_N, type SamplingOptions } from '../inference/sampling/index.js';
 
 export class UsageError extends CorollaError {
   override readonly name = 'UsageError';
@@ -49,11 +50,11 @@ export const samplingFlags = {
 } as const;
 
 export const samplingUsage = `sampling:
-  --temperature T        0 = greedy (default 0.8)
-  --top-p P              nucleus sampling mass (default 0.95)
-  --top-k K              keep the K most likely tokens (default 40; 0 = off)
-  --min-p P              drop tokens below P × the top probability (default 0.05)
-  --repeat-penalty R     repetition penalty over the last 64 tokens (default 1 = off)
+  --temperature T        0 = greedy (default ${DEFAULT_SAMPLING.temperature})
+  --top-p P              nucleus sampling mass (default ${DEFAULT_SAMPLING.topP})
+  --top-k K              keep the K most likely tokens (default ${DEFAULT_SAMPLING.topK}; 0 = off)
+  --min-p P              drop tokens below P × the top probability (default ${DEFAULT_SAMPLING.minP})
+  --repeat-penalty R     repetition penalty over the last ${DEFAULT_PENALTY_LAST_N} tokens (default 1 = off)
   --frequency-penalty F, --presence-penalty F
   --seed S               same seed, same text
   --stop TEXT            stop before TEXT (repeatable)`;
@@ -61,14 +62,21 @@ export const samplingUsage = `sampling:
 export function samplingFrom(values: Record<string, unknown>): SamplingOptions & { stop?: string[] } {
   const v = values as Record<string, string | undefined>;
   return {
-    temperature: numberOption(v.temperature, 'temperature', { min: 0 }) ?? 0.8,
-    topP: numberOption(v['top-p'], 'top-p', { min: 0, max: 1 }) ?? 0.95,
-    topK: numberOption(v['top-k'], 'top-k', { integer: true, min: 0 }) ?? 40,
-    minP: numberOption(v['min-p'], 'min-p', { min: 0, max: 1 }) ?? 0.05,
+    temperature: numberOption(v.temperature, 'temperature', { min: 0 }) ?? DEFAULT_SAMPLING.temperature,
+    topP: numberOption(v['top-p'], 'top-p', { min: 0, max: 1 }) ?? DEFAULT_SAMPLING.topP,
+    topK: numberOption(v['top-k'], 'top-k', { integer: true, min: 0 }) ?? DEFAULT_SAMPLING.topK,
+    minP: numberOption(v['min-p'], 'min-p', { min: 0, max: 1 }) ?? DEFAULT_SAMPLING.minP,
     repetitionPenalty: numberOption(v['repeat-penalty'], 'repeat-penalty', { min: 0 }),
     frequencyPenalty: numberOption(v['frequency-penalty'], 'frequency-penalty'),
     presencePenalty: numberOption(v['presence-penalty'], 'presence-penalty'),
     seed: numberOption(v.seed, 'seed', { integer: true }),
     stop: values.stop as string[] | undefined,
   };
+}
+
+/** --device: the onnxruntime execution provider. */
+export function deviceOption(value: string | undefined): 'cpu' | 'cuda' {
+  const device = value ?? 'cpu';
+  if (device !== 'cpu' && device !== 'cuda') throw new UsageError(`--device must be cpu or cuda, got "${device}"`);
+  return device;
 }

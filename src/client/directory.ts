@@ -10,6 +10,7 @@ import type { SwarmNode } from '../swarm/node.js';
 import type { VerifiedRecord } from '../swarm/records.js';
 import { NoRouteError, SwarmUnavailableError } from './errors.js';
 import type { RouteSource } from './inference-session.js';
+import { silentLogger, type ComponentLogger, type Logger } from '../util/logger.js';
 import { planRoute, usableServers, type CostModel, type Route } from './route-planner.js';
 
 export interface DirectoryOptions {
@@ -19,7 +20,6 @@ export interface DirectoryOptions {
   readonly lookupTimeoutMs?: number;
   /** Budget of one ping (ms). Default 2 000. */
   readonly pingTimeoutMs?: number;
-  readonly log?: (line: string) => void;
 }
 
 export interface CoverageProgress {
@@ -34,17 +34,20 @@ export class SwarmDirectory implements RouteSource {
   private inFlight?: Promise<VerifiedRecord[]>;
   private readonly rtts = new Map<string, number>();
   private readonly refreshMs: number;
-  private readonly log: (line: string) => void;
+  private readonly log: Logger;
+  private readonly node: SwarmNode;
+  private readonly registry: Registry;
 
   constructor(
-    private readonly node: SwarmNode,
-    private readonly registry: Registry,
+    components: { node: SwarmNode; registry: Registry; logger?: ComponentLogger },
     readonly modelId: string,
     readonly numBlocks: number,
     private readonly options: DirectoryOptions = {},
   ) {
+    this.node = components.node;
+    this.registry = components.registry;
     this.refreshMs = options.refreshMs ?? 60_000;
-    this.log = options.log ?? (() => {});
+    this.log = (components.logger ?? silentLogger).forComponent('corolla:client:directory');
   }
 
   /** Records of the model's servers (all states; the planner keeps the online ones). */

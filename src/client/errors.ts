@@ -2,7 +2,7 @@
  * Client-side failures. Each is a CorollaError with a stable code, so callers can branch on `code` or `instanceof`
  * and the cause chain tells the whole story.
  */
-import { CorollaError } from '../errors.js';
+import { CorollaError, RemoteError } from '../errors.js';
 
 /** Why a server was left out of route planning. */
 export interface ExcludedServer {
@@ -121,4 +121,17 @@ function summarizeExcluded(excluded: readonly ExcludedServer[]): string {
   const counts = new Map<string, number>();
   for (const entry of excluded) counts.set(entry.reason, (counts.get(entry.reason) ?? 0) + 1);
   return [...counts.entries()].map(([reason, count]) => `${count} ${reason}`).join(', ');
+}
+
+/** A whole-model generation failed on the remote server (its code is kept), or the stream broke. */
+export class RemoteGenerateError extends RemoteError {
+  override readonly name = 'RemoteGenerateError';
+}
+
+/** A RemoteModel was used before start() finished. */
+export class ModelNotStartedError extends CorollaError {
+  override readonly name = 'ModelNotStartedError';
+  constructor() {
+    super('USAGE', 'the remote model is not started: call start() (or use RemoteModel.open) first');
+  }
 }

@@ -13,6 +13,14 @@ export {
   type SwarmSessionOptions,
 } from './inference-session.js';
 export { SwarmDirectory, type CoverageProgress, type DirectoryOptions } from './directory.js';
-export { RemoteInferenceSession, RemoteModel, type GenerationStream, type RemoteGenerateOptions, type RemoteModelOptions } from './remote-model.js';
+export {
+  RemoteInferenceSession,
+  RemoteModel,
+  type FailureInfo,
+  type RemoteModelComponents,
+  type RemoteModelEvents,
+  type RemoteModelOptions,
+  type WaitingInfo,
+} from './remote-model.js';
+export { remoteGenerate, type GenerateResult, type RemoteGenerateOptions } from './generate-client.js';
 export { rankWholeModelServers, runWholeModelGeneration, type RankedServer, type WholeModelGenerateOptions } from './whole-model.js';
-export { openSwarmBackend, type SwarmBackend, type SwarmBackendOptions } from './backend.js';

@@ -18,10 +18,16 @@
  *      single-token steps: on stories260K the hidden states differ by ~4e-6, which can change a sampled token.);
  *   4. checks that the replayed outputs equal what the next existing hop received before (stats.replayMismatches
  *      counts differences), replaces the hop(s), and continues the step from there.
+ * Attribution. `usage()` lists every server that computed blocks of this session and for how many tokens, prompt
+ * and generated apart. A failed server keeps the tokens it served before failing; its replacement's replay of the
+ * history is counted as `replayedTokens`, apart from what it serves afterwards.
+ *
  * Recovery is bounded: at most `maxRetries` attempts and `failoverDeadlineMs` per step, after which the step fails
  * with SwarmUnavailableError carrying every failure as its cause chain.
  */
+import type { ServerUsage } from '../inference/language-model.js';
 import { SwarmTimeoutError } from '../swarm/errors.js';
+import { silentLogger, type ComponentLogger, type Logger } from '../util/logger.js';
 import type { Codec } from '../wire/messages.js';
 import { BanList } from './bans.js';
 import { NoRouteError, RemoteSpanError, SessionClosedError, SwarmUnavailableError, shortPeer } from './errors.js';
@@ -70,13 +76,14 @@ export interface SwarmSessionOptions {
   readonly subSpans?: boolean;
   /** Aborts the session: steps in flight fail with the abort's reason. */
   readonly signal?: AbortSignal;
-  readonly log?: (line: string) => void;
+  readonly logger?: ComponentLogger;
+  /** Route, failures, bans and recoveries as they happen (RemoteModel re-emits them as typed events). */
   readonly onEvent?: (event: SessionEvent) => void;
 }
 
 export type SessionEvent =
   | { readonly type: 'route'; readonly hops: readonly HopInfo[] }
-  | { readonly type: 'failure'; readonly peerId: string; readonly error: RemoteSpanError }
+  | { readonly type: 'failure'; readonly peerId: string; readonly error: RemoteSpanError; readonly banMs: number }
   | { readonly type: 'ban'; readonly peerId: string; readonly ms: number }
   | { readonly type: 'recovered'; readonly recovery: RecoveryInfo };
 
@@ -127,6 +134,8 @@ interface Hop {
   readonly end: number;
   /** Every input this hop processed, in order. */
   readonly inputs: StepInput[];
+  /** This hop's line of the session's usage. */
+  readonly usage: ServerUsage;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -137,7 +146,10 @@ export class SwarmInferenceSession {
   private readonly bans: BanList;
   private readonly maxRetries: number;
   private readonly deadlineMs: number;
-  private readonly log: (line: string) => void;
+  private readonly log: Logger;
+  private readonly usages: ServerUsage[] = [];
+  /** Whether the step being run carries sampled ids (for attribution). */
+  private stepSampled = false;
   private hops: Hop[] = [];
   private currentPosition = 0;
   private queue: Promise<unknown> = Promise.resolve();
@@ -149,7 +161,7 @@ export class SwarmInferenceSession {
     this.bans = options.bans ?? new BanList();
     this.maxRetries = options.maxRetries ?? 5;
     this.deadlineMs = options.failoverDeadlineMs ?? 60_000;
-    this.log = options.log ?? (() => {});
+    this.log = (options.logger ?? silentLogger).forComponent('corolla:client:session');
   }
 
   /** Plans a route over fresh records and opens a session on every hop (retrying on failures like a failover). */
@@ -181,10 +193,18 @@ export class SwarmInferenceSession {
    * Pushes hidden states [tokens, hidden] of the next `tokens` positions through every hop and returns the output
    * of the last block, [tokens, hidden]. Fails over transparently; throws SwarmUnavailableError when it cannot.
    */
-  step(hidden: Float32Array, tokens: number): Promise<Float32Array> {
-    const run = this.queue.then(() => this.runStep(hidden, tokens));
+  step(hidden: Float32Array, tokens: number, options: { sampled?: boolean } = {}): Promise<Float32Array> {
+    const run = this.queue.then(() => {
+      this.stepSampled = options.sampled === true;
+      return this.runStep(hidden, tokens);
+    });
     this.queue = run.catch(() => {});
     return run;
+  }
+
+  /** Which server computed which blocks for how many tokens, in the order the servers joined the session. */
+  usage(): ServerUsage[] {
+    return this.usages.map((entry) => ({ ...entry, blocks: { ...entry.blocks } }));
   }
 
   /** Closes every hop (best effort). Later steps throw SessionClosedError. */
@@ -218,6 +238,7 @@ export class SwarmInferenceSession {
       try {
         const output = await hop.span.step(input);
         hop.inputs.push(input);
+        this.count(hop.usage, tokens);
         input = { position, tokens, hidden: output };
         index++;
       } catch (error) {
@@ -229,6 +250,7 @@ export class SwarmInferenceSession {
         failures.push(error);
         failed.push(hop.span.peerId);
         this.noteFailure(error);
+        hop.usage.failed = true;
         this.hops.splice(index, 1);
         hop.span.abort('failed');
         try {
@@ -246,11 +268,16 @@ export class SwarmInferenceSession {
     return input.hidden;
   }
 
+  private count(usage: ServerUsage, tokens: number): void {
+    if (this.stepSampled) usage.generatedTokens += tokens;
+    else usage.promptTokens += tokens;
+  }
+
   private noteFailure(error: RemoteSpanError): void {
     this.stats.failures++;
-    this.options.onEvent?.({ type: 'failure', peerId: error.peerId, error });
     const ms = this.bans.ban(error.peerId, error.message);
     this.stats.banned.push(error.peerId);
+    this.options.onEvent?.({ type: 'failure', peerId: error.peerId, error, banMs: ms });
     this.options.onEvent?.({ type: 'ban', peerId: error.peerId, ms });
     this.log(`hop failed, banned ${shortPeer(error.peerId)} for ${ms} ms: ${error.message}`);
   }
@@ -366,7 +393,8 @@ export class SwarmInferenceSession {
         let steps = history;
         for (const [i, span] of spans.entries()) {
           const outputs = steps.length > 0 ? await span.replay(steps, { window: this.options.replayWindow, deadline }) : [];
-          newHops.push({ span, record: route.hops[i]!.record, start: span.start, end: span.end, inputs: [...steps] });
+          const usage: ServerUsage = { peerId: span.peerId, blocks: { start: span.start, end: span.end }, promptTokens: 0, generatedTokens: 0, replayedTokens: 0, failed: false };
+          newHops.push({ span, record: route.hops[i]!.record, start: span.start, end: span.end, inputs: [...steps], usage });
           this.stats.replayedSteps += steps.length;
           steps = steps.map((step, k) => ({ position: step.position, tokens: step.tokens, hidden: outputs[k]! }));
         }
@@ -386,6 +414,14 @@ export class SwarmInferenceSession {
           }
         }
         const dropped = this.hops.splice(index, takeover - index, ...newHops);
+        // History replayed onto the new hops is counted apart; the step in flight (history's last) is theirs.
+        const inFlight = history.at(-1)?.tokens ?? 0;
+        const replayed = history.reduce((sum, step) => sum + step.tokens, 0) - inFlight;
+        for (const hop of newHops) {
+          hop.usage.replayedTokens = replayed;
+          this.count(hop.usage, inFlight);
+          this.usages.push(hop.usage);
+        }
         for (const hop of dropped) void hop.span.close();
 
         if (history.length > 0 || failures.length > 0) {

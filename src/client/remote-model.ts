@@ -7,43 +7,46 @@
  *   for await (const { text } of model.generate('Once upon a time', { maxTokens: 64, temperature: 0 })) write(text);
  *   await model.close();
  *
- * `openSession(maxLength)` gives the engine's InferenceSession (ids → logits), so the shared generation loop
- * (engine/generate.ts) runs unchanged over the swarm. A whole-model server is just a one-hop route here;
- * `generateOnWholeModelServer` instead lets such a server run the whole generation (its own head and sampler).
+ * RemoteModel is a LanguageModel: `openSession(maxLength)` gives ids → logits, so the one generation loop
+ * (inference/generate.ts) and chat (inference/chat.ts) run unchanged over the swarm. A whole-model server is just a
+ * one-hop route here; `generateOnWholeModelServer` instead lets such a server run the whole generation (its own
+ * head and sampler). Progress and the route's changes are typed events ('waiting', 'route', 'failure',
+ * 'recovery'); to see 'waiting', construct the model, listen, then `start()` it.
  */
-import { generate, type GenerateOptions, type GenerationEvent, type GenerationStats, type InferenceSession } from '../engine/generate.js';
+import { TypedEventEmitter } from 'main-event';
 import { loadHead, type EmbeddingHead } from '../engine/head.js';
 import { loadTail } from '../engine/tail.js';
 import type { ModelTail } from '../engine/types.js';
-import { openModel, type LoadedModelSource } from '../model/load.js';
+import { generateFrom, generateText, promptIds, type GenerationStream, type PromptOptions } from '../inference/generate.js';
+import type { InferenceSession, LanguageModel, OpenSessionOptions, ServerUsage, StepOptions } from '../inference/language-model.js';
+import { openModel, type LoadedModelSource, type OpenModelOptions } from '../model/load.js';
+import type { OnProgress } from '../util/progress.js';
 import { InvalidTokenizerError } from '../model/tokenizer/errors.js';
 import { createTokenizer } from '../model/tokenizer/index.js';
 import type { ModelConfig, Tokenizer } from '../model/types.js';
 import { modelIdOf } from '../swarm/model-id.js';
 import { createSwarmNode, type SwarmNode, type SwarmTransport } from '../swarm/node.js';
 import { createRegistry, type Registry, type RegistryOptions } from '../swarm/registry.js';
+import { silentLogger, type ComponentLogger, type Logger } from '../util/logger.js';
 import type { Codec } from '../wire/messages.js';
 import { BanList } from './bans.js';
 import { SwarmDirectory, type DirectoryOptions } from './directory.js';
-import { formatBlocks, SwarmUnavailableError } from './errors.js';
-import { SwarmInferenceSession, type SessionEvent } from './inference-session.js';
+import { formatBlocks, ModelNotStartedError, SwarmUnavailableError, type RemoteSpanError } from './errors.js';
+import { SwarmInferenceSession, type HopInfo, type RecoveryInfo, type SessionEvent } from './inference-session.js';
 import type { CostModel } from './route-planner.js';
 import { rankWholeModelServers, runWholeModelGeneration, type WholeModelGenerateOptions } from './whole-model.js';
 
+/** Settings of a RemoteModel. */
 export interface RemoteModelOptions {
   /** The model file (GGUF, llama2.c .bin, HF directory or Hub id). Only the embeddings and the head are read. */
   readonly model: string;
   readonly tokenizerPath?: string;
-  /** Multiaddrs (with /p2p/) of swarm peers; needed unless `node` is given. */
+  /** Multiaddrs (with /p2p/) of swarm peers; needed unless a node is given. */
   readonly bootstrap?: readonly string[];
-  /** Use this libp2p node instead of creating one (tests, gateways). It is not stopped by close(). */
-  readonly node?: SwarmNode;
-  /** Use this registry instead of creating one on the node. It is not closed by close(). */
-  readonly registry?: Registry;
   readonly registryOptions?: RegistryOptions;
   /** Transport of a node created here (default 'tcp'). */
   readonly transport?: SwarmTransport;
-  /** Swarm key of a private swarm. */
+  /** Swarm key of a private swarm (for a node created here). */
   readonly psk?: Uint8Array;
   /** The model id servers announce; computed from the weights (modelIdOf) when omitted. */
   readonly modelId?: string;
@@ -61,25 +64,55 @@ export interface RemoteModelOptions {
   /** Records the first recovery attempt plans from (see SwarmSessionOptions.failoverRecords). */
   readonly failoverRecords?: 'cached-first' | 'fresh';
   readonly cost?: CostModel;
-  /** How long open() waits for servers covering every block (ms). Default 60 000. */
+  /** How long start() waits for servers covering every block (ms). Default 60 000. */
   readonly coverageTimeoutMs?: number;
   readonly directory?: DirectoryOptions;
-  /** Ban lengths (default 15 s, doubling). */
+  /** Hub endpoint, token and cache root, for a Hub model id. */
+  readonly hub?: OpenModelOptions['hub'];
+  /** Progress of a Hub download and of fingerprinting the weights. */
+  readonly onProgress?: OnProgress;
+}
+
+/** What a RemoteModel uses rather than creates. */
+export interface RemoteModelComponents {
+  /** Use this libp2p node instead of creating one (tests, gateways). It is not stopped by close(). */
+  readonly node?: SwarmNode;
+  /** Use this registry instead of creating one on the node. It is not closed by close(). */
+  readonly registry?: Registry;
+  /** Ban list shared with other models (default: a private one; 15 s, doubling). */
   readonly bans?: BanList;
-  /** No progress lines on stderr. */
-  readonly quiet?: boolean;
-  readonly log?: (line: string) => void;
-  readonly onEvent?: (event: SessionEvent) => void;
+  readonly logger?: ComponentLogger;
 }
 
-export interface RemoteGenerateOptions extends GenerateOptions {
-  /** Encode a text prompt with BOS (default: the tokenizer's setting). */
-  readonly addBos?: boolean;
+/** While start() waits for servers covering every block: how far the search got. */
+export interface WaitingInfo {
+  readonly modelId: string;
+  readonly elapsedMs: number;
+  readonly servers: number;
+  /** What is still missing, in words. */
+  readonly missing: string;
 }
 
-export type GenerationStream = AsyncGenerator<GenerationEvent> & { readonly stats: GenerationStats };
+export interface FailureInfo {
+  readonly peerId: string;
+  readonly error: RemoteSpanError;
+  /** How long the server is banned for (ms). */
+  readonly banMs: number;
+}
 
-/** The engine's InferenceSession over a swarm: embed here → blocks remotely → logits here. */
+export interface RemoteModelEvents {
+  /** A session's route, when it opens and after every recovery. */
+  route: CustomEvent<readonly HopInfo[]>;
+  /** A hop failed; its server is banned. */
+  failure: CustomEvent<FailureInfo>;
+  /** A failed hop's blocks were recovered on replacement servers. */
+  recovery: CustomEvent<RecoveryInfo>;
+  /** start() is still waiting for servers covering every block (every ~2 s). */
+  waiting: CustomEvent<WaitingInfo>;
+}
+
+
+/** ids → logits over a swarm: embed here → blocks remotely → logits here. */
 export class RemoteInferenceSession implements InferenceSession {
   constructor(
     readonly swarm: SwarmInferenceSession,
@@ -87,10 +120,14 @@ export class RemoteInferenceSession implements InferenceSession {
     private readonly tail: ModelTail,
   ) {}
 
-  async next(ids: readonly number[]): Promise<Float32Array> {
+  async next(ids: readonly number[], options: StepOptions = {}): Promise<Float32Array> {
     if (ids.length === 0) throw new RangeError('next() needs at least one token id');
-    const hidden = await this.swarm.step(this.head.embed(ids), ids.length);
+    const hidden = await this.swarm.step(this.head.embed(ids), ids.length, options);
     return this.tail.logits(hidden);
+  }
+
+  usage(): ServerUsage[] {
+    return this.swarm.usage();
   }
 
   close(): Promise<void> {
@@ -98,84 +135,119 @@ export class RemoteInferenceSession implements InferenceSession {
   }
 }
 
-export class RemoteModel {
+interface Started {
+  readonly modelId: string;
+  readonly tokenizer: Tokenizer;
+  readonly node: SwarmNode;
+  readonly registry: Registry;
+  readonly directory: SwarmDirectory;
+  readonly head: EmbeddingHead;
+  readonly tail: ModelTail;
+  readonly source: LoadedModelSource;
+}
+
+export class RemoteModel extends TypedEventEmitter<RemoteModelEvents> implements LanguageModel {
   readonly bans: BanList;
+  private readonly log: Logger;
+  private started?: Started;
   private closed = false;
 
-  private constructor(
-    readonly modelId: string,
-    readonly config: ModelConfig,
-    readonly tokenizer: Tokenizer,
-    readonly node: SwarmNode,
-    readonly registry: Registry,
-    readonly directory: SwarmDirectory,
-    private readonly head: EmbeddingHead,
-    private readonly tail: ModelTail,
-    private readonly source: LoadedModelSource,
-    private readonly owned: { node: boolean; registry: boolean },
+  constructor(
     private readonly options: RemoteModelOptions,
+    private readonly components: RemoteModelComponents = {},
   ) {
-    this.bans = options.bans ?? new BanList();
+    super();
+    this.bans = components.bans ?? new BanList();
+    this.log = (components.logger ?? silentLogger).forComponent('corolla:client:model');
+  }
+
+  /** Creates and starts a RemoteModel (see start()). */
+  static async open(options: RemoteModelOptions, components: RemoteModelComponents = {}): Promise<RemoteModel> {
+    const model = new RemoteModel(options, components);
+    await model.start();
+    return model;
   }
 
   /**
-   * Opens the local model file for tokenizer, embeddings and head, joins the swarm, and waits (with progress on
-   * stderr) until servers cover every block. Throws SwarmUnavailableError when they do not within the timeout.
+   * Opens the local model file for tokenizer, embeddings and head, joins the swarm, and waits (emitting 'waiting')
+   * until servers cover every block. Throws SwarmUnavailableError when they do not within the timeout.
    */
-  static async open(options: RemoteModelOptions): Promise<RemoteModel> {
-    const log = options.log ?? (() => {});
-    const say = (line: string) => {
-      if (!options.quiet && process.env.COROLLA_QUIET !== '1') process.stderr.write(`${line}\n`);
-      log(line);
-    };
-    if (!options.node && (!options.bootstrap || options.bootstrap.length === 0)) {
+  async start(): Promise<void> {
+    if (this.started) return;
+    const { options, components } = this;
+    if (!components.node && (!options.bootstrap || options.bootstrap.length === 0)) {
       throw new SwarmUnavailableError('no swarm to join: give bootstrap addresses (or a node)', { failures: [], elapsedMs: 0 });
     }
-    const source = await openModel(options.model, { tokenizerPath: options.tokenizerPath });
+    const source = await openModel(options.model, { tokenizerPath: options.tokenizerPath, ...(options.hub ? { hub: options.hub } : {}), ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
     let node: SwarmNode | undefined;
     let registry: Registry | undefined;
     try {
       if (!source.tokenizer) throw new InvalidTokenizerError(options.model, 'the model carries no tokenizer; pass a tokenizer path');
       const tokenizer = createTokenizer(source.tokenizer);
-      const modelId = options.modelId ?? (await modelIdOf(source, { quiet: options.quiet }));
+      const modelId = options.modelId ?? (await modelIdOf(source, { ...(options.hub?.cacheRoot ? { cacheRoot: options.hub.cacheRoot } : {}), ...(options.onProgress ? { onProgress: options.onProgress } : {}) }));
       const head = loadHead(source);
       const tail = await loadTail(source, { threads: options.threads });
-      node = options.node ?? (await createSwarmNode({ bootstrap: [...(options.bootstrap ?? [])], transport: options.transport, psk: options.psk, dhtClientMode: true }));
-      registry = options.registry ?? (await createRegistry(node, options.registryOptions));
+      node = components.node ?? (await createSwarmNode({ bootstrap: [...(options.bootstrap ?? [])], transport: options.transport, psk: options.psk, dhtClientMode: true }));
+      registry = components.registry ?? (await createRegistry(node, options.registryOptions));
       // DHT lookups find nobody until the routing table holds a peer (identify runs just after the bootstrap dial).
-      if (!options.node) await node.waitForPeers(1, Math.min(5_000, options.coverageTimeoutMs ?? 60_000)).catch(() => {});
+      if (!components.node) await node.waitForPeers(1, Math.min(5_000, options.coverageTimeoutMs ?? 60_000)).catch(() => {});
       const numBlocks = source.config.numLayers;
-      const directory = new SwarmDirectory(node, registry, modelId, numBlocks, { log, ...options.directory });
+      const directory = new SwarmDirectory({ node, registry, logger: components.logger }, modelId, numBlocks, options.directory);
       let lastSaid = 0;
       const route = await directory.waitForCoverage({
         timeoutMs: options.coverageTimeoutMs ?? 60_000,
         cost: options.cost,
-        banned: options.bans?.predicate,
+        banned: this.bans.predicate,
         onProgress: ({ elapsedMs, servers, error }) => {
           if (elapsedMs - lastSaid < 2_000 && lastSaid !== 0) return;
           lastSaid = Math.max(1, elapsedMs);
           const missing = error.uncoveredBlocks.length > 0 ? `blocks ${formatBlocks(error.uncoveredBlocks)} not served yet` : `spans do not chain past block ${error.reachedBlock}`;
-          say(`waiting for servers of ${modelId}: ${servers} found, ${missing} (${Math.round(elapsedMs / 1000)} s)`);
+          this.log('waiting for servers of %s: %d found, %s', modelId, servers, missing);
+          this.safeDispatchEvent('waiting', { detail: { modelId, elapsedMs, servers, missing } });
         },
       });
-      log(`route: ${route.hops.map((hop) => `[${hop.start},${hop.end})@${hop.peerId.slice(-8)}`).join(' → ')}`);
-      return new RemoteModel(modelId, source.config, tokenizer, node, registry, directory, head, tail, source, { node: !options.node, registry: !options.registry }, options);
+      this.log('route: %s', route.hops.map((hop) => `[${hop.start},${hop.end})@${hop.peerId.slice(-8)}`).join(' → '));
+      this.started = { modelId, tokenizer, node, registry, directory, head, tail, source };
     } catch (error) {
-      if (registry && !options.registry) await registry.close().catch(() => {});
-      if (node && !options.node) await node.stop().catch(() => {});
+      if (registry && !components.registry) await registry.close().catch(() => {});
+      if (node && !components.node) await node.stop().catch(() => {});
       source.close();
       throw error;
     }
   }
 
+  private get state(): Started {
+    if (!this.started) throw new ModelNotStartedError();
+    return this.started;
+  }
+
+  get modelId(): string {
+    return this.state.modelId;
+  }
+  get config(): ModelConfig {
+    return this.state.source.config;
+  }
+  get tokenizer(): Tokenizer {
+    return this.state.tokenizer;
+  }
+  get node(): SwarmNode {
+    return this.state.node;
+  }
+  get registry(): Registry {
+    return this.state.registry;
+  }
+  get directory(): SwarmDirectory {
+    return this.state.directory;
+  }
+
   /** Opens a multi-hop session for up to `maxLength` tokens (prompt + generated). */
-  async openSession(maxLength: number, options: { signal?: AbortSignal } = {}): Promise<RemoteInferenceSession> {
+  async openSession(maxLength: number, options: OpenSessionOptions = {}): Promise<RemoteInferenceSession> {
     const swarm = await this.openSwarmSession(maxLength, options);
-    return new RemoteInferenceSession(swarm, this.head, this.tail);
+    return new RemoteInferenceSession(swarm, this.state.head, this.state.tail);
   }
 
   /** A session at the hidden-state level (for callers that run their own head/tail). */
-  openSwarmSession(maxLength: number, options: { signal?: AbortSignal } = {}): Promise<SwarmInferenceSession> {
+  openSwarmSession(maxLength: number, options: OpenSessionOptions = {}): Promise<SwarmInferenceSession> {
     const o = this.options;
     return SwarmInferenceSession.open({
       node: this.node.libp2p,
@@ -193,54 +265,29 @@ export class RemoteModel {
       failoverRecords: o.failoverRecords,
       cost: o.cost,
       signal: options.signal,
-      log: o.log,
-      onEvent: o.onEvent,
+      logger: this.components.logger,
+      onEvent: (event) => this.relay(event),
     });
   }
 
-  /** Token ids of a prompt (BOS alone for an empty prompt). */
-  encode(prompt: string | readonly number[], addBos?: boolean): number[] {
-    const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt, addBos === undefined ? undefined : { addBos }) : [...prompt];
-    if (ids.length === 0) {
-      if (this.tokenizer.special.bos === undefined) throw new RangeError('empty prompt, and this model has no BOS token');
-      ids.push(this.tokenizer.special.bos);
-    }
-    return ids;
+  private relay(event: SessionEvent): void {
+    if (event.type === 'route') this.safeDispatchEvent('route', { detail: event.hops });
+    else if (event.type === 'failure') this.safeDispatchEvent('failure', { detail: { peerId: event.peerId, error: event.error, banMs: event.banMs } });
+    else if (event.type === 'recovered') this.safeDispatchEvent('recovery', { detail: event.recovery });
   }
 
   /**
    * Streams a generation through the swarm: one event per token (`text` is the newly completed text). `stats` is
-   * complete once iteration ends. The session is sized prompt + maxTokens and closed at the end.
+   * complete once iteration ends, with `servers` naming who computed what. The session is sized prompt + maxTokens
+   * and closed at the end.
    */
-  generate(prompt: string | readonly number[], options: RemoteGenerateOptions): GenerationStream {
-    const stats: GenerationStats = { promptTokens: 0, generatedTokens: 0, decodeSteps: 0, prefillMs: 0, decodeMs: 0, finishReason: 'length' };
-    const ids = this.encode(prompt, options.addBos);
-    const open = () => this.openSession(ids.length + options.maxTokens, { signal: options.signal });
-    const tokenizer = this.tokenizer;
-    async function* run(): AsyncGenerator<GenerationEvent> {
-      const session = await open();
-      const inner = generate(session, tokenizer, ids, options);
-      try {
-        for await (const event of inner) yield event;
-      } catch (error) {
-        // an abort while a step is in flight ends the generation like an abort between tokens
-        if (!options.signal?.aborted) throw error;
-        Object.assign(stats, inner.stats);
-        stats.finishReason = 'abort';
-        return;
-      } finally {
-        if (stats.finishReason !== 'abort') Object.assign(stats, inner.stats);
-        await session.close();
-      }
-    }
-    return Object.assign(run(), { stats });
+  generate(prompt: string | readonly number[], options: PromptOptions): GenerationStream {
+    return generateFrom(this, prompt, options);
   }
 
   /** The whole generated text of `prompt`. */
-  async text(prompt: string | readonly number[], options: RemoteGenerateOptions): Promise<string> {
-    let text = '';
-    for await (const event of this.generate(prompt, options)) text += event.text;
-    return text;
+  text(prompt: string | readonly number[], options: PromptOptions): Promise<string> {
+    return generateText(this, prompt, options);
   }
 
   /** Whole-model servers that could run a generation of `maxLength` tokens, best first (heartbeat load, speed). */
@@ -253,16 +300,16 @@ export class RemoteModel {
    * streams tokens back, so no hidden state or logits cross the network. Servers are tried best first (lowest load,
    * then fastest); a server that fails before producing a token is banned and the next one tried.
    */
-  generateOnWholeModelServer(prompt: string | readonly number[], options: WholeModelGenerateOptions): AsyncGenerator<GenerationEvent> {
-    const ids = this.encode(prompt, options.addBos);
-    return runWholeModelGeneration(this, ids, options);
+  generateOnWholeModelServer(prompt: string | readonly number[], options: WholeModelGenerateOptions): GenerationStream {
+    return runWholeModelGeneration(this, promptIds(this.tokenizer, prompt, options.addBos), options);
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || !this.started) return;
     this.closed = true;
-    if (this.owned.registry) await this.registry.close().catch(() => {});
-    if (this.owned.node) await this.node.stop().catch(() => {});
-    this.source.close();
+    const { registry, node, source } = this.started;
+    if (!this.components.registry) await registry.close().catch(() => {});
+    if (!this.components.node) await node.stop().catch(() => {});
+    source.close();
   }
 }

@@ -1,29 +1,23 @@
 /**
  * Generation on a whole-model server (LlamaNet style): the server holds every block plus the head, samples, and
- * streams token ids back over /corolla/generate/1.0.0 (src/server/generate-protocol.ts). The client only tokenizes
+ * streams token ids back over /corolla/generate/1.0.0 (wire/generate.ts, generate-client.ts). The client only tokenizes
  * and detokenizes. Among whole-model servers the client prefers the least loaded (live, signed heartbeat), then the
  * fastest (announced compute throughput and measured round trip).
  */
-import type { GenerationEvent } from '../engine/generate.js';
-import { StopMatcher, type SamplingOptions } from '../engine/sampling.js';
-import type { Tokenizer } from '../model/types.js';
+import { multiaddr } from '@multiformats/multiaddr';
+import { emptyStats, TextStream, type GenerationEvent, type GenerationStream, type PromptOptions } from '../inference/generate.js';
+import type { ModelConfig, Tokenizer } from '../model/types.js';
 import type { Registry } from '../swarm/registry.js';
 import type { SwarmNode } from '../swarm/node.js';
-import { multiaddr } from '@multiformats/multiaddr';
-import { remoteGenerate } from '../server/generate-protocol.js';
+import { GENERATE_SAMPLING_KEYS, type GenerateSampling } from '../wire/generate.js';
 import type { BanList } from './bans.js';
 import { SwarmUnavailableError } from './errors.js';
 import type { SwarmDirectory } from './directory.js';
+import { remoteGenerate } from './generate-client.js';
 import { usableServers, type PlannerRecord } from './route-planner.js';
 
-export interface WholeModelGenerateOptions extends SamplingOptions {
-  readonly maxTokens: number;
-  /** Stop strings (applied here, on the streamed text). */
-  readonly stop?: readonly string[];
-  /** Stop token ids (default: the model's EOS ids). */
-  readonly stopTokens?: readonly number[];
-  readonly signal?: AbortSignal;
-  readonly addBos?: boolean;
+/** Stop strings apply here, on the streamed text; sampling and stop tokens travel to the server. */
+export interface WholeModelGenerateOptions extends PromptOptions {
   /** Longest wait for one token (ms). Default 60 000. */
   readonly idleTimeoutMs?: number;
   /** Use this server (peer id) rather than the best-ranked one. */
@@ -70,62 +64,91 @@ export async function rankWholeModelServers(
 interface WholeModelHost {
   readonly node: SwarmNode;
   readonly tokenizer: Tokenizer;
+  readonly config: ModelConfig;
   readonly bans: BanList;
   wholeModelServers(maxLength?: number): Promise<RankedServer[]>;
 }
 
 /**
- * Streams text events of a whole-model generation. A server that fails before its first token is banned and the
- * next one is tried; once tokens have streamed, a failure ends the generation with the error (the server's sampler
- * state cannot be moved).
+ * Streams text events of a whole-model generation, with the same stats as the local loop (`servers`: the one
+ * server, all blocks). A server that fails before its first token is banned and the next one is tried; once
+ * tokens have streamed, a failure ends the generation with the error (the server's sampler state cannot be moved).
  */
-export async function* runWholeModelGeneration(host: WholeModelHost, prompt: readonly number[], options: WholeModelGenerateOptions): AsyncGenerator<GenerationEvent> {
-  const maxLength = prompt.length + options.maxTokens;
-  const ranked = options.peerId
-    ? (await host.wholeModelServers(maxLength)).filter((server) => server.record.peerId === options.peerId)
-    : await host.wholeModelServers(maxLength);
-  if (ranked.length === 0) {
-    throw new SwarmUnavailableError(`no whole-model server with room for ${maxLength} tokens${options.peerId ? ` (peer ${options.peerId})` : ''}`, { failures: [], elapsedMs: 0 });
-  }
-  const failures: unknown[] = [];
-  const started = performance.now();
-  const sampling: SamplingOptions = pickSampling(options);
-  for (const server of ranked) {
-    const decoder = host.tokenizer.streamDecoder({ context: prompt });
-    const matcher = new StopMatcher(options.stop ?? []);
-    let produced = 0;
-    try {
-      const tokens = remoteGenerate(
-        host.node.libp2p,
-        server.record.peerId,
-        { prompt, maxTokens: options.maxTokens, sampling, ...(options.stopTokens ? { stopTokens: options.stopTokens } : {}) },
-        { signal: options.signal, idleTimeoutMs: options.idleTimeoutMs, addrs: (server.record.addrs ?? []).map((addr) => multiaddr(addr)) },
-      );
-      for await (const token of tokens) {
-        produced++;
-        const { emit, stopped } = matcher.push(decoder.push(token));
-        yield { token, text: emit };
-        if (stopped) return; // leaving the loop cancels the generation on the server
-      }
-      const rest = matcher.push(decoder.flush());
-      const tail = rest.stopped ? rest.emit : rest.emit + matcher.flush();
-      if (tail) yield { token: -1, text: tail };
-      return;
-    } catch (error) {
-      if (options.signal?.aborted || produced > 0) throw error;
-      failures.push(error);
-      host.bans.ban(server.record.peerId, (error as Error)?.message ?? 'generate failed');
+export function runWholeModelGeneration(host: WholeModelHost, prompt: readonly number[], options: WholeModelGenerateOptions): GenerationStream {
+  const stats = emptyStats(prompt.length);
+  async function* run(): AsyncGenerator<GenerationEvent, void, undefined> {
+    const maxLength = prompt.length + options.maxTokens;
+    const ranked = options.peerId
+      ? (await host.wholeModelServers(maxLength)).filter((server) => server.record.peerId === options.peerId)
+      : await host.wholeModelServers(maxLength);
+    if (ranked.length === 0) {
+      throw new SwarmUnavailableError(`no whole-model server with room for ${maxLength} tokens${options.peerId ? ` (peer ${options.peerId})` : ''}`, { failures: [], elapsedMs: 0 });
     }
+    const failures: unknown[] = [];
+    const started = performance.now();
+    const sampling = pickSampling(options);
+    for (const server of ranked) {
+      const text = new TextStream(host.tokenizer, prompt, options.stop);
+      const requested = performance.now();
+      let firstTokenAt: number | undefined;
+      try {
+        const tokens = remoteGenerate(
+          host.node.libp2p,
+          server.record.peerId,
+          { prompt, maxTokens: options.maxTokens, sampling, ...(options.stopTokens ? { stopTokens: options.stopTokens } : {}) },
+          { signal: options.signal, idleTimeoutMs: options.idleTimeoutMs, addrs: (server.record.addrs ?? []).map((addr) => multiaddr(addr)) },
+        );
+        stats.servers = [{ peerId: server.record.peerId, blocks: { start: 0, end: host.config.numLayers }, promptTokens: prompt.length, generatedTokens: 0, replayedTokens: 0, failed: false }];
+        try {
+          for (;;) {
+            const next = await tokens.next();
+            if (next.done) {
+              stats.finishReason = next.value.finishReason;
+              break;
+            }
+            if (firstTokenAt === undefined) {
+              firstTokenAt = performance.now();
+              stats.prefillMs = firstTokenAt - requested;
+            } else stats.decodeSteps++;
+            stats.generatedTokens++;
+            stats.servers[0]!.generatedTokens++;
+            const { emit, stopped } = text.push(next.value);
+            yield { token: next.value, text: emit };
+            if (stopped) {
+              stats.finishReason = 'stop';
+              return; // leaving the loop cancels the generation on the server
+            }
+          }
+        } finally {
+          if (firstTokenAt !== undefined) stats.decodeMs = performance.now() - firstTokenAt;
+          await tokens.return(undefined as never).catch(() => {});
+        }
+        const tail = text.finish();
+        if (tail) yield { token: -1, text: tail };
+        return;
+      } catch (error) {
+        if (options.signal?.aborted) {
+          stats.finishReason = 'abort';
+          return;
+        }
+        if (stats.generatedTokens > 0) {
+          stats.servers![0]!.failed = true;
+          throw error;
+        }
+        stats.servers = undefined;
+        failures.push(error);
+        host.bans.ban(server.record.peerId, (error as Error)?.message ?? 'generate failed');
+      }
+    }
+    throw new SwarmUnavailableError(`every whole-model server failed (${failures.length} tried)`, { failures, elapsedMs: performance.now() - started });
   }
-  throw new SwarmUnavailableError(`every whole-model server failed (${failures.length} tried)`, { failures, elapsedMs: performance.now() - started });
+  return Object.assign(run(), { stats });
 }
 
-function pickSampling(options: WholeModelGenerateOptions): SamplingOptions {
-  const keys = ['temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'penaltyLastN', 'frequencyPenalty', 'presencePenalty', 'seed'] as const;
-  const given = options as unknown as Record<string, unknown>;
-  const out: Record<string, unknown> = {};
-  for (const key of keys) if (given[key] !== undefined) out[key] = given[key];
-  return out as SamplingOptions;
+function pickSampling(options: WholeModelGenerateOptions): GenerateSampling {
+  const out: Record<string, number> = {};
+  for (const key of GENERATE_SAMPLING_KEYS) if (options[key] !== undefined) out[key] = options[key];
+  return out;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -7,16 +7,6 @@ export { BlockService, type BlockServiceEvents, type BlockServiceOptions, type L
 export { createBlockServer, type BlockServer, type BlockServerOptions } from './block-server.js';
 export type { BlockServerComponents, BlockServerSettings } from './settings.js';
 export * from './services/index.js';
-export {
-  GENERATE_PROTOCOL,
-  remoteGenerate,
-  serveGenerate,
-  validateGenerateRequest,
-  type FinishReason,
-  type GenerateRequest,
-  type GenerateResult,
-  type GenerateServerMessage,
-  type RemoteGenerateOptions,
-} from './generate-protocol.js';
+export { GENERATE_PROTOCOL, serveGenerate, type GenerateContext } from './generate-protocol.js';
 export * from './span-choice.js';
 export * from './throughput.js';

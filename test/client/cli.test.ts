@@ -5,8 +5,8 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { generate } from '../../src/engine/generate.js';
-import { loadLocalModel } from '../../src/engine/local-model.js';
+import { generate } from '../../src/inference/generate.js';
+import { loadLocalModel } from '../../src/inference/local-model.js';
 import type { LoadedModelSource } from '../../src/model/load.js';
 import { createTokenizer } from '../../src/model/tokenizer/index.js';
 import { createBlockServer, type BlockServer } from '../../src/server/block-server.js';
@@ -52,11 +52,11 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
 
 it('generate --swarm prints the same text as local generation', async () => {
   const tokenizer = createTokenizer(source.tokenizer!);
-  const local = await loadLocalModel(source, { quiet: true });
+  const local = await loadLocalModel(source);
   let expected = '';
   const ids = tokenizer.encode(PROMPT);
-  for await (const event of generate(local.openSession(ids.length + 30), tokenizer, ids, { temperature: 0, maxTokens: 30 })) expected += event.text;
-  await local.dispose();
+  for await (const event of generate(await local.openSession(ids.length + 30), tokenizer, ids, { temperature: 0, maxTokens: 30 })) expected += event.text;
+  await local.close();
 
   const bootstrap = nodes[0]!.multiaddrs[0]!;
   const result = await run(['generate', '--swarm', '--bootstrap', bootstrap, '--model', STORIES_GGUF, '--prompt', PROMPT, '--temperature', '0', '--max-tokens', '30', '--stats']);

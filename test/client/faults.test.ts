@@ -9,7 +9,7 @@ import { SwarmInferenceSession, type RouteSource } from '../../src/client/infere
 import { openRemoteSpan } from '../../src/client/remote-span.js';
 import type { PlannerRecord } from '../../src/client/route-planner.js';
 import { loadHead, type EmbeddingHead } from '../../src/engine/head.js';
-import { argmax } from '../../src/engine/sampling.js';
+import { argmax } from '../../src/inference/sampling/index.js';
 import { loadSpan } from '../../src/engine/span-executor.js';
 import { loadTail } from '../../src/engine/tail.js';
 import type { ModelTail, SpanExecutor } from '../../src/engine/types.js';

@@ -1,6 +1,6 @@
 /** In-process swarms of real block servers (memory transport) on stories260K, and the local reference. */
-import { generate } from '../../src/engine/generate.js';
-import { loadLocalModel } from '../../src/engine/local-model.js';
+import { generate } from '../../src/inference/generate.js';
+import { loadLocalModel } from '../../src/inference/local-model.js';
 import { openModel, type LoadedModelSource } from '../../src/model/load.js';
 import { createTokenizer } from '../../src/model/tokenizer/index.js';
 import { createBlockServer, type BlockServer, type BlockServerOptions } from '../../src/server/block-server.js';
@@ -32,7 +32,7 @@ export interface TestSwarm {
 }
 
 export async function modelIdFor(source: LoadedModelSource): Promise<string> {
-  return modelIdOf(source, { quiet: true });
+  return modelIdOf(source);
 }
 
 /** Starts a bootstrap node and one real block server per span (all on the memory transport). */
@@ -105,9 +105,9 @@ export async function startTestSwarm(
 /** Greedy generation with the whole model in this process: the reference every swarm run must equal. */
 export async function localReference(source: LoadedModelSource, prompt: string, maxTokens: number): Promise<{ ids: number[]; tokens: number[]; text: string; logits: Float32Array[] }> {
   const tokenizer = createTokenizer(source.tokenizer!);
-  const model = await loadLocalModel(source, { quiet: true });
+  const model = await loadLocalModel(source);
   const ids = tokenizer.encode(prompt);
-  const session = model.openSession(ids.length + maxTokens);
+  const session = await model.openSession(ids.length + maxTokens);
   const logits: Float32Array[] = [];
   const recorded = { next: async (next: readonly number[]) => { const out = await session.next(next); logits.push(out); return out; }, close: () => session.close() };
   const tokens: number[] = [];
@@ -117,7 +117,7 @@ export async function localReference(source: LoadedModelSource, prompt: string, 
     text += event.text;
   }
   await session.close();
-  await model.dispose();
+  await model.close();
   return { ids, tokens, text, logits };
 }
 

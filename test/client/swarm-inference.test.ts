@@ -3,10 +3,10 @@
  * stories260K model (5 blocks). Every swarm run must give exactly the local model's logits, also across failovers.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { argmax } from '../../src/engine/sampling.js';
-import { RemoteModel, type RemoteInferenceSession } from '../../src/client/remote-model.js';
+import { argmax } from '../../src/inference/sampling/index.js';
+import { RemoteModel, type FailureInfo, type RemoteInferenceSession, type RemoteModelOptions } from '../../src/client/remote-model.js';
+import type { RecoveryInfo } from '../../src/client/inference-session.js';
 import { NoRouteError, RemoteSpanError, SwarmUnavailableError } from '../../src/client/errors.js';
-import type { SessionEvent } from '../../src/client/inference-session.js';
 import type { LoadedModelSource } from '../../src/model/load.js';
 import { FAST } from '../swarm/helpers.js';
 import { localReference, openModel, startTestSwarm, STORIES_GGUF, type TestSwarm } from './support.js';
@@ -33,17 +33,8 @@ afterEach(async () => {
   swarm = undefined;
 });
 
-async function openClient(s: TestSwarm, extra: Partial<Parameters<typeof RemoteModel.open>[0]> = {}): Promise<RemoteModel> {
-  const node = await s.client();
-  return RemoteModel.open({
-    model: STORIES_GGUF,
-    node,
-    modelId: s.modelId,
-    registryOptions: FAST,
-    coverageTimeoutMs: 20_000,
-    quiet: true,
-    ...extra,
-  });
+async function openClient(s: TestSwarm, extra: Partial<RemoteModelOptions> = {}): Promise<RemoteModel> {
+  return RemoteModel.open({ model: STORIES_GGUF, modelId: s.modelId, registryOptions: FAST, coverageTimeoutMs: 20_000, ...extra }, { node: await s.client() });
 }
 
 /**
@@ -95,8 +86,11 @@ describe('swarm inference through real block servers', () => {
       { start: 4, end: 5 },
       { start: 4, end: 5 },
     ]);
-    const events: SessionEvent[] = [];
-    model = await openClient(swarm, { onEvent: (event) => events.push(event) });
+    const failures: FailureInfo[] = [];
+    const recoveries: RecoveryInfo[] = [];
+    model = await openClient(swarm);
+    model.addEventListener('failure', ({ detail }) => failures.push(detail));
+    model.addEventListener('recovery', ({ detail }) => recoveries.push(detail));
     const session = await model.openSession(reference.ids.length + MAX_TOKENS);
     const killed: string[] = [];
     const s = swarm;
@@ -123,8 +117,8 @@ describe('swarm inference through real block servers', () => {
     expect(stats.recoveries.map((r) => r.replayedSteps)).toEqual([11, 21, 31]);
     expect(stats.recoveries.map((r) => [r.start, r.end])).toEqual([[2, 4], [0, 2], [4, 5]]);
     expect(stats.replayedSteps).toBe(11 + 21 + 31);
-    expect(events.filter((e) => e.type === 'recovered')).toHaveLength(3);
-    expect(events.filter((e) => e.type === 'ban').map((e) => (e as { peerId: string }).peerId)).toEqual(killed);
+    expect(recoveries).toHaveLength(3);
+    expect(failures.map((f) => f.peerId)).toEqual(killed);
 
     const recovery = stats.recoveries.map((r) => `${Math.round(r.ms)} (lookup ${Math.round(r.lookupMs)}, open ${Math.round(r.openMs)}, replay ${Math.round(r.replayMs)})`);
     const failoverSteps = [10, 20, 30].map((i) => Math.round(stepMs[i]!));
@@ -179,5 +173,59 @@ describe('swarm inference through real block servers', () => {
     // the session is now unusable, with a clear error
     await expect(session.next([1])).rejects.toThrow(/failed earlier/);
     await session.close();
+  });
+});
+
+describe('per-server attribution', () => {
+  it('a route of 2 spans: both servers, with the prompt and generated tokens each computed', async () => {
+    swarm = await startTestSwarm(source, [{ start: 0, end: 2 }, { start: 2, end: 5 }]);
+    model = await openClient(swarm);
+    const stream = model.generate(PROMPT, { temperature: 0, maxTokens: 10, stopTokens: [] });
+    let text = '';
+    for await (const event of stream) text += event.text;
+    expect(reference.text.startsWith(text)).toBe(true);
+    const [first, second] = swarm.servers;
+    // the last sampled token is never fed, so each server computed 9 generated tokens
+    expect(stream.stats.servers).toEqual([
+      { peerId: first!.server.peerId, blocks: { start: 0, end: 2 }, promptTokens: reference.ids.length, generatedTokens: 9, replayedTokens: 0, failed: false },
+      { peerId: second!.server.peerId, blocks: { start: 2, end: 5 }, promptTokens: reference.ids.length, generatedTokens: 9, replayedTokens: 0, failed: false },
+    ]);
+  });
+
+  it('a server killed mid-generation keeps its tokens; its replacement counts the replay apart', async () => {
+    swarm = await startTestSwarm(source, [{ start: 0, end: 2 }, { start: 2, end: 5 }, { start: 2, end: 5 }]);
+    model = await openClient(swarm);
+    let route: readonly { peerId: string }[] = [];
+    model.addEventListener('route', ({ detail }) => (route = detail));
+    const stream = model.generate(PROMPT, { temperature: 0, maxTokens: MAX_TOKENS, stopTokens: [] });
+    let text = '';
+    let i = 0;
+    let victim = '';
+    for await (const event of stream) {
+      text += event.text;
+      // after token 5 is sampled: the next step (feeding it) meets the dead server
+      if (i++ === 5) {
+        victim = route[1]!.peerId;
+        await swarm.kill(victim);
+      }
+    }
+    expect(text).toBe(reference.text);
+    const prompt = reference.ids.length;
+    const replacement = swarm.servers.find((s) => s.start === 2 && s.server.peerId !== victim)!.server.peerId;
+    expect(stream.stats.servers).toEqual([
+      { peerId: swarm.servers[0]!.server.peerId, blocks: { start: 0, end: 2 }, promptTokens: prompt, generatedTokens: MAX_TOKENS - 1, replayedTokens: 0, failed: false },
+      { peerId: victim, blocks: { start: 2, end: 5 }, promptTokens: prompt, generatedTokens: 5, replayedTokens: 0, failed: true },
+      { peerId: replacement, blocks: { start: 2, end: 5 }, promptTokens: 0, generatedTokens: MAX_TOKENS - 1 - 5, replayedTokens: prompt + 5, failed: false },
+    ]);
+  });
+
+  it("start() reports 'waiting' while blocks are missing", async () => {
+    swarm = await startTestSwarm(source, [{ start: 0, end: 2 }]);
+    const waiting: string[] = [];
+    const unstarted = new RemoteModel({ model: STORIES_GGUF, modelId: swarm.modelId, registryOptions: FAST, coverageTimeoutMs: 1_500 }, { node: await swarm.client() });
+    unstarted.addEventListener('waiting', ({ detail }) => waiting.push(detail.missing));
+    await expect(unstarted.start()).rejects.toBeInstanceOf(SwarmUnavailableError);
+    expect(waiting.length).toBeGreaterThan(0);
+    expect(waiting[0]).toMatch(/blocks 2-4 not served yet/);
   });
 });

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BanList } from '../../src/client/bans.js';
 import { RemoteModel } from '../../src/client/remote-model.js';
-import { argmax } from '../../src/engine/sampling.js';
+import { argmax } from '../../src/inference/sampling/index.js';
 import type { LoadedModelSource } from '../../src/model/load.js';
 import { FAST } from '../swarm/helpers.js';
 import { localReference, openModel, startTestSwarm, STORIES_GGUF, type TestSwarm } from './support.js';
@@ -22,7 +22,7 @@ beforeAll(async () => {
   reference = await localReference(source, PROMPT, MAX_TOKENS);
   // a fast whole-model server and a slower split route
   swarm = await startTestSwarm(source, ['all', { start: 0, end: 2 }, { start: 2, end: 5 }], (i) => ({ computeThroughput: i === 0 ? 2000 : 500 }));
-  model = await RemoteModel.open({ model: STORIES_GGUF, node: await swarm.client(), modelId: swarm.modelId, registryOptions: FAST, quiet: true, coverageTimeoutMs: 20_000 });
+  model = await RemoteModel.open({ model: STORIES_GGUF, modelId: swarm.modelId, registryOptions: FAST, coverageTimeoutMs: 20_000 }, { node: await swarm.client() });
 });
 
 afterAll(async () => {
@@ -51,19 +51,28 @@ describe('whole-model servers', () => {
     expect(ranked[0]!.load).toBeDefined();
     const tokens: number[] = [];
     let text = '';
-    for await (const event of model.generateOnWholeModelServer(PROMPT, { maxTokens: MAX_TOKENS, temperature: 0, stopTokens: [] })) {
+    const stream = model.generateOnWholeModelServer(PROMPT, { maxTokens: MAX_TOKENS, temperature: 0, stopTokens: [] });
+    for await (const event of stream) {
       if (event.token >= 0) tokens.push(event.token);
       text += event.text;
     }
     expect(tokens).toEqual(reference.tokens);
     expect(text).toBe(reference.text);
+    // the same stats as the local loop: the one whole-model server did everything
+    expect(stream.stats).toMatchObject({ promptTokens: reference.ids.length, generatedTokens: MAX_TOKENS, decodeSteps: MAX_TOKENS - 1, finishReason: 'length' });
+    expect(stream.stats.prefillMs).toBeGreaterThan(0);
+    expect(stream.stats.servers).toEqual([
+      { peerId: swarm.servers[0]!.server.peerId, blocks: { start: 0, end: 5 }, promptTokens: reference.ids.length, generatedTokens: MAX_TOKENS, replayedTokens: 0, failed: false },
+    ]);
   });
 
   it('stop strings end a remote generation early', async () => {
     const stop = reference.text.slice(20, 26);
     let text = '';
-    for await (const event of model.generateOnWholeModelServer(PROMPT, { maxTokens: MAX_TOKENS, temperature: 0, stopTokens: [], stop: [stop] })) text += event.text;
+    const stream = model.generateOnWholeModelServer(PROMPT, { maxTokens: MAX_TOKENS, temperature: 0, stopTokens: [], stop: [stop] });
+    for await (const event of stream) text += event.text;
     expect(text).toBe(reference.text.slice(0, reference.text.indexOf(stop)));
+    expect(stream.stats.finishReason).toBe('stop');
   });
 });
 
@@ -72,7 +81,7 @@ describe('wire codecs', () => {
     // ban the whole-model server so that the states cross two hops
     const bans = new BanList();
     bans.ban(swarm.servers[0]!.server.peerId);
-    const lossy = await RemoteModel.open({ model: STORIES_GGUF, node: await swarm.client(), modelId: swarm.modelId, registryOptions: FAST, quiet: true, codec, bans });
+    const lossy = await RemoteModel.open({ model: STORIES_GGUF, modelId: swarm.modelId, registryOptions: FAST, codec }, { node: await swarm.client(), bans });
     try {
       const session = await lossy.openSession(reference.ids.length + 8);
       expect(session.swarm.route.map((hop) => [hop.start, hop.end])).toEqual([[0, 2], [2, 5]]);

@@ -1,9 +1,9 @@
 // needs ../shared/models (real tokenizers, checkpoints or SmolLM2-shaped models): skipped on a checkout without it
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CacheBudgetError, InvalidSpanError, InvalidStepError } from '../../src/engine/errors.js';
-import { generate } from '../../src/engine/generate.js';
+import { generate } from '../../src/inference/generate.js';
 import { loadHead } from '../../src/engine/head.js';
-import { loadLocalModel } from '../../src/engine/local-model.js';
+import { loadLocalModel } from '../../src/inference/local-model.js';
 import { loadSpan } from '../../src/engine/span-executor.js';
 import { loadTail } from '../../src/engine/tail.js';
 import type { SpanExecutor } from '../../src/engine/types.js';
@@ -27,8 +27,8 @@ describe('engine on stories260K', () => {
   afterAll(() => source.close());
 
   it('reproduces the llama2.c logits test vectors', async () => {
-    const model = await loadLocalModel(source, { quiet: true });
-    const session = model.openSession(16);
+    const model = await loadLocalModel(source);
+    const session = await model.openSession(16);
     const expected = [
       [[403, 17.023516], [385, 15.406213], [410, 13.108263], [317, 12.769166], [407, 12.418087]],
       [[407, 18.459986], [383, 14.291061], [261, 10.897967], [403, 10.662053], [432, 10.313799]],
@@ -48,7 +48,7 @@ describe('engine on stories260K', () => {
         expect(Math.abs(logits.reduce((s, v) => s + v, 0) - -1070.1717)).toBeLessThan(1e-3);
       }
     }
-    await model.dispose();
+    await model.close();
   });
 
   it('gives identical greedy text from the .gguf and the .bin checkpoint', async () => {
@@ -56,11 +56,11 @@ describe('engine on stories260K', () => {
     for (const [path, tokenizerPath] of [[STORIES_GGUF, undefined], [STORIES_BIN, STORIES_TOKENIZER]] as const) {
       const src = await openModel(path, { tokenizerPath });
       const tokenizer = createTokenizer(src.tokenizer!);
-      const model = await loadLocalModel(src, { quiet: true });
+      const model = await loadLocalModel(src);
       let text = '';
-      for await (const e of generate(model.openSession(128), tokenizer, [1], { temperature: 0, maxTokens: 60 })) text += e.text;
+      for await (const e of generate(await model.openSession(128), tokenizer, [1], { temperature: 0, maxTokens: 60 })) text += e.text;
       texts.push(text);
-      await model.dispose();
+      await model.close();
       src.close();
     }
     expect(texts[0]).toMatch(/^Once upon a time, there was a little girl named Lily\. She loved to play outside in the park\./);

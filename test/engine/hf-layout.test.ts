@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadLocalModel } from '../../src/engine/local-model.js';
+import { loadLocalModel } from '../../src/inference/local-model.js';
 import { openModel } from '../../src/model/load.js';
 import { dequantize } from '../../src/model/quant.js';
 import { writeSafetensors } from '../../src/model/safetensors.js';
@@ -59,10 +59,10 @@ describe('RoPE layouts', () => {
     );
     const hf = await openModel(dir);
     expect(hf.config.ropeInterleaved).toBe(false);
-    const a = await loadLocalModel(gguf, { quiet: true });
-    const b = await loadLocalModel(hf, { quiet: true });
-    const sa = a.openSession(32);
-    const sb = b.openSession(32);
+    const a = await loadLocalModel(gguf);
+    const b = await loadLocalModel(hf);
+    const sa = await a.openSession(32);
+    const sb = await b.openSession(32);
     let la = await sa.next([1, 403, 407, 261]);
     let lb = await sb.next([1, 403, 407, 261]);
     for (let step = 0; step < 8; step++) {
@@ -71,8 +71,8 @@ describe('RoPE layouts', () => {
       la = await sa.next([next]);
       lb = await sb.next([next]);
     }
-    await a.dispose();
-    await b.dispose();
+    await a.close();
+    await b.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 });

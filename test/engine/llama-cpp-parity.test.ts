@@ -14,7 +14,7 @@
  *   range (measured: 18% at q8_0, 24% at q4_0), and the same greedy token at the first step.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadLocalModel, type LocalModel } from '../../src/engine/local-model.js';
+import { loadLocalModel, type LocalModel } from '../../src/inference/local-model.js';
 import { openModel } from '../../src/model/load.js';
 import { llamaCppGreedy } from '../support/llama-cpp.js';
 import { testModel } from '../support/models.js';
@@ -26,8 +26,8 @@ const STEPS = 32;
 /** Our logits along a token path: greedy, or forced to `forced` (teacher forcing). */
 async function ours(path: string, forced?: readonly number[]) {
   const source = await openModel(path);
-  const model: LocalModel = await loadLocalModel(source, { quiet: true });
-  const session = model.openSession(PROMPT.length + STEPS + 1);
+  const model: LocalModel = await loadLocalModel(source);
+  const session = await model.openSession(PROMPT.length + STEPS + 1);
   const tokens: number[] = [];
   const logits: Float32Array[] = [];
   let row = await session.next(PROMPT);
@@ -37,7 +37,7 @@ async function ours(path: string, forced?: readonly number[]) {
     logits.push(row);
     row = await session.next([t]);
   }
-  await model.dispose();
+  await model.close();
   source.close();
   return { tokens, logits };
 }

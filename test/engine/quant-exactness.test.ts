@@ -5,7 +5,7 @@
  * dequantized to f32 beforehand. With int8 activations (the fast default) they stay within a stated bound.
  */
 import { describe, expect, it } from 'vitest';
-import { loadLocalModel } from '../../src/engine/local-model.js';
+import { loadLocalModel } from '../../src/inference/local-model.js';
 import { openModel } from '../../src/model/load.js';
 import { dequantize } from '../../src/model/quant.js';
 import type { ModelSource } from '../../src/model/types.js';
@@ -25,11 +25,11 @@ function dequantized(source: ModelSource): ModelSource {
 }
 
 async function logitsAlong(source: ModelSource, ids: number[], options: { quantizedActivations?: boolean }) {
-  const model = await loadLocalModel(source, { quiet: true, ...options });
-  const session = model.openSession(ids.length + 1);
+  const model = await loadLocalModel(source, options);
+  const session = await model.openSession(ids.length + 1);
   const rows = [await session.next(ids.slice(0, 4))];
   for (const id of ids.slice(4)) rows.push(await session.next([id]));
-  await model.dispose();
+  await model.close();
   return rows;
 }
 

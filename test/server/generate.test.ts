@@ -2,12 +2,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lpStream } from '@libp2p/utils';
 import { peerIdFromString } from '@libp2p/peer-id';
-import { argmax } from '../../src/engine/sampling.js';
-import { loadLocalModel } from '../../src/engine/local-model.js';
+import { argmax } from '../../src/inference/sampling/index.js';
+import { loadLocalModel } from '../../src/inference/local-model.js';
 import type { LoadedModelSource } from '../../src/model/load.js';
 import { createTokenizer } from '../../src/model/tokenizer/index.js';
-import { GENERATE_PROTOCOL, remoteGenerate } from '../../src/server/generate-protocol.js';
-import { RemoteGenerateError } from '../../src/server/errors.js';
+import { GENERATE_PROTOCOL } from '../../src/server/generate-protocol.js';
+import { remoteGenerate } from '../../src/client/generate-client.js';
+import { RemoteGenerateError } from '../../src/client/errors.js';
 import { openBlockStream, openStories, sleep, startTestServer, type TestServer } from './helpers.js';
 
 let source: LoadedModelSource;
@@ -32,8 +33,8 @@ describe('whole-model generation', () => {
   it('announces span [0, numBlocks) and streams the same greedy tokens as a local model', async () => {
     expect(t.server.wholeModel).toBe(true);
     expect(t.server.record()).toMatchObject({ span: { start: 0, end: 5 }, numBlocks: 5, state: 'online' });
-    const local = await loadLocalModel(source, { quiet: true });
-    const session = local.openSession(64);
+    const local = await loadLocalModel(source);
+    const session = await local.openSession(64);
     const expected: number[] = [];
     let logits = await session.next([1]);
     for (let i = 0; i < 40; i++) {
@@ -43,7 +44,7 @@ describe('whole-model generation', () => {
       logits = await session.next([token]);
     }
     await session.close();
-    await local.dispose();
+    await local.close();
 
     const generator = remoteGenerate(t.client.libp2p, t.server.peerId, { prompt: [1], maxTokens: 40, sampling: { temperature: 0 } });
     const tokens: number[] = [];

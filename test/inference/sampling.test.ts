@@ -10,7 +10,7 @@ import {
   expNonPositive,
   isStopToken,
   type SamplingOptions,
-} from '../../src/engine/sampling.js';
+} from '../../src/inference/sampling/index.js';
 
 function randomLogits(vocab: number, seed: number, scale = 4): Float32Array {
   const rng = createRandom(seed);

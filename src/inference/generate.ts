@@ -1,0 +1,202 @@
+/**
+ * The generation loop, the only one: prefill the prompt, then sample and decode one token at a time, streaming
+ * text deltas. What computes the logits is behind `InferenceSession`, so the same loop drives the local model, a
+ * chain of remote servers, and a whole-model server's own generations.
+ */
+import type { StreamDecoder, Tokenizer } from '../model/types.js';
+import type { InferenceSession, LanguageModel, ServerUsage } from './language-model.js';
+import { createSampler, StopMatcher, type SamplingOptions } from './sampling/index.js';
+
+export interface GenerateOptions extends SamplingOptions {
+  readonly maxTokens: number;
+  /** Stop strings: generation ends before them and they are not emitted. */
+  readonly stop?: readonly string[];
+  /** Stop token ids; defaults to the tokenizer's EOS ids. */
+  readonly stopTokens?: readonly number[];
+  /** Ends the generation with finishReason 'abort', also while a step is in flight. */
+  readonly signal?: AbortSignal;
+}
+
+export interface GenerationEvent {
+  /** The sampled id; −1 for text released at the end (held-back UTF-8 or a possible stop string). */
+  readonly token: number;
+  /** Text completed by this token (may be empty while UTF-8 or a possible stop string is held back). */
+  readonly text: string;
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface GenerationStats {
+  promptTokens: number;
+  generatedTokens: number;
+  /** Single-token forward passes after the prompt (decode tok/s = decodeSteps / decodeMs). */
+  decodeSteps: number;
+  prefillMs: number;
+  decodeMs: number;
+  finishReason: FinishReason;
+  /** Which server computed which blocks for how many tokens, when the session runs on servers. */
+  servers?: ServerUsage[];
+}
+
+/** Events of one generation; `stats` is complete once iteration ends. */
+export type GenerationStream = AsyncGenerator<GenerationEvent, void, undefined> & { readonly stats: GenerationStats };
+
+export const emptyStats = (promptTokens = 0): GenerationStats => ({
+  promptTokens,
+  generatedTokens: 0,
+  decodeSteps: 0,
+  prefillMs: 0,
+  decodeMs: 0,
+  finishReason: 'length',
+});
+
+/**
+ * Turns sampled ids into text deltas: UTF-8-safe streaming decode, filtered by stop strings. Shared by the loop
+ * below and by generations whose tokens are sampled elsewhere (a whole-model server).
+ */
+export class TextStream {
+  private readonly decoder: StreamDecoder | undefined;
+  private readonly matcher: StopMatcher;
+
+  constructor(tokenizer: Tokenizer | undefined, context: readonly number[], stop: readonly string[] = []) {
+    this.decoder = tokenizer?.streamDecoder({ context });
+    this.matcher = new StopMatcher(stop);
+  }
+
+  /** The text `token` completes; `stopped` once a stop string was met (the generation should end). */
+  push(token: number): { emit: string; stopped: boolean } {
+    return this.matcher.push(this.decoder?.push(token) ?? '');
+  }
+
+  /** Text still held back at the end of a generation that did not stop on a string. */
+  finish(): string {
+    const rest = this.matcher.push(this.decoder?.flush() ?? '');
+    return rest.stopped ? rest.emit : rest.emit + this.matcher.flush();
+  }
+}
+
+/** Token ids of a prompt: a string is encoded (BOS per `addBos`, default the tokenizer's); empty means BOS alone. */
+export function promptIds(tokenizer: Tokenizer, prompt: string | readonly number[], addBos?: boolean): number[] {
+  const ids = typeof prompt === 'string' ? tokenizer.encode(prompt, addBos === undefined ? undefined : { addBos }) : [...prompt];
+  if (ids.length === 0) {
+    if (tokenizer.special.bos === undefined) throw new RangeError('empty prompt, and this model has no BOS token');
+    ids.push(tokenizer.special.bos);
+  }
+  return ids;
+}
+
+/**
+ * Streams tokens for `prompt` through `session`. Without a tokenizer (a server that only streams ids) events carry
+ * no text and stop strings do not apply. The session is left open.
+ */
+export function generate(session: InferenceSession, tokenizer: Tokenizer | undefined, prompt: readonly number[], options: GenerateOptions): GenerationStream {
+  const stats = emptyStats(prompt.length);
+  return Object.assign(loop(session, tokenizer, prompt, options, stats), { stats });
+}
+
+/** Prompt options of `generateText`/`generateFrom`. */
+export interface PromptOptions extends GenerateOptions {
+  /** Encode a text prompt with BOS (default: the tokenizer's setting). */
+  readonly addBos?: boolean;
+}
+
+/**
+ * Generates from `model`: encodes `prompt` (BOS alone for an empty one), opens a session sized prompt + maxTokens,
+ * runs the loop, and closes the session.
+ */
+export function generateFrom(model: LanguageModel, prompt: string | readonly number[], options: PromptOptions): GenerationStream {
+  const ids = promptIds(model.tokenizer, prompt, options.addBos);
+  const stats = emptyStats(ids.length);
+  async function* run(): AsyncGenerator<GenerationEvent, void, undefined> {
+    let session: InferenceSession;
+    try {
+      session = await model.openSession(ids.length + options.maxTokens, { signal: options.signal });
+    } catch (error) {
+      if (!options.signal?.aborted) throw error;
+      stats.finishReason = 'abort';
+      return;
+    }
+    try {
+      yield* loop(session, model.tokenizer, ids, options, stats);
+    } finally {
+      await session.close();
+    }
+  }
+  return Object.assign(run(), { stats });
+}
+
+/** The whole generated text of `prompt`. */
+export async function generateText(model: LanguageModel, prompt: string | readonly number[], options: PromptOptions): Promise<string> {
+  let text = '';
+  for await (const event of generateFrom(model, prompt, options)) text += event.text;
+  return text;
+}
+
+async function* loop(
+  session: InferenceSession,
+  tokenizer: Tokenizer | undefined,
+  prompt: readonly number[],
+  options: GenerateOptions,
+  stats: GenerationStats,
+): AsyncGenerator<GenerationEvent, void, undefined> {
+  const sampler = createSampler(options);
+  const stopTokens = new Set(options.stopTokens ?? tokenizer?.special.eos ?? []);
+  const text = new TextStream(tokenizer, prompt, options.stop);
+  const history = [...prompt];
+  const aborted = () => options.signal?.aborted === true;
+  // A step that fails because the caller aborted ends the generation like an abort between tokens.
+  const step = async (ids: readonly number[], sampled: boolean): Promise<Float32Array | undefined> => {
+    if (aborted()) return undefined;
+    try {
+      const logits = await session.next(ids, sampled ? { sampled } : undefined);
+      return aborted() ? undefined : logits;
+    } catch (error) {
+      if (aborted()) return undefined;
+      throw error;
+    }
+  };
+  let decodeStarted: number | undefined;
+  try {
+    if (aborted()) {
+      stats.finishReason = 'abort';
+      return;
+    }
+    const prefillStarted = performance.now();
+    let logits = await step(prompt, false);
+    stats.prefillMs = performance.now() - prefillStarted;
+    decodeStarted = performance.now();
+    for (let i = 0; i < options.maxTokens; i++) {
+      if (!logits) {
+        stats.finishReason = 'abort';
+        return;
+      }
+      const token = sampler.sample(logits, history);
+      if (stopTokens.has(token)) {
+        stats.finishReason = 'stop';
+        break;
+      }
+      history.push(token);
+      stats.generatedTokens++;
+      const { emit, stopped } = text.push(token);
+      yield { token, text: emit };
+      if (stopped) {
+        stats.finishReason = 'stop';
+        return;
+      }
+      if (i + 1 < options.maxTokens) {
+        logits = await step([token], true);
+        if (logits) stats.decodeSteps++;
+      }
+    }
+    if (!logits) {
+      stats.finishReason = 'abort';
+      return;
+    }
+    const tail = text.finish();
+    if (tail) yield { token: -1, text: tail };
+  } finally {
+    if (decodeStarted !== undefined) stats.decodeMs = performance.now() - decodeStarted;
+    const servers = session.usage?.();
+    if (servers) stats.servers = servers;
+  }
+}
