@@ -26,7 +26,7 @@ import { SOFTWARE_VERSION } from '../version.js';
 import type { Accelerator, ServerRecord, Throughput } from '../swarm/records.js';
 import { createRegistry, type AnnounceInput, type Registry, type RegistryOptions } from '../swarm/registry.js';
 import { createProgress } from '../util/progress.js';
-import { BLOCK_PROTOCOL } from '../wire/protocol.js';
+import { BLOCK_PROTOCOL } from '../wire/protocols.js';
 import { BlockService } from './block-service.js';
 import { ServerConfigError } from './errors.js';
 import { GENERATE_PROTOCOL, serveGenerate } from './generate-protocol.js';

@@ -20,11 +20,11 @@ import type { Multiaddr } from '@multiformats/multiaddr';
 import { CorollaError, toPeerError } from '../errors.js';
 import { createSampler, type SamplingOptions } from '../engine/sampling.js';
 import type { ModelHead, ModelTail } from '../engine/types.js';
-import { protocolId } from '../wire/protocol.js';
+import { GENERATE_PROTOCOL } from '../wire/protocols.js';
 import type { BlockService } from './block-service.js';
 import { InvalidGenerateRequestError, RemoteGenerateError, RequestTooLargeError } from './errors.js';
 
-export const GENERATE_PROTOCOL = protocolId('generate');
+export { GENERATE_PROTOCOL };
 /** Largest request (a prompt of ~100k tokens). */
 export const MAX_GENERATE_REQUEST_BYTES = 1024 * 1024;
 /** Largest server message. */
