@@ -6,6 +6,7 @@
 import { createBlockServer, type BlockServer } from '../server/block-server.js';
 import { openModel } from '../model/load.js';
 import { modelIdOf } from '../swarm/model-id.js';
+import { lineLogger } from '../util/logger.js';
 import { createSwarmNode, type SwarmNode } from '../swarm/node.js';
 import { loadOrCreateIdentity } from '../swarm/identity.js';
 import { loadPsk } from '../swarm/psk.js';
@@ -132,7 +133,7 @@ export async function run(argv: string[]): Promise<void> {
       bootstrap,
       privateKey: identity?.privateKey,
       psk,
-      log,
+      logger: lineLogger(log),
     });
     log(`peer ${node.peerId} listening on:\n  ${node.multiaddrs.join('\n  ')}`);
     if (bootstrap.length > 0) {

@@ -21,7 +21,7 @@ import { createTokenizer } from '../model/tokenizer/index.js';
 import type { ModelConfig, Tokenizer } from '../model/types.js';
 import { modelIdOf } from '../swarm/model-id.js';
 import { createSwarmNode, type SwarmNode, type SwarmTransport } from '../swarm/node.js';
-import { createRegistry, type Registry, type RegistryOptions } from '../swarm/registry.js';
+import { createRegistry, type Registry, type RegistryOptions } from '../swarm/registry/index.js';
 import type { Codec } from '../wire/messages.js';
 import { BanList } from './bans.js';
 import { SwarmDirectory, type DirectoryOptions } from './directory.js';

@@ -7,7 +7,7 @@
 import type { GenerationEvent } from '../engine/generate.js';
 import { StopMatcher, type SamplingOptions } from '../engine/sampling.js';
 import type { Tokenizer } from '../model/types.js';
-import type { Registry } from '../swarm/registry.js';
+import type { Registry } from '../swarm/registry/index.js';
 import type { SwarmNode } from '../swarm/node.js';
 import { multiaddr } from '@multiformats/multiaddr';
 import { remoteGenerate } from '../server/generate-protocol.js';

@@ -23,8 +23,8 @@ import type { EngineOptions, ModelHead, ModelTail, SpanExecutor, SpanRange } fro
 import type { ModelSource } from '../model/types.js';
 import type { SwarmNode } from '../swarm/node.js';
 import { SOFTWARE_VERSION } from '../version.js';
-import type { Accelerator, ServerRecord, Throughput } from '../swarm/records.js';
-import { createRegistry, type AnnounceInput, type Registry, type RegistryOptions } from '../swarm/registry.js';
+import type { Accelerator, ServerRecord, Throughput } from '../swarm/records/index.js';
+import { createRegistry, type AnnounceInput, type Registry, type RegistryOptions } from '../swarm/registry/index.js';
 import { createProgress } from '../util/progress.js';
 import { BLOCK_PROTOCOL } from '../wire/protocols.js';
 import { BlockService } from './block-service.js';

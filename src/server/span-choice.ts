@@ -10,7 +10,7 @@
  *   the swarm's minimum per-block throughput would rise by at least 1 / balanceQuality (default 0.75 → +33%),
  *   and never when leaving its span would open a gap that the swarm currently does not have.
  */
-import type { ServerState } from '../swarm/records.js';
+import type { ServerState } from '../swarm/records/index.js';
 
 export interface SpanView {
   readonly peerId: string;
