@@ -186,7 +186,7 @@ function truncate(text: string): string {
 }
 
 /** Checks that span several fields, on a message that passed its schema. */
-function checkCrossFields(message: Message, maxTensorElements: number): void {
+function assertCrossFields(message: Message, maxTensorElements: number): void {
   if ((message.type === 'open' || message.type === 'forward') && message.spanStart >= message.spanEnd) {
     fail(`spanStart (${message.spanStart}) must be less than spanEnd (${message.spanEnd})`);
   }
@@ -217,7 +217,7 @@ export function validateMessage(value: unknown, options: { maxTensorElements?: n
   if (!Object.hasOwn(SCHEMAS, type)) fail(`unknown message type ${JSON.stringify(truncate(type))}`);
   const result = checkSchema<Message>(SCHEMAS[type as MessageType], value, type);
   if (!result.ok) fail(result.reason);
-  checkCrossFields(result.value, options.maxTensorElements ?? DEFAULT_MAX_TENSOR_ELEMENTS);
+  assertCrossFields(result.value, options.maxTensorElements ?? DEFAULT_MAX_TENSOR_ELEMENTS);
   return result.value;
 }
 

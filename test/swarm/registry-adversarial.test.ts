@@ -144,6 +144,14 @@ describe('adversarial peers', () => {
       const a = lpStream(await nodes[2]!.libp2p.dialProtocol(target, protocol));
       await a.write(new TextEncoder().encode('{{{ not json'));
       expect(new TextDecoder().decode((await a.read()).subarray())).toMatch(/malformed request/);
+      // JSON that does not fit the request schema: MALFORMED naming the field, as a toPeerError reply
+      const c = lpStream(await nodes[2]!.libp2p.dialProtocol(target, protocol));
+      const body = protocol === HEARTBEAT_PROTOCOL ? { v: 1, nonce: 'abcdefgh12345678', extra: true } : { v: 1, extra: true };
+      await c.write(new TextEncoder().encode(JSON.stringify(body)));
+      expect(JSON.parse(new TextDecoder().decode((await c.read()).subarray()))).toEqual({
+        ok: false,
+        error: { code: 'MALFORMED', message: 'malformed request: unknown field "extra"' },
+      });
       // a length prefix far over the limit: the server resets the stream
       const b = await nodes[2]!.libp2p.dialProtocol(target, protocol);
       b.send(new Uint8Array([0xff, 0xff, 0xff, 0x7f, 1, 2, 3]));

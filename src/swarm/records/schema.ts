@@ -145,19 +145,19 @@ export type VerifiedLoadReport = Verified<LoadReport>;
 
 type Validated<T> = { ok: true; value: T } | { ok: false; reason: string };
 
-function checkVersion(value: unknown): string | undefined {
+function unsupportedVersion(value: unknown): string | undefined {
   if (typeof value !== 'object' || value === null || !Object.hasOwn(value, 'v')) return undefined;
   const v = (value as { v: unknown }).v;
   return v === RECORD_VERSION ? undefined : `unsupported record version ${JSON.stringify(v)?.slice(0, 20)}`;
 }
 
-function checkTimes(record: { issuedAt: number; expiresAt: number }): string | undefined {
+function lifetimeProblem(record: { issuedAt: number; expiresAt: number }): string | undefined {
   return record.expiresAt <= record.issuedAt ? 'expiresAt must be after issuedAt' : undefined;
 }
 
 /** Full validation of a server record (schema, then the checks across fields); the known fields on success. */
 export function parseServerRecord(value: unknown): Validated<ServerRecord> {
-  const version = checkVersion(value);
+  const version = unsupportedVersion(value);
   if (version) return { ok: false, reason: version };
   const result = checkSchema(serverRecordSchema, value);
   if (!result.ok) return result;
@@ -169,17 +169,17 @@ export function parseServerRecord(value: unknown): Validated<ServerRecord> {
     (record.throughput.effective !== Math.min(record.throughput.compute, record.throughput.network)
       ? 'throughput.effective must equal min(compute, network)'
       : undefined) ??
-    checkTimes(record);
+    lifetimeProblem(record);
   return reason ? { ok: false, reason } : result;
 }
 
 /** Full validation of a heartbeat load report. */
 export function parseLoadReport(value: unknown): Validated<LoadReport> {
-  const version = checkVersion(value);
+  const version = unsupportedVersion(value);
   if (version) return { ok: false, reason: version.replace('record', 'report') };
   const result = checkSchema(loadReportSchema, value);
   if (!result.ok) return result;
-  const reason = checkTimes(result.value);
+  const reason = lifetimeProblem(result.value);
   return reason ? { ok: false, reason } : result;
 }
 
