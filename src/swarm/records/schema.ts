@@ -6,7 +6,7 @@
  * See docs/protocols.md.
  */
 import { multiaddr } from '@multiformats/multiaddr';
-import { intIn, numberIn, oneOf, openObject, strictObject, text, z, checkSchema } from '../../wire/schema.js';
+import { checkSchema, intIn, numberIn, oneOf, openObject, strictObject, text, z, type SchemaResult } from '../../wire/schema.js';
 
 /** Major version of records and load reports; readers refuse any other. */
 export const RECORD_VERSION = 1 as const;
@@ -143,21 +143,19 @@ export interface Verified<T> {
 export type VerifiedRecord = Verified<ServerRecord>;
 export type VerifiedLoadReport = Verified<LoadReport>;
 
-type Validated<T> = { ok: true; value: T } | { ok: false; reason: string };
-
-function unsupportedVersion(value: unknown): string | undefined {
+function unsupportedVersion(value: unknown, kind: 'record' | 'report'): string | undefined {
   if (typeof value !== 'object' || value === null || !Object.hasOwn(value, 'v')) return undefined;
   const v = (value as { v: unknown }).v;
-  return v === RECORD_VERSION ? undefined : `unsupported record version ${JSON.stringify(v)?.slice(0, 20)}`;
+  return v === RECORD_VERSION ? undefined : `unsupported ${kind} version ${JSON.stringify(v)?.slice(0, 20)}`;
 }
 
 function lifetimeProblem(record: { issuedAt: number; expiresAt: number }): string | undefined {
   return record.expiresAt <= record.issuedAt ? 'expiresAt must be after issuedAt' : undefined;
 }
 
-/** Full validation of a server record (schema, then the checks across fields); the known fields on success. */
-export function parseServerRecord(value: unknown): Validated<ServerRecord> {
-  const version = unsupportedVersion(value);
+/** Validates a server record (schema, then the checks across fields): its known fields, or the first problem. */
+export function parseServerRecord(value: unknown): SchemaResult<ServerRecord> {
+  const version = unsupportedVersion(value, 'record');
   if (version) return { ok: false, reason: version };
   const result = checkSchema(serverRecordSchema, value);
   if (!result.ok) return result;
@@ -173,24 +171,12 @@ export function parseServerRecord(value: unknown): Validated<ServerRecord> {
   return reason ? { ok: false, reason } : result;
 }
 
-/** Full validation of a heartbeat load report. */
-export function parseLoadReport(value: unknown): Validated<LoadReport> {
-  const version = unsupportedVersion(value);
-  if (version) return { ok: false, reason: version.replace('record', 'report') };
+/** Validates a heartbeat load report: its known fields, or the first problem. */
+export function parseLoadReport(value: unknown): SchemaResult<LoadReport> {
+  const version = unsupportedVersion(value, 'report');
+  if (version) return { ok: false, reason: version };
   const result = checkSchema(loadReportSchema, value);
   if (!result.ok) return result;
   const reason = lifetimeProblem(result.value);
   return reason ? { ok: false, reason } : result;
-}
-
-/** Structural validation of a server record: a reason, or undefined when valid. */
-export function validateServerRecord(value: unknown): string | undefined {
-  const result = parseServerRecord(value);
-  return result.ok ? undefined : result.reason;
-}
-
-/** Structural validation of a heartbeat load report: a reason, or undefined when valid. */
-export function validateLoadReport(value: unknown): string | undefined {
-  const result = parseLoadReport(value);
-  return result.ok ? undefined : result.reason;
 }

@@ -6,7 +6,7 @@
 import { publicKeyFromProtobuf } from '@libp2p/crypto/keys';
 import { peerIdFromPublicKey } from '@libp2p/peer-id';
 import type { PublicKey } from '@libp2p/interface';
-import { checkSchema } from '../../wire/schema.js';
+import { checkSchema, type SchemaResult } from '../../wire/schema.js';
 import { signingBytes, strictBase64 } from './canonical.js';
 import {
   DEFAULT_CLOCK_SKEW_MS,
@@ -59,7 +59,7 @@ function parseEnvelope(input: unknown): { envelope: SignedEnvelope<unknown> } | 
 async function verifyEnvelope<T extends { peerId: string; modelId: string; issuedAt: number; expiresAt: number }>(
   domain: string,
   input: unknown,
-  parse: (record: unknown) => { ok: true; value: T } | { ok: false; reason: string },
+  parse: (record: unknown) => SchemaResult<T>,
   options: VerifyOptions,
 ): Promise<VerifyResult<T>> {
   const parsedEnvelope = parseEnvelope(input);
