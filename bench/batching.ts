@@ -20,7 +20,7 @@ import { openModel } from '../src/model/load.js';
 import { createSwarmNode, type SwarmNode } from '../src/swarm/node.js';
 import { messageChannel } from '../src/wire/channel.js';
 import type { DecodedMessage, MessageInput, TensorInput } from '../src/wire/messages.js';
-import { BLOCK_PROTOCOL } from '../src/wire/protocol.js';
+import { BLOCK_PROTOCOL } from '../src/wire/protocols.js';
 
 const { values } = parseArgs({
   options: { model: { type: 'string' }, steps: { type: 'string' }, sessions: { type: 'string' }, threads: { type: 'string' }, rounds: { type: 'string' }, window: { type: 'string' } },

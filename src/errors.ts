@@ -68,6 +68,8 @@ export const ERROR_CODES = {
   SWARM_PEER_REQUEST: code(502, true),
   SWARM_TIMEOUT: code(504, true),
   SWARM_UNAVAILABLE: code(503, true),
+  /** A peer asked about a model (or anything) it does not announce; another server may serve it. */
+  NOT_SERVING: code(404, true),
   NO_ROUTE: code(503, true),
   REMOTE_SPAN_FAILED: code(502, true),
   GENERATE_UNAVAILABLE: code(503, true),

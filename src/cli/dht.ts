@@ -4,6 +4,7 @@
  * else goes to stderr. SIGINT/SIGTERM stop it cleanly (exit 0).
  */
 import { parseArgs } from 'node:util';
+import { lineLogger } from '../util/logger.js';
 import { createSwarmNode } from '../swarm/node.js';
 import { loadOrCreateIdentity } from '../swarm/identity.js';
 import { loadPsk } from '../swarm/psk.js';
@@ -64,7 +65,7 @@ export async function run(argv: string[]): Promise<void> {
     bootstrap: values.bootstrap,
     privateKey: identity?.privateKey,
     psk,
-    log,
+    logger: lineLogger(log),
   });
 
   // Stop on the first signal; a second one while stopping exits at once.

@@ -151,7 +151,7 @@ export async function run(argv: string[]): Promise<void> {
       bootstrap,
       privateKey: identity?.privateKey,
       psk,
-      log: write,
+      logger,
     });
     log(`peer ${node.peerId} listening on:\n  ${node.multiaddrs.join('\n  ')}`);
     if (bootstrap.length > 0) {

@@ -5,9 +5,9 @@
 import { setMaxListeners } from 'node:events';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
-import type { Registry } from '../swarm/registry.js';
+import type { Registry } from '../swarm/registry/index.js';
 import type { SwarmNode } from '../swarm/node.js';
-import type { VerifiedRecord } from '../swarm/records.js';
+import type { VerifiedRecord } from '../swarm/records/index.js';
 import { NoRouteError, SwarmUnavailableError } from './errors.js';
 import type { RouteSource } from './inference-session.js';
 import { silentLogger, type ComponentLogger, type Logger } from '../util/logger.js';

@@ -26,7 +26,7 @@ import { createTokenizer } from '../model/tokenizer/index.js';
 import type { ModelConfig, Tokenizer } from '../model/types.js';
 import { modelIdOf } from '../swarm/model-id.js';
 import { createSwarmNode, type SwarmNode, type SwarmTransport } from '../swarm/node.js';
-import { createRegistry, type Registry, type RegistryOptions } from '../swarm/registry.js';
+import { createRegistry, type Registry, type RegistryOptions } from '../swarm/registry/index.js';
 import { silentLogger, type ComponentLogger, type Logger } from '../util/logger.js';
 import type { Codec } from '../wire/messages.js';
 import { BanList } from './bans.js';
@@ -187,8 +187,8 @@ export class RemoteModel extends TypedEventEmitter<RemoteModelEvents> implements
       const modelId = options.modelId ?? (await modelIdOf(source, { ...(options.hub?.cacheRoot ? { cacheRoot: options.hub.cacheRoot } : {}), ...(options.onProgress ? { onProgress: options.onProgress } : {}) }));
       const head = loadHead(source);
       const tail = await loadTail(source, { threads: options.threads });
-      node = components.node ?? (await createSwarmNode({ bootstrap: [...(options.bootstrap ?? [])], transport: options.transport, psk: options.psk, dhtClientMode: true }));
-      registry = components.registry ?? (await createRegistry(node, options.registryOptions));
+      node = components.node ?? (await createSwarmNode({ bootstrap: [...(options.bootstrap ?? [])], transport: options.transport, psk: options.psk, dhtClientMode: true, ...(components.logger ? { logger: components.logger } : {}) }));
+      registry = components.registry ?? (await createRegistry(node, { ...options.registryOptions, ...(components.logger ? { logger: components.logger } : {}) }));
       // DHT lookups find nobody until the routing table holds a peer (identify runs just after the bootstrap dial).
       if (!components.node) await node.waitForPeers(1, Math.min(5_000, options.coverageTimeoutMs ?? 60_000)).catch(() => {});
       const numBlocks = source.config.numLayers;

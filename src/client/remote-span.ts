@@ -13,7 +13,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import type { Libp2p, Stream } from '@libp2p/interface';
 import { messageChannel, type MessageChannel } from '../wire/channel.js';
 import type { Codec, DecodedMessage, Message } from '../wire/messages.js';
-import { BLOCK_PROTOCOL } from '../wire/protocol.js';
+import { BLOCK_PROTOCOL } from '../wire/protocols.js';
 import { RemoteSpanError, type RemoteSpanFailure } from './errors.js';
 
 /** What a hop needs of the libp2p node: dialing, and a peer store to learn addresses from records. */

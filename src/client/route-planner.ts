@@ -14,7 +14,7 @@
  * span boundaries. Servers that are banned, not online, announce a different block count, or have fewer cache
  * tokens left than the session needs are excluded; load (queued steps, active sessions) and tight cache add cost.
  */
-import type { ServerRecord, VerifiedRecord } from '../swarm/records.js';
+import type { ServerRecord, VerifiedRecord } from '../swarm/records/index.js';
 import { NoRouteError, type ExcludedServer } from './errors.js';
 
 /** What the planner reads of a server record. */

@@ -7,7 +7,7 @@
 import { multiaddr } from '@multiformats/multiaddr';
 import { emptyStats, TextStream, type GenerationEvent, type GenerationStream, type PromptOptions } from '../inference/generate.js';
 import type { ModelConfig, Tokenizer } from '../model/types.js';
-import type { Registry } from '../swarm/registry.js';
+import type { Registry } from '../swarm/registry/index.js';
 import type { SwarmNode } from '../swarm/node.js';
 import { GENERATE_SAMPLING_KEYS, type GenerateSampling } from '../wire/generate.js';
 import type { BanList } from './bans.js';

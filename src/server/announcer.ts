@@ -3,8 +3,8 @@
  * throughput once it serves, live load as sessions come and go, OFFLINE on stop. Also reads the swarm's records
  * of the same model, for span choice and rebalancing.
  */
-import type { Accelerator, ServerState, Throughput } from '../swarm/records.js';
-import type { AnnounceInput, Registry } from '../swarm/registry.js';
+import type { Accelerator, ServerState, Throughput } from '../swarm/records/index.js';
+import type { AnnounceInput, Registry } from '../swarm/registry/index.js';
 import { formatBlockRange, type BlockRange } from '../util/blocks.js';
 import type { Logger } from '../util/logger.js';
 import { SOFTWARE_VERSION } from '../version.js';

@@ -15,11 +15,11 @@ import { TypedEventEmitter, type TypedEventTarget } from 'main-event';
 import type { SpanExecutor } from '../engine/types.js';
 import type { ModelSource } from '../model/types.js';
 import type { SwarmNode } from '../swarm/node.js';
-import type { ServerRecord, Throughput } from '../swarm/records.js';
-import { createRegistry, type Registry } from '../swarm/registry.js';
+import type { ServerRecord, Throughput } from '../swarm/records/index.js';
+import { createRegistry, type Registry } from '../swarm/registry/index.js';
 import { formatBlockRange, type BlockRange } from '../util/blocks.js';
 import { silentLogger, type ComponentLogger, type Logger } from '../util/logger.js';
-import { BLOCK_PROTOCOL } from '../wire/protocol.js';
+import { BLOCK_PROTOCOL } from '../wire/protocols.js';
 import { Announcer } from './announcer.js';
 import { BlockService } from './block-service.js';
 import { STREAM_LIMITS, WITHDRAW_TIMEOUT_MS } from './defaults.js';
@@ -168,7 +168,7 @@ class CorollaBlockServer<S extends ServiceMap> extends TypedEventEmitter<BlockSe
     // one block's tensors, read once: the engine footprint (span sizing, JOINING estimate) and the quantization
     const profile = profileBlock(source, settings.fixedRange?.start ?? 0);
     this.bytesPerBlock = profile.engineBytes;
-    this.registryNow = this.components.registry ?? (await createRegistry(node, settings.registryOptions));
+    this.registryNow = this.components.registry ?? (await createRegistry(node, { ...settings.registryOptions, logger: this.logger }));
     this.announcer = new Announcer({
       registry: this.registryNow,
       settings,

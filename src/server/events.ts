@@ -2,7 +2,7 @@
  * What a block server tells its owner, as typed events (`server.addEventListener('session:close', (evt) =>
  * evt.detail.tokens)`): sessions opening and closing, announcements, span moves.
  */
-import type { ServerState } from '../swarm/records.js';
+import type { ServerState } from '../swarm/records/index.js';
 import type { BlockRange } from '../util/blocks.js';
 
 /** Why a session ended: the client closed it, the server expired it, its stream ended, or the server stopped or moved. */

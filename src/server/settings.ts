@@ -6,7 +6,7 @@
 import type { EngineOptions } from '../engine/types.js';
 import type { ModelSource } from '../model/types.js';
 import type { SwarmNode } from '../swarm/node.js';
-import type { Registry, RegistryOptions } from '../swarm/registry.js';
+import type { Registry, RegistryOptions } from '../swarm/registry/index.js';
 import { isValidBlockRange, type BlockRange } from '../util/blocks.js';
 import type { ComponentLogger } from '../util/logger.js';
 import {

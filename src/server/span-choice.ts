@@ -10,7 +10,7 @@
  *   the swarm's minimum per-block throughput would rise by at least 1 / balanceQuality (DEFAULT_BALANCE_QUALITY: +33%),
  *   and never when leaving its span would open a gap that the swarm currently does not have.
  */
-import type { ServerState } from '../swarm/records.js';
+import type { ServerState } from '../swarm/records/index.js';
 import type { BlockRange } from '../util/blocks.js';
 import { DEFAULT_BALANCE_QUALITY } from './defaults.js';
 

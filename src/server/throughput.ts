@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import os from 'node:os';
 import type { SpanExecutor } from '../engine/types.js';
 import type { ModelSource, TensorType } from '../model/types.js';
-import type { Accelerator } from '../swarm/records.js';
+import type { Accelerator } from '../swarm/records/index.js';
 import { DEFAULT_NETWORK_BPS } from './defaults.js';
 
 export interface ComputeMeasurement {

@@ -55,3 +55,19 @@ export class SwarmTimeoutError extends CorollaError {
     super('SWARM_TIMEOUT', message, options);
   }
 }
+
+/** A control request (announce, heartbeat) that does not follow its schema; the reason names the first bad field. */
+export class MalformedRequestError extends CorollaError {
+  override readonly name = 'MalformedRequestError';
+  constructor(reason: string) {
+    super('MALFORMED', `malformed request: ${reason}`);
+  }
+}
+
+/** Asked for a record or load of a model this node does not announce (or before it announced anything). */
+export class NotServingError extends CorollaError {
+  override readonly name = 'NotServingError';
+  constructor(modelId: string | undefined) {
+    super('NOT_SERVING', modelId === undefined ? 'not serving: nothing announced' : `not serving model ${modelId}`);
+  }
+}

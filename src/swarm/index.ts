@@ -1,22 +1,10 @@
-/** The swarm layer: libp2p node, identity, signed records, and the announce/lookup registry. */
+/** The swarm layer: libp2p node, identity, PSK, DHT keys and validators, signed records, and the registry. */
 export * from './errors.js';
 export * from './identity.js';
 export * from './psk.js';
-export * from './records.js';
-export * from './keys.js';
-export { createSwarmNode, DEFAULT_DHT_PROTOCOL } from './node.js';
+export * from './records/index.js';
+export * from './dht/keys.js';
+export * from './dht/validators.js';
+export { createSwarmNode } from './node.js';
 export type { SwarmNode, SwarmNodeOptions, SwarmServices, SwarmLibp2p, SwarmTransport } from './node.js';
-export { ANNOUNCE_PROTOCOL, HEARTBEAT_PROTOCOL, MAX_CONTROL_MESSAGE_BYTES, requestJson, handleJson } from './protocol.js';
-export { createRegistry, coverageOf } from './registry.js';
-export type {
-  Registry,
-  RegistryOptions,
-  AnnounceInput,
-  LoadUpdate,
-  PublishResult,
-  RejectedRecord,
-  LookupResult,
-  LookupOptions,
-  BlockCoverage,
-  ModelCoverage,
-} from './registry.js';
+export * from './registry/index.js';

@@ -25,14 +25,12 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import type { AbortOptions, PrivateKey, Transport } from '@libp2p/interface';
 import { SwarmConfigError, SwarmTimeoutError } from './errors.js';
-import { dhtSelectors, dhtValidators } from './keys.js';
+import { dhtSelectors, dhtValidators } from './dht/validators.js';
 import { parsePsk } from './psk.js';
 import { SOFTWARE_NAME, SOFTWARE_VERSION } from '../version.js';
+import { silentLogger, type ComponentLogger } from '../util/logger.js';
+import { DHT_PROTOCOL } from '../wire/protocols.js';
 
-export { generatePsk, loadPsk, parsePsk, savePsk } from './psk.js';
-
-/** The DHT protocol id of Corolla swarms (kept apart from the public IPFS Amino DHT). */
-export const DEFAULT_DHT_PROTOCOL = '/corolla/kad/1.0.0';
 
 export type SwarmTransport = 'tcp' | 'memory';
 
@@ -57,7 +55,7 @@ export interface SwarmNodeOptions {
   psk?: Uint8Array;
   /** 'tcp' (default) or 'memory' (tests; needs the @libp2p/memory dev dependency). */
   transport?: SwarmTransport;
-  /** DHT protocol id; default `/corolla/kad/1.0.0`. */
+  /** DHT protocol id; default DHT_PROTOCOL (`/corolla/kad/1.0.0`, kept apart from the public IPFS Amino DHT). */
   dhtProtocol?: string;
   /**
    * Which addresses the DHT keeps in peer records: 'all' (default; right for loopback and LANs) or 'public'
@@ -73,8 +71,8 @@ export interface SwarmNodeOptions {
   dhtClientMode?: boolean;
   /** How long creation waits for the direct dials to the bootstrap peers (default 5000 ms). Failures are not fatal. */
   bootstrapTimeoutMs?: number;
-  /** Diagnostic log lines (default: none). */
-  log?: (line: string) => void;
+  /** Diagnostics (component `corolla:swarm`); default silent. */
+  logger?: ComponentLogger;
 }
 
 export interface SwarmNode {
@@ -123,7 +121,7 @@ async function loadTransport(kind: SwarmTransport): Promise<(components: any) =>
 export async function createSwarmNode(options: SwarmNodeOptions = {}): Promise<SwarmNode> {
   const transport = options.transport ?? 'tcp';
   if (transport !== 'tcp' && transport !== 'memory') throw new SwarmConfigError(`unknown transport "${String(transport)}"`);
-  const log = options.log ?? (() => {});
+  const log = (options.logger ?? silentLogger).forComponent('corolla:swarm');
   const listen = options.listen ?? [transport === 'tcp' ? '/ip4/127.0.0.1/tcp/0' : `/memory/${randomUUID()}`];
   for (const address of listen) parseAddress(address, 'listen');
   for (const address of options.announce ?? []) parseAddress(address, 'announce');
@@ -165,7 +163,7 @@ export async function createSwarmNode(options: SwarmNodeOptions = {}): Promise<S
       identify: identify(),
       ping: ping(),
       dht: kadDHT({
-        protocol: options.dhtProtocol ?? DEFAULT_DHT_PROTOCOL,
+        protocol: options.dhtProtocol ?? DHT_PROTOCOL,
         clientMode: options.dhtClientMode ?? false,
         peerInfoMapper: options.dhtAddresses === 'public' ? removePrivateAddressesMapper : passthroughMapper,
         initialQuerySelfInterval: options.dht?.initialQuerySelfInterval ?? 100,

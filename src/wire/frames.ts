@@ -12,6 +12,7 @@
  * yields it, `splitFrame` and `decodeMessage` take it. The limit `maxFrameBytes` bounds 4 + L and is checked from
  * the prefix alone, before any allocation.
  */
+import { PROTOCOLS } from './protocols.js';
 import { FrameTooLargeError, MalformedMessageError, TruncatedFrameError } from './errors.js';
 
 /** Bytes of the u32 length prefix. */
@@ -19,7 +20,7 @@ export const FRAME_PREFIX_BYTES = 4;
 /** Bytes of the u16 header length. */
 export const HEADER_LENGTH_BYTES = 2;
 /** Default cap on a whole frame (prefix included): 64 MiB. */
-export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_MAX_FRAME_BYTES = PROTOCOLS.block.maxMessageBytes;
 /** Hard ceiling of the format: L is a u32. */
 export const MAX_FRAME_BYTES_FORMAT = FRAME_PREFIX_BYTES + 0xffffffff;
 

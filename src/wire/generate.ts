@@ -13,11 +13,11 @@
  * cancel; the server then stops and frees the session. The client should not half-close before the final message.
  */
 import { CorollaError } from '../errors.js';
-import { protocolId } from './protocol.js';
+import { GENERATE_PROTOCOL, PROTOCOLS } from './protocols.js';
 
-export const GENERATE_PROTOCOL = protocolId('generate');
+export { GENERATE_PROTOCOL };
 /** Largest request (a prompt of ~100k tokens). */
-export const MAX_GENERATE_REQUEST_BYTES = 1024 * 1024;
+export const MAX_GENERATE_REQUEST_BYTES = PROTOCOLS.generate.maxMessageBytes;
 /** Largest server message. */
 export const MAX_GENERATE_MESSAGE_BYTES = 64 * 1024;
 /** Most stop tokens a request may list. */

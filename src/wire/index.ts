@@ -3,4 +3,4 @@ export * from './errors.js';
 export * from './tensor-codec.js';
 export * from './frames.js';
 export * from './messages.js';
-export * from './protocol.js';
+export * from './protocols.js';

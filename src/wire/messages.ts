@@ -3,7 +3,8 @@
  * schema below, plus, for the four tensor-carrying types, a binary payload holding the tensor described by
  * `header.tensor` (tensor-codec.ts). Validation is strict: unknown types, unknown fields, missing fields, wrong types,
  * non-integers, out-of-range numbers, inconsistent shapes and payload sizes are all rejected with
- * MalformedMessageError (code 'MALFORMED'). Adding a field is therefore a protocol version change (protocol.ts).
+ * MalformedMessageError (code 'MALFORMED'). Adding a field is therefore a minor protocol version, negotiated through
+ * the protocol id (protocols.ts, docs/protocols.md).
  *
  * Requests → replies:
  *   open     {sessionId, maxLength, spanStart, spanEnd, codec}         → opened {sessionId, position, cacheTokensLeft}
@@ -18,12 +19,13 @@
 import { toPeerError } from '../errors.js';
 import { MalformedMessageError } from './errors.js';
 import { allocateFrame, splitFrame, type FrameOptions } from './frames.js';
+import { checkSchema, describeValue, intIn, oneOf, strictObject, token, z } from './schema.js';
 import {
   DEFAULT_MAX_TENSOR_ELEMENTS,
+  WIRE_DTYPES,
   decodeTensor,
   encodeTensorInto,
   encodedByteLength,
-  isWireDtype,
   type WireDtype,
 } from './tensor-codec.js';
 
@@ -39,84 +41,88 @@ export const MAX_ERROR_MESSAGE_LENGTH = 4096;
 export const ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
 /** Error codes: 1..64 of [A-Za-z0-9_.:-]. */
 export const ERROR_CODE_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+/** Ceiling of a tensor's hidden width in the schema; the real cap is the product check against maxTensorElements. */
+const MAX_HIDDEN = 2 ** 32;
 
 export type Codec = WireDtype;
 
-/** Describes the payload tensor: dtype and row-major shape `[tokens, hidden]`. */
-export interface TensorMeta {
-  readonly dtype: WireDtype;
-  readonly shape: readonly number[];
-}
+// ---------------------------------------------------------------------------------------------------------------
+// Schemas (one per message type; the types below are derived from them)
 
-export interface OpenMessage {
-  readonly type: 'open';
-  readonly sessionId: string;
-  readonly maxLength: number;
-  readonly spanStart: number;
-  readonly spanEnd: number;
-  /** Codec the client will use for step tensors and wants for replies. */
-  readonly codec: Codec;
-}
-export interface OpenedMessage {
-  readonly type: 'opened';
-  readonly sessionId: string;
-  /** Position of the next token (0 for a fresh session). */
-  readonly position: number;
-  readonly cacheTokensLeft: number;
-}
-export interface StepMessage {
-  readonly type: 'step';
-  readonly sessionId: string;
-  readonly stepId: number;
-  /** Position of the first of `tokens` rows. */
-  readonly position: number;
-  readonly tokens: number;
-  /** shape must be [tokens, hidden]. */
-  readonly tensor: TensorMeta;
-}
-export interface StepResultMessage {
-  readonly type: 'stepResult';
-  readonly sessionId: string;
-  readonly stepId: number;
-  readonly position: number;
-  readonly tensor: TensorMeta;
-}
-export interface ForwardMessage {
-  readonly type: 'forward';
-  readonly requestId: string;
-  readonly spanStart: number;
-  readonly spanEnd: number;
-  readonly tensor: TensorMeta;
-}
-export interface ForwardResultMessage {
-  readonly type: 'forwardResult';
-  readonly requestId: string;
-  readonly tensor: TensorMeta;
-}
-export interface CloseMessage {
-  readonly type: 'close';
-  readonly sessionId: string;
-}
-export interface ClosedMessage {
-  readonly type: 'closed';
-  readonly sessionId: string;
-}
-export interface ErrorMessage {
-  readonly type: 'error';
-  readonly code: string;
-  readonly message: string;
-  readonly sessionId?: string;
-  readonly stepId?: number;
-  readonly requestId?: string;
-}
-export interface PingMessage {
-  readonly type: 'ping';
-  readonly nonce: number;
-}
-export interface PongMessage {
-  readonly type: 'pong';
-  readonly nonce: number;
-}
+const id = token(ID_PATTERN, '1..128 characters of [A-Za-z0-9_-]');
+const nonNegative = intIn(0);
+const blockIndex = intIn(0, MAX_BLOCK_INDEX);
+const position = intIn(0, MAX_SESSION_LENGTH);
+const positiveLength = intIn(1, MAX_SESSION_LENGTH);
+const codec = oneOf(WIRE_DTYPES as readonly WireDtype[] as ['f32', 'f16', 'int8']);
+
+/** Describes the payload tensor: dtype and row-major shape `[tokens, hidden]`. */
+const tensorMeta = strictObject(
+  {
+    dtype: codec,
+    shape: z.tuple([positiveLength, intIn(1, MAX_HIDDEN)], {
+      error: (issue) => (issue.code === 'invalid_type' ? 'must be an array' : 'must be [tokens, hidden] (rank 2)'),
+    }),
+  },
+  'an object {dtype, shape}',
+);
+
+const message = <T extends string, Shape extends z.ZodRawShape>(type: T, shape: Shape) => strictObject({ type: z.literal(type), ...shape });
+
+const SCHEMAS = {
+  open: message('open', {
+    sessionId: id,
+    maxLength: positiveLength,
+    spanStart: blockIndex,
+    spanEnd: blockIndex,
+    /** Codec the client will use for step tensors and wants for replies. */
+    codec,
+  }),
+  opened: message('opened', {
+    sessionId: id,
+    /** Position of the next token (0 for a fresh session). */
+    position,
+    cacheTokensLeft: nonNegative,
+  }),
+  step: message('step', {
+    sessionId: id,
+    stepId: nonNegative,
+    /** Position of the first of `tokens` rows. */
+    position,
+    tokens: positiveLength,
+    /** shape must be [tokens, hidden]. */
+    tensor: tensorMeta,
+  }),
+  stepResult: message('stepResult', { sessionId: id, stepId: nonNegative, position, tensor: tensorMeta }),
+  forward: message('forward', { requestId: id, spanStart: blockIndex, spanEnd: blockIndex, tensor: tensorMeta }),
+  forwardResult: message('forwardResult', { requestId: id, tensor: tensorMeta }),
+  close: message('close', { sessionId: id }),
+  closed: message('closed', { sessionId: id }),
+  error: message('error', {
+    code: token(ERROR_CODE_PATTERN, '1..64 characters of [A-Za-z0-9_.:-]'),
+    message: z.string({ error: 'must be a string' }).max(MAX_ERROR_MESSAGE_LENGTH, { error: `is longer than ${MAX_ERROR_MESSAGE_LENGTH} characters` }),
+    sessionId: id.optional(),
+    stepId: nonNegative.optional(),
+    requestId: id.optional(),
+  }),
+  ping: message('ping', { nonce: nonNegative }),
+  pong: message('pong', { nonce: nonNegative }),
+};
+
+type Out<S extends z.ZodType> = Readonly<z.output<S>>;
+
+export type TensorMeta = Out<typeof tensorMeta>;
+export type OpenMessage = Out<typeof SCHEMAS.open>;
+export type OpenedMessage = Out<typeof SCHEMAS.opened>;
+export type StepMessage = Out<typeof SCHEMAS.step>;
+export type StepResultMessage = Out<typeof SCHEMAS.stepResult>;
+export type ForwardMessage = Out<typeof SCHEMAS.forward>;
+export type ForwardResultMessage = Out<typeof SCHEMAS.forwardResult>;
+export type CloseMessage = Out<typeof SCHEMAS.close>;
+export type ClosedMessage = Out<typeof SCHEMAS.closed>;
+export type ErrorMessage = Out<typeof SCHEMAS.error>;
+export type PingMessage = Out<typeof SCHEMAS.ping>;
+export type PongMessage = Out<typeof SCHEMAS.pong>;
 
 export type Message =
   | OpenMessage
@@ -142,19 +148,7 @@ export type MessageInput = Message extends infer M
     : M
   : never;
 
-export const MESSAGE_TYPES: readonly MessageType[] = Object.freeze([
-  'open',
-  'opened',
-  'step',
-  'stepResult',
-  'forward',
-  'forwardResult',
-  'close',
-  'closed',
-  'error',
-  'ping',
-  'pong',
-] as const);
+export const MESSAGE_TYPES: readonly MessageType[] = Object.freeze(Object.keys(SCHEMAS) as MessageType[]);
 
 const TENSOR_TYPES: ReadonlySet<string> = new Set(['step', 'stepResult', 'forward', 'forwardResult']);
 
@@ -181,171 +175,50 @@ export interface TensorInput {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Field validators
-
-type Obj = Record<string, unknown>;
-type Check = (value: unknown, field: string, ctx: ValidationContext) => unknown;
-interface ValidationContext {
-  readonly maxTensorElements: number;
-}
+// Validation
 
 function fail(message: string): never {
   throw new MalformedMessageError(message);
 }
 
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string') return `string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
-  if (typeof value === 'number') return `number ${value}`;
-  return typeof value;
-}
-
-function intIn(min: number, max: number): Check {
-  return (value, field) => {
-    if (typeof value !== 'number' || !Number.isInteger(value)) fail(`${field} must be an integer, got ${describe(value)}`);
-    if (value < min || value > max) fail(`${field} must be in ${min}..${max}, got ${value}`);
-    return value;
-  };
-}
-
-const id: Check = (value, field) => {
-  if (typeof value !== 'string') fail(`${field} must be a string, got ${describe(value)}`);
-  if (!ID_PATTERN.test(value)) fail(`${field} must be 1..128 characters of [A-Za-z0-9_-], got ${describe(value)}`);
-  return value;
-};
-
-const nonNegative = intIn(0, Number.MAX_SAFE_INTEGER);
-const blockIndex = intIn(0, MAX_BLOCK_INDEX);
-const position = intIn(0, MAX_SESSION_LENGTH);
-const positiveLength = intIn(1, MAX_SESSION_LENGTH);
-
-const codec: Check = (value, field) => {
-  if (!isWireDtype(value)) fail(`${field} must be one of f32, f16, int8, got ${describe(value)}`);
-  return value;
-};
-
-const errorCode: Check = (value, field) => {
-  if (typeof value !== 'string') fail(`${field} must be a string, got ${describe(value)}`);
-  if (!ERROR_CODE_PATTERN.test(value)) fail(`${field} must be 1..64 characters of [A-Za-z0-9_.:-]`);
-  return value;
-};
-
-const errorText: Check = (value, field) => {
-  if (typeof value !== 'string') fail(`${field} must be a string, got ${describe(value)}`);
-  if (value.length > MAX_ERROR_MESSAGE_LENGTH) fail(`${field} is longer than ${MAX_ERROR_MESSAGE_LENGTH} characters`);
-  return value;
-};
-
-const tensorMeta: Check = (value, field, ctx) => {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    fail(`${field} must be an object {dtype, shape}, got ${describe(value)}`);
-  }
-  const obj = value as Obj;
-  for (const key of Object.keys(obj)) {
-    if (key !== 'dtype' && key !== 'shape') fail(`${field} has unknown field "${truncate(key)}"`);
-  }
-  if (!('dtype' in obj)) fail(`${field}.dtype is missing`);
-  if (!('shape' in obj)) fail(`${field}.shape is missing`);
-  const dtype = codec(obj.dtype, `${field}.dtype`, ctx) as WireDtype;
-  const shape = obj.shape;
-  if (!Array.isArray(shape)) fail(`${field}.shape must be an array, got ${describe(shape)}`);
-  if (shape.length !== 2) fail(`${field}.shape must be [tokens, hidden] (rank 2), got rank ${shape.length}`);
-  const tokens = intIn(1, MAX_SESSION_LENGTH)(shape[0], `${field}.shape[0]`, ctx) as number;
-  const hidden = intIn(1, ctx.maxTensorElements)(shape[1], `${field}.shape[1]`, ctx) as number;
-  if (tokens * hidden > ctx.maxTensorElements) {
-    fail(`${field}.shape [${tokens}, ${hidden}] has more than ${ctx.maxTensorElements} elements`);
-  }
-  return { dtype, shape: [tokens, hidden] } satisfies TensorMeta;
-};
-
 function truncate(text: string): string {
   return text.length > 40 ? `${text.slice(0, 40)}…` : text;
 }
 
-interface Schema {
-  readonly required: Readonly<Record<string, Check>>;
-  readonly optional?: Readonly<Record<string, Check>>;
-  /** Cross-field checks on the validated message. */
-  readonly refine?: (message: Obj) => void;
-}
-
-function spanOrder(message: Obj): void {
-  if ((message.spanStart as number) >= (message.spanEnd as number)) {
+/** Checks that span several fields, on a message that passed its schema. */
+function assertCrossFields(message: Message, maxTensorElements: number): void {
+  if ((message.type === 'open' || message.type === 'forward') && message.spanStart >= message.spanEnd) {
     fail(`spanStart (${message.spanStart}) must be less than spanEnd (${message.spanEnd})`);
   }
+  if (message.type === 'step') {
+    if (message.tensor.shape[0] !== message.tokens) {
+      fail(`tensor.shape[0] (${message.tensor.shape[0]}) must equal tokens (${message.tokens})`);
+    }
+    if (message.position + message.tokens > MAX_SESSION_LENGTH) {
+      fail(`position + tokens (${message.position + message.tokens}) exceeds ${MAX_SESSION_LENGTH}`);
+    }
+  }
+  if ('tensor' in message) {
+    const [tokens, hidden] = message.tensor.shape;
+    if (tokens * hidden > maxTensorElements) fail(`${message.type}.tensor.shape [${tokens}, ${hidden}] has more than ${maxTensorElements} elements`);
+  }
 }
-
-const SCHEMAS: Readonly<Record<MessageType, Schema>> = {
-  open: {
-    required: { sessionId: id, maxLength: positiveLength, spanStart: blockIndex, spanEnd: blockIndex, codec },
-    refine: spanOrder,
-  },
-  opened: { required: { sessionId: id, position, cacheTokensLeft: nonNegative } },
-  step: {
-    required: { sessionId: id, stepId: nonNegative, position, tokens: positiveLength, tensor: tensorMeta },
-    refine: (m) => {
-      const tensor = m.tensor as TensorMeta;
-      if (tensor.shape[0] !== m.tokens) {
-        fail(`tensor.shape[0] (${tensor.shape[0]}) must equal tokens (${m.tokens})`);
-      }
-      if ((m.position as number) + (m.tokens as number) > MAX_SESSION_LENGTH) {
-        fail(`position + tokens (${(m.position as number) + (m.tokens as number)}) exceeds ${MAX_SESSION_LENGTH}`);
-      }
-    },
-  },
-  stepResult: { required: { sessionId: id, stepId: nonNegative, position, tensor: tensorMeta } },
-  forward: {
-    required: { requestId: id, spanStart: blockIndex, spanEnd: blockIndex, tensor: tensorMeta },
-    refine: spanOrder,
-  },
-  forwardResult: { required: { requestId: id, tensor: tensorMeta } },
-  close: { required: { sessionId: id } },
-  closed: { required: { sessionId: id } },
-  error: {
-    required: { code: errorCode, message: errorText },
-    optional: { sessionId: id, stepId: nonNegative, requestId: id },
-  },
-  ping: { required: { nonce: nonNegative } },
-  pong: { required: { nonce: nonNegative } },
-};
-
-const hasOwn = Object.prototype.hasOwnProperty;
 
 /**
  * Validates a parsed header (or a message about to be sent) and returns a fresh, canonical copy holding exactly
  * the schema's fields. Throws MalformedMessageError naming the first offending field.
  */
 export function validateMessage(value: unknown, options: { maxTensorElements?: number } = {}): Message {
-  const ctx: ValidationContext = { maxTensorElements: options.maxTensorElements ?? DEFAULT_MAX_TENSOR_ELEMENTS };
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    fail(`header must be a JSON object, got ${describe(value)}`);
+    fail(`header must be a JSON object, got ${describeValue(value)}`);
   }
-  const obj = value as Obj;
-  const type = obj.type;
-  if (typeof type !== 'string') fail(`header.type must be a string, got ${describe(type)}`);
-  if (!hasOwn.call(SCHEMAS, type)) fail(`unknown message type ${JSON.stringify(truncate(type))}`);
-  const schema = SCHEMAS[type as MessageType];
-  const out: Obj = { type };
-  for (const key of Object.keys(obj)) {
-    if (key === 'type') continue;
-    if (!hasOwn.call(schema.required, key) && !(schema.optional && hasOwn.call(schema.optional, key))) {
-      fail(`${type}: unknown field ${JSON.stringify(truncate(key))}`);
-    }
-  }
-  for (const key of Object.keys(schema.required)) {
-    const field = obj[key];
-    if (field === undefined || !hasOwn.call(obj, key)) fail(`${type}: missing field "${key}"`);
-    out[key] = schema.required[key]!(field, `${type}.${key}`, ctx);
-  }
-  if (schema.optional) {
-    for (const key of Object.keys(schema.optional)) {
-      if (!hasOwn.call(obj, key) || obj[key] === undefined) continue;
-      out[key] = schema.optional[key]!(obj[key], `${type}.${key}`, ctx);
-    }
-  }
-  schema.refine?.(out);
-  return out as unknown as Message;
+  const type = (value as { type?: unknown }).type;
+  if (typeof type !== 'string') fail(`header.type must be a string, got ${describeValue(type)}`);
+  if (!Object.hasOwn(SCHEMAS, type)) fail(`unknown message type ${JSON.stringify(truncate(type))}`);
+  const result = checkSchema<Message>(SCHEMAS[type as MessageType], value, type);
+  if (!result.ok) fail(result.reason);
+  assertCrossFields(result.value, options.maxTensorElements ?? DEFAULT_MAX_TENSOR_ELEMENTS);
+  return result.value;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -363,7 +236,7 @@ const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
  */
 export function encodeMessage(header: MessageInput, tensor?: TensorInput, options: MessageOptions = {}): Uint8Array {
   const type = (header as { type?: unknown }).type;
-  let full: Obj = header as unknown as Obj;
+  let full: object = header;
   if (typeof type === 'string' && TENSOR_TYPES.has(type)) {
     if (!tensor) fail(`${type} needs a tensor`);
     const meta = { dtype: tensor.dtype, shape: [...tensor.shape] };
@@ -380,7 +253,7 @@ export function encodeMessage(header: MessageInput, tensor?: TensorInput, option
         fail(`${type}: header.tensor ${JSON.stringify(given)} disagrees with the tensor (${JSON.stringify(meta)})`);
       }
     }
-    full = { ...(header as unknown as Obj), tensor: meta };
+    full = { ...header, tensor: meta };
   } else if (tensor) {
     fail(`${String(type)} carries no tensor`);
   }
@@ -435,17 +308,16 @@ export function decodeMessage(frame: Uint8Array, options: MessageOptions = {}): 
 }
 
 /**
- * Builds the `error` reply for a failure: its code and message (via toPeerError, message truncated to fit), and
+ * Builds the `error` reply for a failure: its code and message (via toPeerError), and
  * the ids of the request it answers (invalid ids are left out). The result always passes validation.
  */
 export function errorMessage(
   error: unknown,
   ids: { sessionId?: string; stepId?: number; requestId?: string } = {},
 ): ErrorMessage {
+  // toPeerError's codes match ERROR_CODE_PATTERN and its messages are shorter than MAX_ERROR_MESSAGE_LENGTH
   const { code, message } = toPeerError(error);
-  const safeCode = ERROR_CODE_PATTERN.test(code) ? code : 'INTERNAL';
-  const text = message.length > MAX_ERROR_MESSAGE_LENGTH ? `${message.slice(0, MAX_ERROR_MESSAGE_LENGTH - 1)}…` : message;
-  const out: { -readonly [K in keyof ErrorMessage]: ErrorMessage[K] } = { type: 'error', code: safeCode, message: text };
+  const out: { -readonly [K in keyof ErrorMessage]: ErrorMessage[K] } = { type: 'error', code, message };
   // Ids echo what the peer sent; drop any that would make the reply itself invalid.
   if (typeof ids.sessionId === 'string' && ID_PATTERN.test(ids.sessionId)) out.sessionId = ids.sessionId;
   if (Number.isSafeInteger(ids.stepId) && ids.stepId! >= 0) out.stepId = ids.stepId;

@@ -5,7 +5,7 @@
 import type { SpanExecutor } from '../../src/engine/types.js';
 import type { SwarmNode } from '../../src/swarm/node.js';
 import { messageChannel } from '../../src/wire/channel.js';
-import { BLOCK_PROTOCOL } from '../../src/wire/protocol.js';
+import { BLOCK_PROTOCOL } from '../../src/wire/protocols.js';
 
 export type FaultKind = 'error' | 'step-id' | 'position' | 'session' | 'shape' | 'dtype' | 'nan' | 'hang' | 'reset' | 'open-refused';
 

@@ -4,7 +4,7 @@ import type { LoadedModelSource } from '../../src/model/load.js';
 import { createBlockServer, type BlockServer } from '../../src/server/block-server.js';
 import type { AnnouncedEvent, RebalancedEvent } from '../../src/server/events.js';
 import { rebalancing } from '../../src/server/services/rebalancing.js';
-import { createRegistry, type AnnounceInput, type Registry } from '../../src/swarm/registry.js';
+import { createRegistry, type AnnounceInput, type Registry } from '../../src/swarm/registry/index.js';
 import type { SwarmNode } from '../../src/swarm/node.js';
 import { SOFTWARE_VERSION } from '../../src/version.js';
 import { eventually, FAST, startSwarm } from '../swarm/helpers.js';

@@ -8,7 +8,7 @@ import { loadSpan } from '../../src/engine/span-executor.js';
 import type { LoadedModelSource } from '../../src/model/load.js';
 import { modelIdOf } from '../../src/swarm/model-id.js';
 import { createSwarmNode, type SwarmNode } from '../../src/swarm/node.js';
-import { createRegistry, type Registry } from '../../src/swarm/registry.js';
+import { createRegistry, type Registry } from '../../src/swarm/registry/index.js';
 import { eventually, FAST } from '../swarm/helpers.js';
 import { openBlockStream, openStories, randomHidden, STORIES_GGUF } from './helpers.js';
 

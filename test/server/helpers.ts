@@ -8,7 +8,7 @@ import type { BlockServerComponents } from '../../src/server/settings.js';
 import { createSwarmNode, type SwarmNode } from '../../src/swarm/node.js';
 import { messageChannel, type MessageChannel } from '../../src/wire/channel.js';
 import type { DecodedMessage, MessageInput, TensorInput } from '../../src/wire/messages.js';
-import { BLOCK_PROTOCOL } from '../../src/wire/protocol.js';
+import { BLOCK_PROTOCOL } from '../../src/wire/protocols.js';
 import { STORIES_GGUF } from '../support/models.js';
 import { FAST } from '../swarm/helpers.js';
 

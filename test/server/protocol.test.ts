@@ -7,7 +7,7 @@ import { loadSpan } from '../../src/engine/span-executor.js';
 import type { SpanExecutor } from '../../src/engine/types.js';
 import type { LoadedModelSource } from '../../src/model/load.js';
 import { encodeMessage } from '../../src/wire/messages.js';
-import { BLOCK_PROTOCOL } from '../../src/wire/protocol.js';
+import { BLOCK_PROTOCOL } from '../../src/wire/protocols.js';
 import { openBlockStream, openStories, randomHidden, sleep, startTestServer, type TestServer } from './helpers.js';
 
 const H = 64;

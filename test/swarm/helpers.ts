@@ -1,5 +1,6 @@
+import { lineLogger } from '../../src/util/logger.js';
 import { createSwarmNode, type SwarmNode, type SwarmNodeOptions } from '../../src/swarm/node.js';
-import type { AnnounceInput, RegistryOptions } from '../../src/swarm/registry.js';
+import type { AnnounceInput, RegistryOptions } from '../../src/swarm/registry/index.js';
 
 /** Registry timings short enough for tests, generous enough for a loaded 2-core machine. */
 export const FAST: RegistryOptions = {
@@ -9,7 +10,7 @@ export const FAST: RegistryOptions = {
   // upper bounds only (a healthy lookup on loopback takes well under a second); generous for a loaded 2-core machine
   lookupTimeoutMs: 10_000,
   requestTimeoutMs: 5_000,
-  ...(process.env.DEBUG_SWARM ? { log: (line: string) => console.error(`[registry ${new Date().toISOString().slice(17, 23)}] ${line}`) } : {}),
+  ...(process.env.DEBUG_SWARM ? { logger: lineLogger((line) => console.error(`[${new Date().toISOString().slice(17, 23)}] ${line}`)) } : {}),
 };
 
 export function serverInput(modelId: string, start: number, end: number, numBlocks: number, extra: Partial<AnnounceInput> = {}): AnnounceInput {

@@ -15,10 +15,11 @@ import {
   verifyServerRecord,
   type ServerRecord,
   type SignedEnvelope,
-} from '../../src/swarm/records.js';
+} from '../../src/swarm/records/index.js';
 import { InvalidRecordError } from '../../src/swarm/errors.js';
-import { parseDhtKey, peerRecordKey, serverRecordKey, validateDhtRecord, selectNewestRecord, modelProviderCid, providerShard, PROVIDER_SHARDS } from '../../src/swarm/keys.js';
-import { coverageOf } from '../../src/swarm/registry.js';
+import { parseDhtKey, peerRecordKey, serverRecordKey, modelProviderCid, providerShard, PROVIDER_SHARDS } from '../../src/swarm/dht/keys.js';
+import { validateDhtRecord, selectNewestRecord } from '../../src/swarm/dht/validators.js';
+import { coverageOf } from '../../src/swarm/registry/index.js';
 import { serverInput } from './helpers.js';
 
 const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
@@ -148,13 +149,34 @@ describe('server records', () => {
       await expect(signed(override)).rejects.toThrow(InvalidRecordError);
       await expect(signed(override)).rejects.toThrow(reason);
     }
-    // a validly signed record with an unknown field or wrong version is refused by readers
+    // a validly signed record of another major version is refused by readers (unknown fields: see 'extensions' below)
     const envelope = await signed({ publicName: 'alice', location: 'EU', ethAddress: '0x' + 'ab'.repeat(20) });
     expect(envelope.record.ethAddress).toBe('0x' + 'ab'.repeat(20));
-    const extra = await forge({ ...envelope.record, extra: 1 } as ServerRecord, key);
-    expect(await verifyServerRecord(extra, { now: NOW })).toMatchObject({ ok: false, reason: 'invalid record: unknown field extra' });
     const v2 = await forge({ ...envelope.record, v: 2 } as unknown as ServerRecord, key);
     expect(await verifyServerRecord(v2, { now: NOW })).toMatchObject({ ok: false, reason: 'invalid record: unsupported record version 2' });
+  });
+
+  it('extensions: readers accept and drop fields they do not know, which the signature still covers (docs/protocols.md)', async () => {
+    const envelope = await signed();
+    // what a newer minor version might add: a new optional field, and one inside a nested object
+    const newer = { ...envelope.record, ethBinding: { address: '0x' + 'cd'.repeat(20), proof: 'ab'.repeat(65) }, load: { ...envelope.record.load, gpuUtil: 0.5 } };
+    const extended = await forge(newer as ServerRecord, key);
+    const result = await verifyServerRecord(encodeEnvelope(extended), { now: NOW });
+    expect(result.ok).toBe(true);
+    if (result.ok) {
+      expect(result.record).toEqual(envelope.record); // the typed record holds only the fields this version knows
+      expect(result.envelope.record).toMatchObject({ ethBinding: newer.ethBinding }); // passed on exactly as signed
+    }
+    // an unknown field is authenticated like any other: changing it breaks the signature
+    const tampered = { ...extended, record: { ...newer, ethBinding: { ...newer.ethBinding, address: '0x' + 'ee'.repeat(20) } } };
+    expect(await verifyServerRecord(tampered, { now: NOW })).toMatchObject({ ok: false, reason: 'bad signature' });
+    // and bounded: a record padded past the envelope limit is refused, whether given as bytes or as an object
+    const padded = await forge({ ...envelope.record, pad: 'x'.repeat(MAX_ENVELOPE_BYTES) } as ServerRecord, key);
+    expect(await verifyServerRecord(padded, { now: NOW })).toMatchObject({ ok: false, reason: expect.stringMatching(/limit 8192/) });
+    expect(await verifyServerRecord(encodeEnvelope(padded), { now: NOW })).toMatchObject({ ok: false, reason: expect.stringMatching(/limit 8192/) });
+    // a writer signs only the fields it knows
+    const signedByUs = await signServerRecord(key, newer as ServerRecord);
+    expect(signedByUs.record).toEqual(envelope.record);
   });
 
   it('refuses to sign for another peer id or with a non-Ed25519 key', async () => {

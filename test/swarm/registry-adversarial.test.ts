@@ -7,10 +7,10 @@ import { describe, expect, it, beforeAll, afterAll } from 'vitest';
 import { lpStream } from '@libp2p/utils';
 import { publicKeyToProtobuf } from '@libp2p/crypto/keys';
 import { createSwarmNode, type SwarmNode } from '../../src/swarm/node.js';
-import { createRegistry, type Registry } from '../../src/swarm/registry.js';
-import { ANNOUNCE_PROTOCOL, HEARTBEAT_PROTOCOL } from '../../src/swarm/protocol.js';
-import { createSignedServerRecord, encodeEnvelope, signingBytes, verifyServerRecord, type ServerRecord } from '../../src/swarm/records.js';
-import { indexProviderCid, modelProviderCid, providerShard, serverRecordKey, peerRecordKey } from '../../src/swarm/keys.js';
+import { createRegistry, type Registry } from '../../src/swarm/registry/index.js';
+import { ANNOUNCE_PROTOCOL, HEARTBEAT_PROTOCOL } from '../../src/wire/protocols.js';
+import { createSignedServerRecord, encodeEnvelope, signingBytes, verifyServerRecord, type ServerRecord } from '../../src/swarm/records/index.js';
+import { indexProviderCid, modelProviderCid, providerShard, serverRecordKey, peerRecordKey } from '../../src/swarm/dht/keys.js';
 import { SwarmConfigError } from '../../src/swarm/errors.js';
 import { FAST, eventually, serverInput, startSwarm } from './helpers.js';
 
@@ -130,7 +130,7 @@ describe('adversarial peers', () => {
   }
 
   it('junk or stale replies over the announce protocol are reasons, not crashes', async () => {
-    expect(await client.fetchRecord(rogue.peerId)).toMatchObject({ ok: false, reason: 'malformed envelope: missing field envelope.signature' });
+    expect(await client.fetchRecord(rogue.peerId)).toMatchObject({ ok: false, reason: 'malformed envelope: missing field "signature"' });
     const stale = await client.fetchRecord(rogue.peerId, { modelId: MODEL_A });
     expect(!stale.ok && stale.reason).toMatch(/^expired/);
     const genuine = await client.fetchRecord(nodes[0]!.peerId, { modelId: MODEL_A });
@@ -144,6 +144,14 @@ describe('adversarial peers', () => {
       const a = lpStream(await nodes[2]!.libp2p.dialProtocol(target, protocol));
       await a.write(new TextEncoder().encode('{{{ not json'));
       expect(new TextDecoder().decode((await a.read()).subarray())).toMatch(/malformed request/);
+      // JSON that does not fit the request schema: MALFORMED naming the field, as a toPeerError reply
+      const c = lpStream(await nodes[2]!.libp2p.dialProtocol(target, protocol));
+      const body = protocol === HEARTBEAT_PROTOCOL ? { v: 1, nonce: 'abcdefgh12345678', extra: true } : { v: 1, extra: true };
+      await c.write(new TextEncoder().encode(JSON.stringify(body)));
+      expect(JSON.parse(new TextDecoder().decode((await c.read()).subarray()))).toEqual({
+        ok: false,
+        error: { code: 'MALFORMED', message: 'malformed request: unknown field "extra"' },
+      });
       // a length prefix far over the limit: the server resets the stream
       const b = await nodes[2]!.libp2p.dialProtocol(target, protocol);
       b.send(new Uint8Array([0xff, 0xff, 0xff, 0x7f, 1, 2, 3]));
@@ -157,8 +165,11 @@ describe('adversarial peers', () => {
     await short.waitForPeers(3);
     const registry = await createRegistry(short, { ...FAST, refreshMs: 400, ttlMs: 2500 });
     await registry.announce(serverInput('org/ephemeral', 0, 4, 4));
-    // one registry per node: nodes[2] already has one (the client), so a zero-skew reader needs its own node
-    await expect(createRegistry(nodes[2]!, FAST)).rejects.toBeInstanceOf(SwarmConfigError);
+    // one announcing registry per node: a second one on a node that already serves the control protocols is refused
+    const second = await createRegistry(nodes[0]!, FAST);
+    await expect(second.announce(serverInput('org/ephemeral', 0, 4, 4))).rejects.toBeInstanceOf(SwarmConfigError);
+    await second.close();
+    expect((await client.heartbeat(nodes[0]!.peerId)).record.peerId).toBe(nodes[0]!.peerId); // the first still answers
     const readerNode = await createSwarmNode({ transport: 'memory', bootstrap: [boot.multiaddrs[0]!] });
     await readerNode.waitForPeers(3);
     const reader = await createRegistry(readerNode, { ...FAST, clockSkewMs: 0 });

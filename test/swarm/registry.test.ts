@@ -4,8 +4,9 @@
  */
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
 import type { SwarmNode } from '../../src/swarm/node.js';
-import { createRegistry, type Registry } from '../../src/swarm/registry.js';
+import { createRegistry, type Registry } from '../../src/swarm/registry/index.js';
 import { InvalidRecordError, PeerRequestError } from '../../src/swarm/errors.js';
+import { ANNOUNCE_PROTOCOL, HEARTBEAT_PROTOCOL } from '../../src/wire/protocols.js';
 import { FAST, eventually, serverInput, startSwarm } from './helpers.js';
 
 const MODEL_A = 'org/model-a';
@@ -85,8 +86,21 @@ describe('registry over a 5-node memory swarm', () => {
     }, 8_000);
     expect(record.record.cacheTokensLeft).toBe(500);
     // asking a peer that serves a different model, or serves nothing, is a typed error
-    await expect(client.heartbeat(nodes[2]!.peerId, { modelId: MODEL_A })).rejects.toThrow(/not-serving/);
+    await expect(client.heartbeat(nodes[2]!.peerId, { modelId: MODEL_A })).rejects.toThrow(/NOT_SERVING: not serving model org\/model-a/);
     await expect(s1.heartbeat(nodes[3]!.peerId)).rejects.toBeInstanceOf(PeerRequestError);
+  });
+
+  it('only a node that announces serves the control protocols', async () => {
+    const served = (node: SwarmNode) => node.libp2p.getProtocols().filter((protocol) => protocol === ANNOUNCE_PROTOCOL || protocol === HEARTBEAT_PROTOCOL);
+    // the client's registry only reads: it looked up, listed and asked for heartbeats above, and registered nothing
+    expect(served(nodes[3]!)).toEqual([]);
+    expect(served(nodes[0]!).sort()).toEqual([ANNOUNCE_PROTOCOL, HEARTBEAT_PROTOCOL].sort());
+    // a fresh read-only registry on a node with none registers nothing either, and closing it unregisters nothing
+    const reader = await createRegistry(nodes[3]!, FAST);
+    expect((await reader.lookup(MODEL_A)).length).toBe(2);
+    await reader.close();
+    expect(served(nodes[3]!)).toEqual([]);
+    expect(served(nodes[0]!)).toHaveLength(2);
   });
 
   it('updates replace the old record for that peer, in the DHT and in direct answers', async () => {

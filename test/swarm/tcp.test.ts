@@ -1,7 +1,7 @@
 /** The swarm over real TCP on loopback, and private swarms (pnet PSK). */
 import { describe, expect, it, afterAll } from 'vitest';
 import { createSwarmNode, type SwarmNode } from '../../src/swarm/node.js';
-import { createRegistry, type Registry } from '../../src/swarm/registry.js';
+import { createRegistry, type Registry } from '../../src/swarm/registry/index.js';
 import { generatePsk } from '../../src/swarm/psk.js';
 import { PskFileError, SwarmConfigError } from '../../src/swarm/errors.js';
 import { FAST, eventually, serverInput } from './helpers.js';

@@ -3,6 +3,7 @@ import { CorollaError } from '../../src/errors.js';
 import { MalformedMessageError, FrameTooLargeError, MalformedTensorError, NonFiniteTensorError } from '../../src/wire/errors.js';
 import { encodeFrame, splitFrame } from '../../src/wire/frames.js';
 import {
+  MAX_ERROR_MESSAGE_LENGTH,
   MAX_HEADER_BYTES,
   MESSAGE_TYPES,
   carriesTensor,
@@ -14,14 +15,17 @@ import {
   type MessageInput,
 } from '../../src/wire/messages.js';
 import {
+  ANNOUNCE_PROTOCOL,
   BLOCK_PROTOCOL,
+  DHT_PROTOCOL,
+  GENERATE_PROTOCOL,
   HEARTBEAT_PROTOCOL,
-  INFO_PROTOCOL,
+  PROTOCOLS,
   PROTOCOL_VERSION,
   isCompatibleProtocol,
   parseProtocolId,
   protocolId,
-} from '../../src/wire/protocol.js';
+} from '../../src/wire/protocols.js';
 import type { WireDtype } from '../../src/wire/tensor-codec.js';
 
 const hidden = (tokens: number, width: number, seed = 1) => {
@@ -231,8 +235,10 @@ describe('errorMessage', () => {
     const reply = errorMessage(new MalformedMessageError('bad thing'), { sessionId: 's1', stepId: 4 });
     expect(reply).toEqual({ type: 'error', code: 'MALFORMED', message: 'malformed message: bad thing', sessionId: 's1', stepId: 4 });
     expect(decodeMessage(encodeMessage(reply)).header).toEqual(reply);
+    // an exception we did not raise on purpose reaches the peer as INTERNAL "internal error"; ours are cut to fit
     const long = errorMessage(new Error('x'.repeat(10_000)), { sessionId: 'bad id!', requestId: 'ok', stepId: -1 });
-    expect(long.message.length).toBe(4096);
+    expect(long.message).toBe('internal error');
+    expect(errorMessage(new MalformedMessageError('x'.repeat(10_000))).message.length).toBeLessThanOrEqual(MAX_ERROR_MESSAGE_LENGTH);
     expect(long.code).toBe('INTERNAL');
     expect(long.sessionId).toBeUndefined();
     expect(long.stepId).toBeUndefined();
@@ -247,7 +253,9 @@ describe('protocol ids', () => {
     expect(PROTOCOL_VERSION).toBe('1.0.0');
     expect(BLOCK_PROTOCOL).toBe('/corolla/block/1.0.0');
     expect(HEARTBEAT_PROTOCOL).toBe('/corolla/heartbeat/1.0.0');
-    expect(INFO_PROTOCOL).toBe('/corolla/info/1.0.0');
+    expect(GENERATE_PROTOCOL).toBe('/corolla/generate/1.0.0');
+    expect(ANNOUNCE_PROTOCOL).toBe('/corolla/announce/1.0.0');
+    expect(DHT_PROTOCOL).toBe('/corolla/kad/1.0.0');
     expect(parseProtocolId('/corolla/block/1.2.3')).toEqual({ name: 'block', version: '1.2.3', major: 1, minor: 2, patch: 3 });
     expect(parseProtocolId('/ipfs/ping/1.0.0')).toBeUndefined();
     expect(parseProtocolId('/corolla/block/1.0')).toBeUndefined();
@@ -256,5 +264,15 @@ describe('protocol ids', () => {
     expect(isCompatibleProtocol('/corolla/heartbeat/1.0.0', BLOCK_PROTOCOL)).toBe(false);
     expect(protocolId('info', '1.1.0')).toBe('/corolla/info/1.1.0');
     expect(() => protocolId('Bad Name')).toThrow(RangeError);
+  });
+
+  it('come from one table: unique ids, each with what it carries and a message size limit', () => {
+    const specs = Object.values(PROTOCOLS);
+    expect(new Set(specs.map((p) => p.id)).size).toBe(specs.length);
+    for (const p of specs) {
+      expect(p.id).toBe(protocolId(p.name, p.version));
+      expect(p.carries.length).toBeGreaterThan(10);
+      expect(Number.isSafeInteger(p.maxMessageBytes) && p.maxMessageBytes > 0).toBe(true);
+    }
   });
 });

@@ -5,7 +5,7 @@
  */
 import type { ModelSource } from '../../model/types.js';
 import type { SwarmNode } from '../../swarm/node.js';
-import type { Throughput } from '../../swarm/records.js';
+import type { Throughput } from '../../swarm/records/index.js';
 import type { BlockRange } from '../../util/blocks.js';
 import type { ComponentLogger } from '../../util/logger.js';
 import type { BlockService } from '../block-service.js';

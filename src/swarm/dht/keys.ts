@@ -11,15 +11,11 @@
  * A peer provides only the shard picked by its peer id. kad-dht's findProviders stops after k (20) providers
  * per CID, so sharding raises the discoverable servers per model (and overall) to 20 × PROVIDER_SHARDS.
  *
- * The validators and selectors for both namespaces are installed on every node, so storing peers reject forged,
- * expired or malformed values, and readers keep the newest valid value.
+ * validators.ts holds the kad-dht validators and selectors for both namespaces.
  */
 import { createHash } from 'node:crypto';
 import { CID } from 'multiformats/cid';
 import { create as createDigest } from 'multiformats/hashes/digest';
-import type { SelectFn, ValidateFn } from '@libp2p/kad-dht';
-import { InvalidRecordError } from './errors.js';
-import { verifyServerRecord } from './records.js';
 
 export const RECORD_NAMESPACE = 'corolla';
 export const PEER_NAMESPACE = 'corolla-peer';
@@ -85,32 +81,3 @@ export function parseDhtKey(key: Uint8Array): { namespace: 'corolla'; modelId: s
   }
   return undefined;
 }
-
-/** kad-dht validator: the value must be a valid, fresh record signed by the peer (and for the model) in the key. */
-export const validateDhtRecord: ValidateFn = async (key, value) => {
-  const parsed = parseDhtKey(key);
-  if (!parsed) throw new InvalidRecordError('DHT key is not a Corolla key');
-  const result = await verifyServerRecord(value, {
-    peerId: parsed.peerId,
-    modelId: parsed.namespace === RECORD_NAMESPACE ? parsed.modelId : undefined,
-  });
-  if (!result.ok) throw new InvalidRecordError(result.reason);
-};
-
-/** kad-dht selector: the valid record with the newest issuedAt wins. */
-export const selectNewestRecord: SelectFn = async (_key, values) => {
-  let best = 0;
-  let bestIssuedAt = -Infinity;
-  for (const [index, value] of values.entries()) {
-    const result = await verifyServerRecord(value);
-    const issuedAt = result.ok ? result.record.issuedAt : -Infinity;
-    if (issuedAt > bestIssuedAt) {
-      best = index;
-      bestIssuedAt = issuedAt;
-    }
-  }
-  return best;
-};
-
-export const dhtValidators: Record<string, ValidateFn> = { [RECORD_NAMESPACE]: validateDhtRecord, [PEER_NAMESPACE]: validateDhtRecord };
-export const dhtSelectors: Record<string, SelectFn> = { [RECORD_NAMESPACE]: selectNewestRecord, [PEER_NAMESPACE]: selectNewestRecord };
