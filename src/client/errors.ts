@@ -3,6 +3,7 @@
  * and the cause chain tells the whole story.
  */
 import { CorollaError, RemoteError } from '../errors.js';
+import type { BlockRange } from '../util/blocks.js';
 
 /** Why a server was left out of route planning. */
 export interface ExcludedServer {
@@ -59,7 +60,7 @@ export class RemoteSpanError extends CorollaError {
   override readonly name: string = 'RemoteSpanError';
   readonly peerId: string;
   readonly failure: RemoteSpanFailure;
-  readonly span: { readonly start: number; readonly end: number };
+  readonly span: BlockRange;
   /** The server's error code when `failure` is 'server' (e.g. CACHE_FULL, INVALID_SPAN). */
   readonly serverCode?: string;
   constructor(

@@ -10,13 +10,13 @@
  * RemoteModel is a LanguageModel: `openSession(maxLength)` gives ids → logits, so the one generation loop
  * (inference/generate.ts) and chat (inference/chat.ts) run unchanged over the swarm. A whole-model server is just a
  * one-hop route here; `generateOnWholeModelServer` instead lets such a server run the whole generation (its own
- * head and sampler). Progress and the route's changes are typed events ('waiting', 'route', 'failure',
+ * embeddings, LM head and sampler). Progress and the route's changes are typed events ('waiting', 'route', 'failure',
  * 'recovery'); to see 'waiting', construct the model, listen, then `start()` it.
  */
 import { TypedEventEmitter } from 'main-event';
-import { loadHead, type EmbeddingHead } from '../engine/head.js';
-import { loadTail } from '../engine/tail.js';
-import type { ModelTail } from '../engine/types.js';
+import { loadEmbeddings, type EmbeddingTable } from '../engine/embeddings.js';
+import { loadLmHead } from '../engine/lm-head.js';
+import type { LmHead } from '../engine/types.js';
 import { generateFrom, generateText, promptIds, type GenerationStream, type PromptOptions } from '../inference/generate.js';
 import type { InferenceSession, LanguageModel, OpenSessionOptions, ServerUsage, StepOptions } from '../inference/language-model.js';
 import { openModel, type LoadedModelSource, type OpenModelOptions } from '../model/load.js';
@@ -38,7 +38,7 @@ import { rankWholeModelServers, runWholeModelGeneration, type WholeModelGenerate
 
 /** Settings of a RemoteModel. */
 export interface RemoteModelOptions {
-  /** The model file (GGUF, llama2.c .bin, HF directory or Hub id). Only the embeddings and the head are read. */
+  /** The model file (GGUF, llama2.c .bin, HF directory or Hub id). Only the embeddings and the LM head are read. */
   readonly model: string;
   readonly tokenizerPath?: string;
   /** Multiaddrs (with /p2p/) of swarm peers; needed unless a node is given. */
@@ -116,14 +116,14 @@ export interface RemoteModelEvents {
 export class RemoteInferenceSession implements InferenceSession {
   constructor(
     readonly swarm: SwarmInferenceSession,
-    private readonly head: EmbeddingHead,
-    private readonly tail: ModelTail,
+    private readonly embeddings: EmbeddingTable,
+    private readonly lmHead: LmHead,
   ) {}
 
   async next(ids: readonly number[], options: StepOptions = {}): Promise<Float32Array> {
     if (ids.length === 0) throw new RangeError('next() needs at least one token id');
-    const hidden = await this.swarm.step(this.head.embed(ids), ids.length, options);
-    return this.tail.logits(hidden);
+    const hidden = await this.swarm.step(this.embeddings.embed(ids), ids.length, options);
+    return this.lmHead.logits(hidden);
   }
 
   usage(): ServerUsage[] {
@@ -141,8 +141,8 @@ interface Started {
   readonly node: SwarmNode;
   readonly registry: Registry;
   readonly directory: SwarmDirectory;
-  readonly head: EmbeddingHead;
-  readonly tail: ModelTail;
+  readonly embeddings: EmbeddingTable;
+  readonly lmHead: LmHead;
   readonly source: LoadedModelSource;
 }
 
@@ -169,7 +169,7 @@ export class RemoteModel extends TypedEventEmitter<RemoteModelEvents> implements
   }
 
   /**
-   * Opens the local model file for tokenizer, embeddings and head, joins the swarm, and waits (emitting 'waiting')
+   * Opens the local model file for tokenizer, embeddings and LM head, joins the swarm, and waits (emitting 'waiting')
    * until servers cover every block. Throws SwarmUnavailableError when they do not within the timeout.
    */
   async start(): Promise<void> {
@@ -185,8 +185,8 @@ export class RemoteModel extends TypedEventEmitter<RemoteModelEvents> implements
       if (!source.tokenizer) throw new InvalidTokenizerError(options.model, 'the model carries no tokenizer; pass a tokenizer path');
       const tokenizer = createTokenizer(source.tokenizer);
       const modelId = options.modelId ?? (await modelIdOf(source, { ...(options.hub?.cacheRoot ? { cacheRoot: options.hub.cacheRoot } : {}), ...(options.onProgress ? { onProgress: options.onProgress } : {}) }));
-      const head = loadHead(source);
-      const tail = await loadTail(source, { threads: options.threads });
+      const embeddings = loadEmbeddings(source);
+      const lmHead = await loadLmHead(source, { threads: options.threads });
       node = components.node ?? (await createSwarmNode({ bootstrap: [...(options.bootstrap ?? [])], transport: options.transport, psk: options.psk, dhtClientMode: true, ...(components.logger ? { logger: components.logger } : {}) }));
       registry = components.registry ?? (await createRegistry(node, { ...options.registryOptions, ...(components.logger ? { logger: components.logger } : {}) }));
       // DHT lookups find nobody until the routing table holds a peer (identify runs just after the bootstrap dial).
@@ -207,7 +207,7 @@ export class RemoteModel extends TypedEventEmitter<RemoteModelEvents> implements
         },
       });
       this.log('route: %s', route.hops.map((hop) => `[${hop.start},${hop.end})@${hop.peerId.slice(-8)}`).join(' → '));
-      this.started = { modelId, tokenizer, node, registry, directory, head, tail, source };
+      this.started = { modelId, tokenizer, node, registry, directory, embeddings, lmHead, source };
     } catch (error) {
       if (registry && !components.registry) await registry.close().catch(() => {});
       if (node && !components.node) await node.stop().catch(() => {});
@@ -243,10 +243,10 @@ export class RemoteModel extends TypedEventEmitter<RemoteModelEvents> implements
   /** Opens a multi-hop session for up to `maxLength` tokens (prompt + generated). */
   async openSession(maxLength: number, options: OpenSessionOptions = {}): Promise<RemoteInferenceSession> {
     const swarm = await this.openSwarmSession(maxLength, options);
-    return new RemoteInferenceSession(swarm, this.state.head, this.state.tail);
+    return new RemoteInferenceSession(swarm, this.state.embeddings, this.state.lmHead);
   }
 
-  /** A session at the hidden-state level (for callers that run their own head/tail). */
+  /** A session at the hidden-state level (for callers that run their own embeddings and LM head). */
   openSwarmSession(maxLength: number, options: OpenSessionOptions = {}): Promise<SwarmInferenceSession> {
     const o = this.options;
     return SwarmInferenceSession.open({

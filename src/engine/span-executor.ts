@@ -9,7 +9,7 @@ import { CacheBudgetError, DuplicateSessionError, InvalidSpanError, InvalidStepE
 import { RopeTable } from './rope.js';
 import { createOrtSession, ort, SerialQueue } from './runtime.js';
 import { buildSpanGraph, SpanIO, type LayerWeights } from './span-graph.js';
-import type { EngineOptions, SessionInfo, SpanExecutor, SpanRange, SpanStep } from './types.js';
+import type { EngineOptions, SessionInfo, SpanExecutor, BlockRange, SpanStep } from './types.js';
 import { concatLinear, toLinearWeight } from './weights.js';
 
 export interface SpanLoadOptions extends EngineOptions {
@@ -54,7 +54,7 @@ export function readLayerWeights(source: ModelSource, layer: number): LayerWeigh
   };
 }
 
-export async function loadSpan(source: ModelSource, range: SpanRange, options: SpanLoadOptions = {}): Promise<SpanExecutor> {
+export async function loadSpan(source: ModelSource, range: BlockRange, options: SpanLoadOptions = {}): Promise<SpanExecutor> {
   const c = source.config;
   if (!Number.isInteger(range.start) || !Number.isInteger(range.end) || range.start < 0 || range.end > c.numLayers || range.start >= range.end) {
     throw new InvalidSpanError(`block range [${range.start}, ${range.end}) does not fit a model of ${c.numLayers} blocks`);
@@ -84,7 +84,7 @@ class OrtSpanExecutor implements SpanExecutor {
   constructor(
     private readonly config: ModelConfig,
     private readonly rope: RopeTable,
-    readonly range: SpanRange,
+    readonly range: BlockRange,
     private readonly single: ort.InferenceSession,
     private readonly batch: ort.InferenceSession | undefined,
     private readonly maxBatch: number,

@@ -1,13 +1,11 @@
 /**
- * The engine's contracts. A model is head (embeddings) → blocks → tail (final norm + LM head).
+ * The engine's contracts. A model is embeddings → blocks → final norm + LM head.
  * A `SpanExecutor` runs blocks [start, end) and owns the KV cache of every session open on it.
  * Hidden states cross these boundaries as row-major Float32Arrays of [tokens, hiddenSize].
  */
+import type { BlockRange } from '../util/blocks.js';
 
-export interface SpanRange {
-  readonly start: number;
-  readonly end: number;
-}
+export type { BlockRange };
 
 export interface EngineOptions {
   /** onnxruntime intra-op threads. */
@@ -43,7 +41,7 @@ export interface SpanStep {
 }
 
 export interface SpanExecutor {
-  readonly range: SpanRange;
+  readonly range: BlockRange;
   readonly hiddenSize: number;
   /** Allocates a KV cache for up to `maxLength` tokens. Throws CacheBudgetError when it does not fit. */
   openSession(id: string, maxLength: number): SessionInfo;
@@ -64,12 +62,12 @@ export interface SpanExecutor {
 }
 
 /** Embeddings: token ids → hidden states. */
-export interface ModelHead {
+export interface Embeddings {
   embed(ids: readonly number[]): Float32Array;
 }
 
 /** Final norm + LM head: hidden states of the last token → logits over the vocabulary. */
-export interface ModelTail {
+export interface LmHead {
   /** `hidden` is [tokens, hiddenSize]; returns logits of the last row only. */
   logits(hidden: Float32Array): Promise<Float32Array>;
   /** Logits of several rows at once (one per batched session). */

@@ -1,11 +1,11 @@
 /**
- * A whole model in this process: head, every block as one span, and tail. What `corolla generate` runs without a
+ * A whole model in this process: embeddings, every block as one span, and the LM head. What `corolla generate` runs without a
  * swarm, and the reference that split and remote execution must match.
  */
-import { loadHead, type EmbeddingHead } from '../engine/head.js';
+import { loadEmbeddings, type EmbeddingTable } from '../engine/embeddings.js';
 import { loadSpan, type SpanLoadOptions } from '../engine/span-executor.js';
-import { loadTail } from '../engine/tail.js';
-import type { ModelTail, SpanExecutor } from '../engine/types.js';
+import { loadLmHead } from '../engine/lm-head.js';
+import type { LmHead, SpanExecutor } from '../engine/types.js';
 import { openModel, type OpenModelOptions } from '../model/load.js';
 import { InvalidTokenizerError } from '../model/tokenizer/errors.js';
 import { createTokenizer } from '../model/tokenizer/index.js';
@@ -30,9 +30,9 @@ let sessionCounter = 0;
 export class LocalModel implements LanguageModel {
   private constructor(
     private readonly source: ModelSource,
-    readonly head: EmbeddingHead,
+    readonly embeddings: EmbeddingTable,
     readonly span: SpanExecutor,
-    readonly tail: ModelTail,
+    readonly lmHead: LmHead,
     private readonly ownsSource: boolean,
   ) {}
 
@@ -57,11 +57,11 @@ export class LocalModel implements LanguageModel {
     const { onProgress, ...engine } = options;
     const total = source.config.numLayers;
     const progress = progressTask(onProgress, `loading ${source.location}`, 'items');
-    const head = loadHead(source);
+    const embeddings = loadEmbeddings(source);
     const span = await loadSpan(source, { start: 0, end: total }, { ...engine, onLayer: (done: number) => progress.update(done, total) });
-    const tail = await loadTail(source, engine);
+    const lmHead = await loadLmHead(source, engine);
     progress.done(`loaded ${total} blocks`);
-    return new LocalModel(source, head, span, tail, ownsSource);
+    return new LocalModel(source, embeddings, span, lmHead, ownsSource);
   }
 
   private cachedTokenizer: Tokenizer | undefined;
@@ -77,10 +77,10 @@ export class LocalModel implements LanguageModel {
 
   async openSession(maxLength: number): Promise<InferenceSession> {
     const id = `local-${++sessionCounter}`;
-    const { span, head, tail } = this;
+    const { span, embeddings, lmHead } = this;
     span.openSession(id, maxLength);
     return {
-      next: async (ids) => tail.logits(await span.step({ sessionId: id, hidden: head.embed(ids) })),
+      next: async (ids) => lmHead.logits(await span.step({ sessionId: id, hidden: embeddings.embed(ids) })),
       close: async () => span.closeSession(id),
     };
   }

@@ -1,13 +1,13 @@
 /**
  * Serves whole-model generation (/corolla/generate/1.0.0; messages in wire/generate.ts) on a server that holds every
- * block plus the head and tail (`corolla serve --blocks all`, LlamaNet style). The generation runs the one loop of
+ * block plus the embeddings and LM head (`corolla serve --blocks all`, LlamaNet style). The generation runs the one loop of
  * inference/generate.ts over a session of the block service, so its decode steps go through the same batch
  * scheduler as block-protocol sessions and concurrent generations are batched too.
  */
 import type { Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
 import { CorollaError, toPeerError } from '../errors.js';
-import type { ModelHead, ModelTail } from '../engine/types.js';
+import type { Embeddings, LmHead } from '../engine/types.js';
 import { generate } from '../inference/generate.js';
 import type { InferenceSession } from '../inference/language-model.js';
 import { createSampler } from '../inference/sampling/index.js';
@@ -27,8 +27,8 @@ export { GENERATE_PROTOCOL };
 
 export interface GenerateContext {
   readonly service: BlockService;
-  readonly head: ModelHead;
-  readonly tail: ModelTail;
+  readonly embeddings: Embeddings;
+  readonly lmHead: LmHead;
   readonly vocabSize: number;
   /** Default stop tokens (the model's EOS ids). */
   readonly eos: readonly number[];
@@ -45,9 +45,9 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 const encode = (message: GenerateServerMessage): Uint8Array => encoder.encode(JSON.stringify(message));
 
 /** ids → logits over a block-service session: embed here, every block, LM head here. */
-function wholeModelSession(session: LocalSession, head: ModelHead, tail: ModelTail): InferenceSession {
+function wholeModelSession(session: LocalSession, embeddings: Embeddings, lmHead: LmHead): InferenceSession {
   return {
-    next: async (ids) => tail.logits(await session.step(head.embed(ids))),
+    next: async (ids) => lmHead.logits(await session.step(embeddings.embed(ids))),
     close: async () => session.close(),
   };
 }
@@ -89,7 +89,7 @@ export async function serveGenerate(stream: Stream, ctx: GenerateContext): Promi
     try {
       if (request.maxTokens > 0) {
         session = ctx.service.openLocal(request.prompt.length + request.maxTokens);
-        const tokens = generate(wholeModelSession(session, ctx.head, ctx.tail), undefined, request.prompt, {
+        const tokens = generate(wholeModelSession(session, ctx.embeddings, ctx.lmHead), undefined, request.prompt, {
           ...request.sampling,
           maxTokens: request.maxTokens,
           stopTokens: request.stopTokens ?? ctx.eos,

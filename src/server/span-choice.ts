@@ -108,7 +108,7 @@ export function shouldRebalance(views: readonly SpanView[], numBlocks: number, s
   if (!mine) return { move: false, reason: 'this server is not among the announced servers', minBefore: 0 };
 
   const throughputs = new Array<number>(numBlocks).fill(0);
-  const add = (span: { start: number; end: number }, value: number) => {
+  const add = (span: BlockRange, value: number) => {
     for (let b = span.start; b < span.end; b++) throughputs[b] = throughputs[b]! + value;
   };
   for (const span of spans.values()) add(span, span.throughput);

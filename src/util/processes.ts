@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
 import { CorollaError } from '../errors.js';
+import type { BlockRange } from './blocks.js';
 
 export const COROLLA_BIN = path.resolve(import.meta.dirname, '../../bin/corolla.js');
 
@@ -79,6 +80,6 @@ export async function startCorolla(
 }
 
 /** Splits [0, n) into `parts` contiguous spans as evenly as possible. */
-export function evenSpans(n: number, parts: number): { start: number; end: number }[] {
+export function evenSpans(n: number, parts: number): BlockRange[] {
   return Array.from({ length: parts }, (_, i) => ({ start: Math.floor((i * n) / parts), end: Math.floor(((i + 1) * n) / parts) }));
 }

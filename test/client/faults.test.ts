@@ -8,11 +8,11 @@ import { NoRouteError, RemoteSpanError, SwarmUnavailableError } from '../../src/
 import { SwarmInferenceSession, type RouteSource } from '../../src/client/inference-session.js';
 import { openRemoteSpan } from '../../src/client/remote-span.js';
 import type { PlannerRecord } from '../../src/client/route-planner.js';
-import { loadHead, type EmbeddingHead } from '../../src/engine/head.js';
+import { loadEmbeddings, type EmbeddingTable } from '../../src/engine/embeddings.js';
 import { argmax } from '../../src/inference/sampling/index.js';
 import { loadSpan } from '../../src/engine/span-executor.js';
-import { loadTail } from '../../src/engine/tail.js';
-import type { ModelTail, SpanExecutor } from '../../src/engine/types.js';
+import { loadLmHead } from '../../src/engine/lm-head.js';
+import type { LmHead, SpanExecutor } from '../../src/engine/types.js';
 import type { LoadedModelSource } from '../../src/model/load.js';
 import { createSwarmNode, type SwarmNode } from '../../src/swarm/node.js';
 import { serveFakeBlocks, type FakeServer, type FaultKind } from './fake-server.js';
@@ -21,8 +21,8 @@ import { localReference, openModel, STORIES_GGUF } from './support.js';
 const STEPS = 12;
 let source: LoadedModelSource;
 let reference: Awaited<ReturnType<typeof localReference>>;
-let head: EmbeddingHead;
-let tail: ModelTail;
+let embeddings: EmbeddingTable;
+let lmHead: LmHead;
 const spans: SpanExecutor[] = [];
 const nodes: SwarmNode[] = [];
 let client: SwarmNode;
@@ -49,8 +49,8 @@ function record(server: FakeServer, node: SwarmNode, start: number, end: number,
 beforeAll(async () => {
   source = await openModel(STORIES_GGUF);
   reference = await localReference(source, 'Once upon a time', STEPS);
-  head = loadHead(source);
-  tail = await loadTail(source);
+  embeddings = loadEmbeddings(source);
+  lmHead = await loadLmHead(source);
   // first [0,2); flaky [2,4) (fastest, chosen first); backup [2,4); last [4,5); wide [2,5) (slow, a last resort)
   const layout: [number, number, number][] = [[0, 2, 100], [2, 4, 500], [2, 4, 100], [4, 5, 100], [2, 5, 20]];
   const servers: FakeServer[] = [];
@@ -78,7 +78,7 @@ async function run(session: SwarmInferenceSession): Promise<number[]> {
   const tokens: number[] = [];
   let ids = reference.ids;
   for (let i = 0; i < STEPS; i++) {
-    const logits = await tail.logits(await session.step(head.embed(ids), ids.length));
+    const logits = await lmHead.logits(await session.step(embeddings.embed(ids), ids.length));
     expect(logits, `logits of step ${i}`).toEqual(reference.logits[i]);
     tokens.push(argmax(logits));
     ids = [tokens.at(-1)!];

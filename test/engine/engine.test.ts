@@ -2,10 +2,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CacheBudgetError, InvalidSpanError, InvalidStepError } from '../../src/engine/errors.js';
 import { generate } from '../../src/inference/generate.js';
-import { loadHead } from '../../src/engine/head.js';
+import { loadEmbeddings } from '../../src/engine/embeddings.js';
 import { loadLocalModel } from '../../src/inference/local-model.js';
 import { loadSpan } from '../../src/engine/span-executor.js';
-import { loadTail } from '../../src/engine/tail.js';
+import { loadLmHead } from '../../src/engine/lm-head.js';
 import type { SpanExecutor } from '../../src/engine/types.js';
 import { openModel } from '../../src/model/load.js';
 import { createTokenizer } from '../../src/model/tokenizer/index.js';
@@ -68,8 +68,8 @@ describe('engine on stories260K', () => {
   });
 
   it('gives bit-identical logits from blocks [0,2) then [2,5) as from the whole model', async () => {
-    const head = loadHead(source);
-    const tail = await loadTail(source);
+    const head = loadEmbeddings(source);
+    const tail = await loadLmHead(source);
     const whole = await loadSpan(source, { start: 0, end: 5 });
     const first = await loadSpan(source, { start: 0, end: 2 });
     const second = await loadSpan(source, { start: 2, end: 5 });
@@ -87,7 +87,7 @@ describe('engine on stories260K', () => {
 
   describe('sessions', () => {
     let span: SpanExecutor;
-    const head = () => loadHead(source);
+    const head = () => loadEmbeddings(source);
     beforeAll(async () => {
       span = await loadSpan(source, { start: 0, end: 5 }, { maxBatch: 4, cacheBudgetBytes: 5 * 2 * 32 * 4 * 1000 });
     });
@@ -96,7 +96,7 @@ describe('engine on stories260K', () => {
     /** Feeds `prompt` then `steps` greedy tokens one at a time; returns every decode output. */
     async function run(id: string, prompt: number[], steps: number): Promise<{ outputs: Float32Array[]; tokens: number[] }> {
       const h = head();
-      const tail = await loadTail(source);
+      const tail = await loadLmHead(source);
       const outputs: Float32Array[] = [];
       const tokens: number[] = [];
       let out = await span.step({ sessionId: id, hidden: h.embed(prompt) });
@@ -118,7 +118,7 @@ describe('engine on stories260K', () => {
         span.closeSession(`seq${i}`);
       }
       const h = head();
-      const tail = await loadTail(source);
+      const tail = await loadLmHead(source);
       prompts.forEach((_, i) => span.openSession(`bat${i}`, 64));
       let outs = await Promise.all(prompts.map((p, i) => span.step({ sessionId: `bat${i}`, hidden: h.embed(p) })));
       for (let step = 0; step < 8; step++) {

@@ -1,6 +1,6 @@
 /** Batching across clients: concurrent decode steps of different sessions become one engine call. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadHead } from '../../src/engine/head.js';
+import { loadEmbeddings } from '../../src/engine/embeddings.js';
 import { loadSpan } from '../../src/engine/span-executor.js';
 import { BatchScheduler } from '../../src/server/batch-scheduler.js';
 import type { SpanExecutor, SpanStep } from '../../src/engine/types.js';
@@ -35,7 +35,7 @@ async function openSessions(server: TestServer, count: number, maxLength: number
 
 describe('batching across clients', () => {
   it('runs concurrent decode steps of 8 sessions as batched engine calls, with the sequential results', async () => {
-    const head = loadHead(source);
+    const head = loadEmbeddings(source);
     const prompts = Array.from({ length: 8 }, (_, i) => [1, 10 + i, 20 + 3 * i]);
     const steps = 6;
     const tokensOf = (i: number, s: number) => (37 * i + 11 * s) % 500;

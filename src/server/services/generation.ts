@@ -1,11 +1,11 @@
 /**
- * Whole-model generation (LlamaNet style): with every block served, loads the head and tail and answers
+ * Whole-model generation (LlamaNet style): with every block served, loads the embeddings and LM head and answers
  * /corolla/generate/1.0.0 (generate-protocol.ts). `corolla serve --blocks all` enables it.
  */
 import type { Stream } from '@libp2p/interface';
-import { loadHead } from '../../engine/head.js';
-import { loadTail } from '../../engine/tail.js';
-import type { ModelHead, ModelTail } from '../../engine/types.js';
+import { loadEmbeddings } from '../../engine/embeddings.js';
+import { loadLmHead } from '../../engine/lm-head.js';
+import type { Embeddings, LmHead } from '../../engine/types.js';
 import type { Logger } from '../../util/logger.js';
 import { STREAM_LIMITS } from '../defaults.js';
 import { ServerConfigError, ShuttingDownError } from '../errors.js';
@@ -19,7 +19,7 @@ export interface WholeModelGenerationInit {
 
 export class WholeModelGeneration implements ServerService {
   private readonly log: Logger;
-  private model: { head: ModelHead; tail: ModelTail } | undefined;
+  private model: { embeddings: Embeddings; lmHead: LmHead } | undefined;
   private handled = false;
 
   constructor(private readonly host: ServiceHost, private readonly init: WholeModelGenerationInit = {}) {
@@ -31,7 +31,7 @@ export class WholeModelGeneration implements ServerService {
     if (host.range.start !== 0 || host.range.end !== host.numBlocks) {
       throw new ServerConfigError(`whole-model generation needs every block served (range "all"), not [${host.range.start}, ${host.range.end}) of ${host.numBlocks}`);
     }
-    this.model ??= { head: loadHead(host.source), tail: await loadTail(host.source, { threads: host.settings.threads, executionProvider: host.settings.executionProvider }) };
+    this.model ??= { embeddings: loadEmbeddings(host.source), lmHead: await loadLmHead(host.source, { threads: host.settings.threads, executionProvider: host.settings.executionProvider }) };
     await host.node.libp2p.handle(GENERATE_PROTOCOL, (stream) => this.serve(stream), STREAM_LIMITS);
     this.handled = true;
     this.log(`serving whole-model generation on ${GENERATE_PROTOCOL}`);
@@ -49,8 +49,8 @@ export class WholeModelGeneration implements ServerService {
     const { source } = this.host;
     return serveGenerate(stream, {
       service,
-      head: this.model.head,
-      tail: this.model.tail,
+      embeddings: this.model.embeddings,
+      lmHead: this.model.lmHead,
       vocabSize: source.config.vocabSize,
       eos: source.tokenizer?.special.eos ?? [],
       maxLength: this.init.maxLength ?? source.config.maxPositionEmbeddings,

@@ -1,13 +1,13 @@
 /**
- * The model's head: token embeddings, looked up row by row from the stored (possibly quantized) table, so the
+ * Token embeddings, looked up row by row from the stored (possibly quantized) table, so the
  * table stays as compact as the file keeps it.
  */
 import { dequantizeRows } from '../model/quant.js';
 import type { ModelSource, WeightTensor } from '../model/types.js';
 import { InvalidStepError } from './errors.js';
-import type { ModelHead } from './types.js';
+import type { Embeddings } from './types.js';
 
-export class EmbeddingHead implements ModelHead {
+export class EmbeddingTable implements Embeddings {
   readonly hiddenSize: number;
   readonly vocabSize: number;
   constructor(private readonly table: WeightTensor) {
@@ -24,6 +24,6 @@ export class EmbeddingHead implements ModelHead {
   }
 }
 
-export function loadHead(source: ModelSource): EmbeddingHead {
-  return new EmbeddingHead(source.readTensor('token_embd'));
+export function loadEmbeddings(source: ModelSource): EmbeddingTable {
+  return new EmbeddingTable(source.readTensor('token_embd'));
 }

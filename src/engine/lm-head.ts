@@ -1,5 +1,5 @@
 /**
- * The model's tail: final RMSNorm and LM head as one graph over the last hidden row of each session.
+ * The LM head: final RMSNorm and the output projection as one graph over the last hidden row of each session.
  */
 import { dequantize } from '../model/quant.js';
 import type { ModelSource } from '../model/types.js';
@@ -7,10 +7,10 @@ import { KernelError } from './errors.js';
 import { DataType, GraphBuilder } from './onnx/graph.js';
 import { createOrtSession, ort, SerialQueue } from './runtime.js';
 import { linear } from './span-graph.js';
-import type { EngineOptions, ModelTail } from './types.js';
+import type { EngineOptions, LmHead } from './types.js';
 import { toLinearWeight } from './weights.js';
 
-export async function loadTail(source: ModelSource, options: EngineOptions = {}): Promise<ModelTail> {
+export async function loadLmHead(source: ModelSource, options: EngineOptions = {}): Promise<LmHead> {
   const c = source.config;
   const names = new Set(source.tensorNames());
   const head = source.readTensor(names.has('output') ? 'output' : 'token_embd');
