@@ -9,9 +9,9 @@ import { DEFAULT_CHAT_CONTEXT, DEFAULT_CHAT_MAX_TOKENS } from '../inference/defa
 import { modelFlags, openCliModel } from './generate.js';
 import { numberOption, parse, samplingFrom, samplingUsage, UsageError } from './options.js';
 
-const usage = `usage: corolla chat --model <path|hf-repo> [--system TEXT] [options]
+const usage = `usage: corolla chat [--model <path|hf-repo>] [--system TEXT] [options]
 
-  --model M              GGUF file, Hugging Face directory, or Hub repo id
+  --model M              GGUF file, Hugging Face directory, or Hub repo id (default: the embedded model)
   --tokenizer PATH       tokenizer for llama2.c checkpoints
   --system TEXT          system prompt
   --max-tokens N         tokens per reply (default ${DEFAULT_CHAT_MAX_TOKENS})
@@ -25,7 +25,6 @@ Type /exit or press Ctrl-D to leave.`;
 
 export async function run(argv: string[]): Promise<void> {
   const values = parse(argv, { ...modelFlags, system: { type: 'string' }, context: { type: 'string' } }, usage);
-  if (!values.model) throw new UsageError(`--model is required\n\n${usage}`);
   const maxTokens = numberOption(values['max-tokens'], 'max-tokens', { integer: true, min: 1 }) ?? DEFAULT_CHAT_MAX_TOKENS;
   const context = numberOption(values.context, 'context', { integer: true, min: 16 }) ?? DEFAULT_CHAT_CONTEXT;
   const sampling = samplingFrom(values);

@@ -9,14 +9,16 @@ import { DEFAULT_MAX_TOKENS } from '../inference/defaults.js';
 import { generateFrom } from '../inference/generate.js';
 import type { LanguageModel } from '../inference/language-model.js';
 import { LocalModel } from '../inference/local-model.js';
+import { DEFAULT_MODEL_PATH } from '../model/default-model.js';
 import { loadPsk } from '../swarm/psk.js';
 import { hubOptionsFromEnv } from './env.js';
 import { terminalProgress } from './progress.js';
 import { deviceOption, numberOption, parse, samplingFlags, samplingFrom, samplingUsage, UsageError } from './options.js';
 
-const usage = `usage: corolla generate --model <path|hf-repo> [options]
+const usage = `usage: corolla generate [--model <path|hf-repo>] [options]
 
   --model M              GGUF file, llama2.c .bin, Hugging Face directory, or Hub repo id
+                         (default: the embedded stories260K model)
   --tokenizer PATH       tokenizer for llama2.c checkpoints (default: tokenizer.bin beside the model)
   --prompt TEXT          prompt (default: start from BOS)
   --max-tokens N         tokens to generate (default ${DEFAULT_MAX_TOKENS})
@@ -49,7 +51,6 @@ export const generateFlags = {
 
 export async function run(argv: string[]): Promise<void> {
   const values = parse(argv, generateFlags, usage);
-  if (!values.model) throw new UsageError(`--model is required\n\n${usage}`);
   const maxTokens = numberOption(values['max-tokens'], 'max-tokens', { integer: true, min: 0 }) ?? DEFAULT_MAX_TOKENS;
   const sampling = samplingFrom(values);
 
@@ -102,15 +103,15 @@ interface ModelValues {
 export async function openCliModel(values: ModelValues): Promise<LanguageModel> {
   const threads = numberOption(values.threads, 'threads', { integer: true, min: 1 }) ?? 1;
   const device = deviceOption(values.device);
-  if (!values.model) throw new UsageError('--model is required');
+  const modelPath = values.model ?? DEFAULT_MODEL_PATH;
   if (!values.swarm) {
     if (values.psk !== undefined) throw new UsageError('--psk is for --swarm');
-    return LocalModel.open(values.model, { tokenizerPath: values.tokenizer, threads, executionProvider: device, hub: hubOptionsFromEnv(), onProgress: terminalProgress() });
+    return LocalModel.open(modelPath, { tokenizerPath: values.tokenizer, threads, executionProvider: device, hub: hubOptionsFromEnv(), onProgress: terminalProgress() });
   }
   if (!values.bootstrap) throw new UsageError('--swarm needs --bootstrap ADDR[,ADDR…]');
   const psk = values.psk !== undefined ? await loadPsk(values.psk) : undefined;
   const bootstrap = values.bootstrap.split(',').map((address) => address.trim()).filter(Boolean);
-  const model = new RemoteModel({ model: values.model, tokenizerPath: values.tokenizer, bootstrap, threads, psk, hub: hubOptionsFromEnv(), onProgress: terminalProgress() }, { logger: defaultLogger() });
+  const model = new RemoteModel({ model: modelPath, tokenizerPath: values.tokenizer, bootstrap, threads, psk, hub: hubOptionsFromEnv(), onProgress: terminalProgress() }, { logger: defaultLogger() });
   const say = (line: string) => process.stderr.write(`[swarm] ${line}\n`);
   model.addEventListener('waiting', ({ detail: w }) => say(`waiting for servers of ${w.modelId}: ${w.servers} found, ${w.missing} (${Math.round(w.elapsedMs / 1000)} s)`));
   model.addEventListener('route', ({ detail: hops }) => say(`session route: ${hops.map((h) => `[${h.start},${h.end})@${h.peerId}`).join(' → ')}`));

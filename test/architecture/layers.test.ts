@@ -18,7 +18,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['client', 'server'],
   ['gateway', 'oracle'],
   ['cli'],
-  ['index.ts', 'client.ts', 'server.ts', 'types.ts'],
+  ['index.ts', 'types.ts'],
 ];
 
 function unitOf(file: string): string {
