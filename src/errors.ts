@@ -27,16 +27,17 @@ export const ERROR_CODES = {
   SWARM_CONFIG: code(500),
   CHILD_PROCESS: code(500),
   MAKE_MODEL_FAILED: code(500),
-  // model files, tokenizers, downloads
+  // model files, tokenizers, downloads: the files are the operator's, so a gateway answers 500, not 4xx
   MODEL_NOT_FOUND: code(404),
-  MODEL_CORRUPT: code(422),
-  MODEL_UNSUPPORTED_ARCHITECTURE: code(422),
-  MODEL_UNSUPPORTED_QUANT: code(422),
-  MODEL_MISSING_TENSOR: code(422),
+  MODEL_CORRUPT: code(500),
+  MODEL_UNSUPPORTED_ARCHITECTURE: code(500),
+  MODEL_UNSUPPORTED_QUANT: code(500),
+  MODEL_MISSING_TENSOR: code(500),
   MODEL_DOWNLOAD_FAILED: code(502, true),
-  TOKENIZER_INVALID: code(422),
-  TOKENIZER_UNSUPPORTED: code(422),
-  CHAT_TEMPLATE_FAILED: code(422),
+  TOKENIZER_INVALID: code(500),
+  TOKENIZER_UNSUPPORTED: code(500),
+  CHAT_TEMPLATE_FAILED: code(500),
+  /** The template itself rejected the messages (e.g. roles that do not alternate). */
   CHAT_TEMPLATE_RAISED: code(400),
   // engine
   CACHE_FULL: code(503, true),
@@ -56,8 +57,10 @@ export const ERROR_CODES = {
   UNSUPPORTED_CODEC: code(400),
   // server
   UNEXPECTED_MESSAGE: code(400),
+  /** The server closed the session (idle, time cap); the client may replay it on a new one. */
   SESSION_EXPIRED: code(410, true),
-  SESSION_CLOSED: code(410, true),
+  /** A step or close on a client session that is already closed or failed for good. */
+  SESSION_CLOSED: code(410),
   TOO_MANY_SESSIONS: code(429, true),
   SHUTTING_DOWN: code(503, true),
   REQUEST_TOO_LARGE: code(413),
@@ -76,7 +79,6 @@ export const ERROR_CODES = {
   GENERATE_STREAM: code(502, true),
   /** A peer answered with a code this version does not know. */
   REMOTE_ERROR: code(502, true),
-  ABORTED: code(499),
   /** An exception nobody raised on purpose; its text never leaves the process. */
   INTERNAL: code(500),
 } as const satisfies Record<string, ErrorCodeInfo>;

@@ -12,7 +12,8 @@ import { LocalModel } from '../inference/local-model.js';
 import { loadPsk } from '../swarm/psk.js';
 import { hubOptionsFromEnv } from './env.js';
 import { terminalProgress } from './progress.js';
-import { deviceOption, numberOption, parse, samplingFlags, samplingFrom, samplingUsage, UsageError } from './options.js';
+import { UsageError } from './errors.js';
+import { deviceOption, numberOption, parse, samplingFlags, samplingFrom, samplingUsage } from './options.js';
 
 const usage = `usage: corolla generate --model <path|hf-repo> [options]
 

@@ -11,10 +11,9 @@ import type { Embeddings, LmHead } from '../engine/types.js';
 import { generate } from '../inference/generate.js';
 import type { InferenceSession } from '../inference/language-model.js';
 import { createSampler } from '../inference/sampling/index.js';
+import { GenerateRequestTooLargeError, InvalidGenerateRequestError } from '../wire/errors.js';
 import {
   GENERATE_PROTOCOL,
-  GenerateRequestTooLargeError,
-  InvalidGenerateRequestError,
   MAX_GENERATE_REQUEST_BYTES,
   validateGenerateRequest,
   type GenerateFinishReason,
