@@ -13,9 +13,12 @@ export interface ErrorCodeInfo {
   readonly retryable: boolean;
   /** The HTTP status a gateway maps this code to. */
   readonly httpStatus: number;
+  /** True when the message may quote runtime internals (onnxruntime's text, paths): a peer is told only INTERNAL. */
+  readonly internal: boolean;
 }
 
-const code = (httpStatus: number, retryable = false): ErrorCodeInfo => ({ httpStatus, retryable });
+const code = (httpStatus: number, retryable = false): ErrorCodeInfo => ({ httpStatus, retryable, internal: false });
+const internalCode = (httpStatus: number): ErrorCodeInfo => ({ httpStatus, retryable: false, internal: true });
 
 /** Every error code, with its retry and HTTP semantics. Add a code here before throwing it. */
 export const ERROR_CODES = {
@@ -45,7 +48,8 @@ export const ERROR_CODES = {
   DUPLICATE_SESSION: code(409),
   INVALID_STEP: code(400),
   INVALID_SPAN: code(400),
-  KERNEL_ERROR: code(500),
+  /** onnxruntime failed; the message quotes its text. */
+  KERNEL_ERROR: internalCode(500),
   SAMPLING_NO_VALID_TOKEN: code(500),
   // wire
   MALFORMED: code(400),
@@ -80,7 +84,7 @@ export const ERROR_CODES = {
   /** A peer answered with a code this version does not know. */
   REMOTE_ERROR: code(502, true),
   /** An exception nobody raised on purpose; its text never leaves the process. */
-  INTERNAL: code(500),
+  INTERNAL: internalCode(500),
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -131,11 +135,20 @@ export interface PeerError {
 export const MAX_PEER_ERROR_MESSAGE = 1024;
 
 /**
- * The safe, serializable form of an error: our own errors keep their code and message; anything else becomes
- * INTERNAL with a fixed message, so runtime text (paths, stack fragments, kernel messages) never leaves the process.
+ * True for an error a peer may be told as it is: ours, with a code whose message quotes no runtime internals.
+ * Anything else is worth logging locally, since the peer only learns "internal error".
+ */
+export function isPeerSafe(error: unknown): error is CorollaError {
+  return error instanceof CorollaError && !ERROR_CODES[error.code].internal;
+}
+
+/**
+ * The safe, serializable form of an error: our own errors keep their code and message; anything else (and our
+ * internal codes, see ERROR_CODES) becomes INTERNAL with a fixed message, so runtime text (paths, stack fragments,
+ * kernel messages) never leaves the process.
  */
 export function toPeerError(error: unknown): PeerError {
-  if (error instanceof CorollaError) return { code: error.code, message: error.message.slice(0, MAX_PEER_ERROR_MESSAGE) };
+  if (isPeerSafe(error)) return { code: error.code, message: error.message.slice(0, MAX_PEER_ERROR_MESSAGE) };
   return { code: 'INTERNAL', message: 'internal error' };
 }
 

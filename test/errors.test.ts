@@ -1,6 +1,6 @@
 /** The error table, CorollaError's getters and cause chain, and what a peer may be told (toPeerError, RemoteError). */
 import { describe, expect, it } from 'vitest';
-import { CorollaError, ERROR_CODES, isErrorCode, MAX_PEER_ERROR_MESSAGE, RemoteError, toPeerError, type ErrorCode } from '../src/errors.js';
+import { CorollaError, ERROR_CODES, isErrorCode, isPeerSafe, MAX_PEER_ERROR_MESSAGE, RemoteError, toPeerError, type ErrorCode } from '../src/errors.js';
 
 const CODES = Object.keys(ERROR_CODES) as ErrorCode[];
 
@@ -13,13 +13,13 @@ describe('ERROR_CODES', () => {
   });
 
   it('marks capacity, timeouts and lost peers retryable, and caller mistakes not', () => {
-    expect(ERROR_CODES.CACHE_FULL).toEqual({ httpStatus: 503, retryable: true });
-    expect(ERROR_CODES.TOO_MANY_SESSIONS).toEqual({ httpStatus: 429, retryable: true });
-    expect(ERROR_CODES.SWARM_TIMEOUT).toEqual({ httpStatus: 504, retryable: true });
-    expect(ERROR_CODES.INVALID_STEP).toEqual({ httpStatus: 400, retryable: false });
-    expect(ERROR_CODES.INVALID_REQUEST).toEqual({ httpStatus: 400, retryable: false });
-    expect(ERROR_CODES.REQUEST_TOO_LARGE).toEqual({ httpStatus: 413, retryable: false });
-    expect(ERROR_CODES.INTERNAL).toEqual({ httpStatus: 500, retryable: false });
+    expect(ERROR_CODES.CACHE_FULL).toMatchObject({ httpStatus: 503, retryable: true });
+    expect(ERROR_CODES.TOO_MANY_SESSIONS).toMatchObject({ httpStatus: 429, retryable: true });
+    expect(ERROR_CODES.SWARM_TIMEOUT).toMatchObject({ httpStatus: 504, retryable: true });
+    expect(ERROR_CODES.INVALID_STEP).toMatchObject({ httpStatus: 400, retryable: false });
+    expect(ERROR_CODES.INVALID_REQUEST).toMatchObject({ httpStatus: 400, retryable: false });
+    expect(ERROR_CODES.REQUEST_TOO_LARGE).toMatchObject({ httpStatus: 413, retryable: false });
+    expect(ERROR_CODES.INTERNAL).toMatchObject({ httpStatus: 500, retryable: false });
   });
 
   it('isErrorCode knows exactly the table', () => {
@@ -85,8 +85,20 @@ describe('toPeerError', () => {
   });
 
   it('does not reach into the cause of our own errors', () => {
-    const error = new CorollaError('KERNEL_ERROR', 'the kernel failed', { cause: new Error('/secret/path') });
-    expect(toPeerError(error)).toEqual({ code: 'KERNEL_ERROR', message: 'the kernel failed' });
+    const error = new CorollaError('CACHE_FULL', 'no room', { cause: new Error('/secret/path') });
+    expect(toPeerError(error)).toEqual({ code: 'CACHE_FULL', message: 'no room' });
+  });
+
+  it('tells a peer only INTERNAL for codes whose message quotes runtime internals (kernel text)', () => {
+    const kernel = new CorollaError('KERNEL_ERROR', 'span [0, 5) failed to run: onnxruntime: status at /src/secret.cc:42');
+    expect(isPeerSafe(kernel)).toBe(false);
+    expect(toPeerError(kernel)).toEqual({ code: 'INTERNAL', message: 'internal error' });
+    for (const code of CODES) {
+      const error = new CorollaError(code, 'm');
+      expect(isPeerSafe(error)).toBe(!ERROR_CODES[code].internal);
+      expect(toPeerError(error).code).toBe(ERROR_CODES[code].internal ? 'INTERNAL' : code);
+    }
+    expect(isPeerSafe(new Error('x'))).toBe(false);
   });
 });
 
