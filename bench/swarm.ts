@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { RemoteModel } from '../src/client/remote-model.js';
 import { loadLocalModel } from '../src/inference/local-model.js';
 import { openModel } from '../src/model/load.js';
-import { startCorolla, type CorollaProcess } from '../src/util/processes.js';
+import { startCorolla, type CorollaProcess } from '../src/cli/processes.js';
 import { encodedByteLength } from '../src/wire/tensor-codec.js';
 import { encodeMessage } from '../src/wire/messages.js';
 

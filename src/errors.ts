@@ -13,9 +13,12 @@ export interface ErrorCodeInfo {
   readonly retryable: boolean;
   /** The HTTP status a gateway maps this code to. */
   readonly httpStatus: number;
+  /** True when the message may quote runtime internals (onnxruntime's text, paths): a peer is told only INTERNAL. */
+  readonly internal: boolean;
 }
 
-const code = (httpStatus: number, retryable = false): ErrorCodeInfo => ({ httpStatus, retryable });
+const code = (httpStatus: number, retryable = false): ErrorCodeInfo => ({ httpStatus, retryable, internal: false });
+const internalCode = (httpStatus: number): ErrorCodeInfo => ({ httpStatus, retryable: false, internal: true });
 
 /** Every error code, with its retry and HTTP semantics. Add a code here before throwing it. */
 export const ERROR_CODES = {
@@ -27,16 +30,17 @@ export const ERROR_CODES = {
   SWARM_CONFIG: code(500),
   CHILD_PROCESS: code(500),
   MAKE_MODEL_FAILED: code(500),
-  // model files, tokenizers, downloads
+  // model files, tokenizers, downloads: the files are the operator's, so a gateway answers 500, not 4xx
   MODEL_NOT_FOUND: code(404),
-  MODEL_CORRUPT: code(422),
-  MODEL_UNSUPPORTED_ARCHITECTURE: code(422),
-  MODEL_UNSUPPORTED_QUANT: code(422),
-  MODEL_MISSING_TENSOR: code(422),
+  MODEL_CORRUPT: code(500),
+  MODEL_UNSUPPORTED_ARCHITECTURE: code(500),
+  MODEL_UNSUPPORTED_QUANT: code(500),
+  MODEL_MISSING_TENSOR: code(500),
   MODEL_DOWNLOAD_FAILED: code(502, true),
-  TOKENIZER_INVALID: code(422),
-  TOKENIZER_UNSUPPORTED: code(422),
-  CHAT_TEMPLATE_FAILED: code(422),
+  TOKENIZER_INVALID: code(500),
+  TOKENIZER_UNSUPPORTED: code(500),
+  CHAT_TEMPLATE_FAILED: code(500),
+  /** The template itself rejected the messages (e.g. roles that do not alternate). */
   CHAT_TEMPLATE_RAISED: code(400),
   // engine
   CACHE_FULL: code(503, true),
@@ -44,7 +48,8 @@ export const ERROR_CODES = {
   DUPLICATE_SESSION: code(409),
   INVALID_STEP: code(400),
   INVALID_SPAN: code(400),
-  KERNEL_ERROR: code(500),
+  /** onnxruntime failed; the message quotes its text. */
+  KERNEL_ERROR: internalCode(500),
   SAMPLING_NO_VALID_TOKEN: code(500),
   // wire
   MALFORMED: code(400),
@@ -56,8 +61,10 @@ export const ERROR_CODES = {
   UNSUPPORTED_CODEC: code(400),
   // server
   UNEXPECTED_MESSAGE: code(400),
+  /** The server closed the session (idle, time cap); the client may replay it on a new one. */
   SESSION_EXPIRED: code(410, true),
-  SESSION_CLOSED: code(410, true),
+  /** A step or close on a client session that is already closed or failed for good. */
+  SESSION_CLOSED: code(410),
   TOO_MANY_SESSIONS: code(429, true),
   SHUTTING_DOWN: code(503, true),
   REQUEST_TOO_LARGE: code(413),
@@ -76,9 +83,8 @@ export const ERROR_CODES = {
   GENERATE_STREAM: code(502, true),
   /** A peer answered with a code this version does not know. */
   REMOTE_ERROR: code(502, true),
-  ABORTED: code(499),
   /** An exception nobody raised on purpose; its text never leaves the process. */
-  INTERNAL: code(500),
+  INTERNAL: internalCode(500),
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -129,11 +135,20 @@ export interface PeerError {
 export const MAX_PEER_ERROR_MESSAGE = 1024;
 
 /**
- * The safe, serializable form of an error: our own errors keep their code and message; anything else becomes
- * INTERNAL with a fixed message, so runtime text (paths, stack fragments, kernel messages) never leaves the process.
+ * True for an error a peer may be told as it is: ours, with a code whose message quotes no runtime internals.
+ * Anything else is worth logging locally, since the peer only learns "internal error".
+ */
+export function isPeerSafe(error: unknown): error is CorollaError {
+  return error instanceof CorollaError && !ERROR_CODES[error.code].internal;
+}
+
+/**
+ * The safe, serializable form of an error: our own errors keep their code and message; anything else (and our
+ * internal codes, see ERROR_CODES) becomes INTERNAL with a fixed message, so runtime text (paths, stack fragments,
+ * kernel messages) never leaves the process.
  */
 export function toPeerError(error: unknown): PeerError {
-  if (error instanceof CorollaError) return { code: error.code, message: error.message.slice(0, MAX_PEER_ERROR_MESSAGE) };
+  if (isPeerSafe(error)) return { code: error.code, message: error.message.slice(0, MAX_PEER_ERROR_MESSAGE) };
   return { code: 'INTERNAL', message: 'internal error' };
 }
 

@@ -6,8 +6,9 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { DEFAULT_MODEL_PATH as DEFAULT_MODEL } from '../model/default-model.js';
 import { openModel } from '../model/load.js';
-import { ChildProcessError, COROLLA_BIN, evenSpans, startCorolla, type CorollaProcess } from '../util/processes.js';
-import { numberOption, parse, samplingFlags, UsageError } from './options.js';
+import { ChildProcessError, UsageError } from './errors.js';
+import { numberOption, parse, samplingFlags } from './options.js';
+import { COROLLA_BIN, evenSpans, startCorolla, type CorollaProcess } from './processes.js';
 
 const DEFAULT_SERVERS = 3;
 const MAX_SERVERS = 16;

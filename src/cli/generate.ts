@@ -13,7 +13,8 @@ import { DEFAULT_MODEL_PATH } from '../model/default-model.js';
 import { loadPsk } from '../swarm/psk.js';
 import { hubOptionsFromEnv } from './env.js';
 import { terminalProgress } from './progress.js';
-import { deviceOption, numberOption, parse, samplingFlags, samplingFrom, samplingUsage, UsageError } from './options.js';
+import { UsageError } from './errors.js';
+import { deviceOption, numberOption, parse, samplingFlags, samplingFrom, samplingUsage } from './options.js';
 
 const usage = `usage: corolla generate [--model <path|hf-repo>] [options]
 

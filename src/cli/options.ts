@@ -3,16 +3,9 @@
  * `generate`, `chat` and swarm generation all accept.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { CorollaError } from '../errors.js';
 import { DEFAULT_SAMPLING } from '../inference/defaults.js';
 import { DEFAULT_PENALTY_LAST_N, type SamplingOptions } from '../inference/sampling/index.js';
-
-export class UsageError extends CorollaError {
-  override readonly name = 'UsageError';
-  constructor(message: string) {
-    super('USAGE', message);
-  }
-}
+import { UsageError } from './errors.js';
 
 export function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, usage: string) {
   try {

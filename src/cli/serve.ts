@@ -23,8 +23,9 @@ import { createSwarmNode, type SwarmNode } from '../swarm/node.js';
 import { loadPsk } from '../swarm/psk.js';
 import type { BlockRange } from '../util/blocks.js';
 import { lineLogger } from '../util/logger.js';
+import { UsageError } from './errors.js';
+import { numberOption, parse } from './options.js';
 import { terminalProgress } from './progress.js';
-import { numberOption, parse, UsageError } from './options.js';
 
 const DEFAULT_LISTEN = '/ip4/127.0.0.1/tcp/0';
 const seconds = (ms: number) => ms / 1000;

@@ -7,7 +7,13 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { lpStream } from '@libp2p/utils';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import { CorollaError } from '../errors.js';
-import { GENERATE_PROTOCOL, isObject, MAX_GENERATE_MESSAGE_BYTES, type GenerateFinishReason, type GenerateRequest } from '../wire/generate.js';
+import {
+  checkGenerateServerMessage,
+  GENERATE_PROTOCOL,
+  MAX_GENERATE_MESSAGE_BYTES,
+  type GenerateFinishReason,
+  type GenerateRequest,
+} from '../wire/generate.js';
 import { RemoteGenerateError } from './errors.js';
 
 export interface RemoteGenerateOptions {
@@ -56,25 +62,24 @@ export async function* remoteGenerate(
     for (;;) {
       const signal = options.signal ? AbortSignal.any([options.signal, AbortSignal.timeout(idleMs)]) : AbortSignal.timeout(idleMs);
       const raw = await lp.read({ signal });
-      let message: unknown;
+      let parsed: unknown;
       try {
-        message = JSON.parse(decoder.decode(raw.subarray()));
+        parsed = JSON.parse(decoder.decode(raw.subarray()));
       } catch {
         throw new RemoteGenerateError('MALFORMED', 'the server sent a message that is not UTF-8 JSON');
       }
-      if (isObject(message) && typeof message.token === 'number' && Number.isInteger(message.token) && message.token >= 0) {
+      const checked = checkGenerateServerMessage(parsed);
+      if (!checked.ok) throw new RemoteGenerateError('MALFORMED', `the server sent an unexpected message: ${checked.reason}`);
+      const message = checked.value;
+      if ('token' in message) {
         tokens++;
         yield message.token;
-      } else if (isObject(message) && message.done === true && (message.finishReason === 'stop' || message.finishReason === 'length')) {
+      } else if ('done' in message) {
         finished = true;
         return { finishReason: message.finishReason, tokens };
-      } else if (isObject(message) && isObject(message.error)) {
-        finished = true;
-        const code = typeof message.error.code === 'string' ? message.error.code.slice(0, 64) : 'REMOTE_ERROR';
-        const text = typeof message.error.message === 'string' ? message.error.message.slice(0, 4096) : 'the server reported an error';
-        throw new RemoteGenerateError(code, text);
       } else {
-        throw new RemoteGenerateError('MALFORMED', `the server sent an unexpected message: ${JSON.stringify(message)?.slice(0, 120)}`);
+        finished = true;
+        throw new RemoteGenerateError(message.error.code, message.error.message);
       }
     }
   } catch (error) {

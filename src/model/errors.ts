@@ -55,3 +55,11 @@ export class MakeModelError extends CorollaError {
     super('MAKE_MODEL_FAILED', message, options);
   }
 }
+
+/**
+ * A row length or buffer does not fit a type's blocks. A programming or file error, never user input, so it is a
+ * plain Error: a peer only ever sees it as INTERNAL.
+ */
+export class QuantShapeError extends Error {
+  override readonly name = 'QuantShapeError';
+}

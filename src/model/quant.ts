@@ -14,6 +14,7 @@
  * These run at load time (and in the model generator), so they favour typed-array loops with no per-element
  * allocation. Hosts are assumed little-endian, as ggml assumes.
  */
+import { QuantShapeError } from './errors.js';
 import type { TensorType, WeightTensor } from './types.js';
 
 export const QK = 32;
@@ -28,11 +29,6 @@ const BLOCK: Record<TensorType, { elements: number; bytes: number }> = {
   q4_k: { elements: QK_K, bytes: 144 },
   q6_k: { elements: QK_K, bytes: 210 },
 };
-
-/** Thrown when a row length does not fit a type's blocks; a programming or file error, never user input. */
-export class QuantShapeError extends Error {
-  override readonly name = 'QuantShapeError';
-}
 
 /** Elements per block: 1 for f32/f16/bf16, 32 for q8_0/q4_0, 256 for the K-quants. */
 export function blockSize(type: TensorType): number {

@@ -27,8 +27,7 @@
  */
 import type { Connection, Stream } from '@libp2p/interface';
 import { TypedEventEmitter } from 'main-event';
-import { CorollaError } from '../errors.js';
-import { KernelError } from '../engine/errors.js';
+import { CorollaError, isPeerSafe } from '../errors.js';
 import type { SpanExecutor } from '../engine/types.js';
 import type { BlockRange } from '../util/blocks.js';
 import { silentLogger, type ComponentLogger, type Logger } from '../util/logger.js';
@@ -226,11 +225,10 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
     }
   }
 
-  /** The error a peer is told: ours as they are; kernel failures and unexpected exceptions only as INTERNAL. */
+  /** Logs what a peer will only learn as INTERNAL "internal error" (kernel failures, unexpected exceptions). */
   private peerFacing(error: unknown, request: string): unknown {
-    if (error instanceof CorollaError && !(error instanceof KernelError)) return error;
-    this.log.error(`${request} failed: ${(error as Error)?.stack ?? String(error)}`);
-    return undefined; // toPeerError: INTERNAL "internal error"
+    if (!isPeerSafe(error)) this.log.error(`${request} failed: ${(error as Error)?.stack ?? String(error)}`);
+    return error;
   }
 
   private async reply(channel: MessageChannel, reply: { header: MessageInput; tensor?: TensorInput }): Promise<boolean> {

@@ -3,7 +3,7 @@
  * Engine errors (CACHE_FULL, UNKNOWN_SESSION, INVALID_STEP, INVALID_SPAN, KERNEL_ERROR…) and wire errors
  * (MALFORMED, FRAME_TOO_LARGE…) are replied with their own codes; these cover what only the server knows.
  */
-import { CorollaError, RemoteError } from '../errors.js';
+import { CorollaError } from '../errors.js';
 
 /** A peer sent a message that is valid on the wire but not a request (e.g. `opened`, `pong`). */
 export class UnexpectedMessageError extends CorollaError {
@@ -43,19 +43,6 @@ export class RequestTooLargeError extends CorollaError {
   constructor(message: string) {
     super('REQUEST_TOO_LARGE', message);
   }
-}
-
-/** A generate request that does not follow the generate protocol's schema. */
-export class InvalidGenerateRequestError extends CorollaError {
-  override readonly name = 'InvalidGenerateRequestError';
-  constructor(message: string) {
-    super('INVALID_REQUEST', `invalid generate request: ${message}`);
-  }
-}
-
-/** A generation failed on the remote server (its code is kept), or the stream broke. */
-export class RemoteGenerateError extends RemoteError {
-  override readonly name = 'RemoteGenerateError';
 }
 
 /** Bad options given to createBlockServer or `corolla serve`. */

@@ -6,15 +6,14 @@
  */
 import type { Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
-import { CorollaError, toPeerError } from '../errors.js';
+import { CorollaError, isPeerSafe, toPeerError } from '../errors.js';
 import type { Embeddings, LmHead } from '../engine/types.js';
 import { generate } from '../inference/generate.js';
 import type { InferenceSession } from '../inference/language-model.js';
 import { createSampler } from '../inference/sampling/index.js';
+import { GenerateRequestTooLargeError, InvalidGenerateRequestError } from '../wire/errors.js';
 import {
   GENERATE_PROTOCOL,
-  GenerateRequestTooLargeError,
-  InvalidGenerateRequestError,
   MAX_GENERATE_REQUEST_BYTES,
   validateGenerateRequest,
   type GenerateFinishReason,
@@ -103,7 +102,8 @@ export async function serveGenerate(stream: Stream, ctx: GenerateContext): Promi
       await send({ done: true, finishReason });
     } catch (error) {
       if (cancelled.signal.aborted) return;
-      if (!(error instanceof CorollaError)) ctx.log?.(`generation failed: ${(error as Error)?.stack ?? String(error)}`);
+      // a peer learns only INTERNAL "internal error" for these (kernel failures, unexpected exceptions)
+      if (!isPeerSafe(error)) ctx.log?.(`generation failed: ${(error as Error)?.stack ?? String(error)}`);
       await send({ error: toPeerError(error) }).catch(() => {});
     }
   } finally {

@@ -72,3 +72,19 @@ export class NonFiniteTensorError extends CorollaError {
     super('TENSOR_NON_FINITE', `cannot encode non-finite value ${value} at element ${index} with the int8 codec`);
   }
 }
+
+/** A whole-model generate request that does not follow the generate protocol (wire/generate.ts). */
+export class InvalidGenerateRequestError extends CorollaError {
+  override readonly name = 'InvalidGenerateRequestError';
+  constructor(message: string) {
+    super('INVALID_REQUEST', `invalid generate request: ${message}`);
+  }
+}
+
+/** A generate request longer than the server accepts (bytes, or prompt + maxTokens). */
+export class GenerateRequestTooLargeError extends CorollaError {
+  override readonly name = 'GenerateRequestTooLargeError';
+  constructor(message: string) {
+    super('REQUEST_TOO_LARGE', message);
+  }
+}

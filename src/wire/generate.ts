@@ -1,5 +1,5 @@
 /**
- * Whole-model generation (/corolla/generate/1.0.0): the messages, their limits, and the request validator. Served
+ * Whole-model generation (/corolla/generate/1.0.0): the messages, their limits and their schemas (wire/schema.ts). Served
  * by server/generate-protocol.ts, spoken by client/generate-client.ts.
  *
  * One stream = one generation. Every message is one length-prefixed (varint, as lpStream writes) UTF-8 JSON object.
@@ -12,8 +12,10 @@
  * disables) ends the generation with "stop" and is not sent. The client may reset (abort) the stream at any time to
  * cancel; the server then stops and frees the session. The client should not half-close before the final message.
  */
-import { CorollaError } from '../errors.js';
+import { GenerateRequestTooLargeError, InvalidGenerateRequestError } from './errors.js';
+import { ERROR_FIELDS } from './messages.js';
 import { GENERATE_PROTOCOL, PROTOCOLS } from './protocols.js';
+import { checkSchema, describeValue, oneOf, strictObject, z, type SchemaResult } from './schema.js';
 
 export { GENERATE_PROTOCOL };
 /** Largest request (a prompt of ~100k tokens). */
@@ -23,30 +25,28 @@ export const MAX_GENERATE_MESSAGE_BYTES = 64 * 1024;
 /** Most stop tokens a request may list. */
 export const MAX_STOP_TOKENS = 1024;
 
-/** Sampling options a request may carry (their values are checked by the server's sampler). */
-export interface GenerateSampling {
-  readonly temperature?: number;
-  readonly topK?: number;
-  readonly topP?: number;
-  readonly minP?: number;
-  readonly repetitionPenalty?: number;
-  readonly penaltyLastN?: number;
-  readonly frequencyPenalty?: number;
-  readonly presencePenalty?: number;
-  readonly seed?: number;
-}
+// ---------------------------------------------------------------------------------------------------------------
+// Schemas
 
-export const GENERATE_SAMPLING_KEYS = [
-  'temperature',
-  'topK',
-  'topP',
-  'minP',
-  'repetitionPenalty',
-  'penaltyLastN',
-  'frequencyPenalty',
-  'presencePenalty',
-  'seed',
-] as const satisfies readonly (keyof GenerateSampling)[];
+// Sampling values only need to be numbers here: the server's sampler checks their ranges.
+const samplingValue = z.number({ error: 'must be a number' }).optional();
+const SAMPLING_SHAPE = {
+  temperature: samplingValue,
+  topK: samplingValue,
+  topP: samplingValue,
+  minP: samplingValue,
+  repetitionPenalty: samplingValue,
+  penaltyLastN: samplingValue,
+  frequencyPenalty: samplingValue,
+  presencePenalty: samplingValue,
+  seed: samplingValue,
+};
+const samplingSchema = strictObject(SAMPLING_SHAPE);
+
+/** Sampling options a request may carry. */
+export type GenerateSampling = Readonly<z.output<typeof samplingSchema>>;
+
+export const GENERATE_SAMPLING_KEYS = Object.freeze(Object.keys(SAMPLING_SHAPE)) as readonly (keyof GenerateSampling)[];
 
 export interface GenerateRequest {
   readonly prompt: readonly number[];
@@ -56,68 +56,65 @@ export interface GenerateRequest {
   readonly stopTokens?: readonly number[];
 }
 
-export type GenerateFinishReason = 'stop' | 'length';
-
-export type GenerateServerMessage =
-  | { token: number }
-  | { done: true; finishReason: GenerateFinishReason }
-  | { error: { code: string; message: string } };
-
-/** A generate request that does not follow the protocol. */
-export class InvalidGenerateRequestError extends CorollaError {
-  override readonly name = 'InvalidGenerateRequestError';
-  constructor(message: string) {
-    super('INVALID_REQUEST', `invalid generate request: ${message}`);
-  }
+/** The request schema for a vocabulary of `vocabSize` tokens. */
+function requestSchema(vocabSize: number) {
+  const what = `a token id in 0..${vocabSize - 1}`;
+  const tokenId = z
+    .number({ error: `must be ${what}` })
+    .refine((id) => Number.isInteger(id) && id >= 0 && id < vocabSize, { error: `must be ${what}` });
+  const tokenIds = z.array(tokenId, { error: 'must be an array of token ids' });
+  return strictObject(
+    {
+      prompt: tokenIds.min(1, { error: 'must hold at least one token id' }),
+      maxTokens: z
+        .number({ error: 'must be an integer ≥ 0' })
+        .refine((n) => Number.isSafeInteger(n) && n >= 0, { error: 'must be an integer ≥ 0' }),
+      sampling: samplingSchema.optional(),
+      stopTokens: tokenIds.max(MAX_STOP_TOKENS, { error: `must hold at most ${MAX_STOP_TOKENS} token ids` }).optional(),
+    },
+    'a JSON object',
+  );
 }
 
-/** A generate request longer than the server accepts. */
-export class GenerateRequestTooLargeError extends CorollaError {
-  override readonly name = 'GenerateRequestTooLargeError';
-  constructor(message: string) {
-    super('REQUEST_TOO_LARGE', message);
-  }
-}
-
-const SAMPLING_KEYS: ReadonlySet<string> = new Set(GENERATE_SAMPLING_KEYS);
-const REQUEST_KEYS: ReadonlySet<string> = new Set(['prompt', 'maxTokens', 'sampling', 'stopTokens']);
-
-export const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
-
-function tokenList(value: unknown, field: string, vocabSize: number, min: number, max: number): number[] {
-  if (!Array.isArray(value)) throw new InvalidGenerateRequestError(`${field} must be an array of token ids`);
-  if (value.length < min || value.length > max) throw new InvalidGenerateRequestError(`${field} must hold ${min}..${max} token ids, got ${value.length}`);
-  value.forEach((id, i) => {
-    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= vocabSize) {
-      throw new InvalidGenerateRequestError(`${field}[${i}] must be a token id in 0..${vocabSize - 1}, got ${JSON.stringify(id)?.slice(0, 40)}`);
-    }
-  });
-  return value as number[];
-}
+// A server has one vocabulary: build its schema once.
+let lastRequestSchema: { vocabSize: number; schema: ReturnType<typeof requestSchema> } | undefined;
 
 /**
- * Validates the shape of a parsed request against a server's vocabulary and length limit. Throws
- * InvalidGenerateRequestError / GenerateRequestTooLargeError. Sampling values are left to the sampler to check.
+ * Validates a parsed request against a server's vocabulary and length limit. Throws InvalidGenerateRequestError
+ * (naming the first offending field) or GenerateRequestTooLargeError. Sampling values are left to the sampler.
  */
 export function validateGenerateRequest(value: unknown, limits: { vocabSize: number; maxLength: number }): GenerateRequest {
-  if (!isObject(value)) throw new InvalidGenerateRequestError('the request must be a JSON object');
-  for (const key of Object.keys(value)) if (!REQUEST_KEYS.has(key)) throw new InvalidGenerateRequestError(`unknown field ${JSON.stringify(key.slice(0, 40))}`);
-  const prompt = tokenList(value.prompt, 'prompt', limits.vocabSize, 1, Number.MAX_SAFE_INTEGER);
-  const maxTokens = value.maxTokens;
-  if (typeof maxTokens !== 'number' || !Number.isInteger(maxTokens) || maxTokens < 0) {
-    throw new InvalidGenerateRequestError(`maxTokens must be an integer ≥ 0, got ${JSON.stringify(maxTokens)?.slice(0, 40)}`);
-  }
+  if (lastRequestSchema?.vocabSize !== limits.vocabSize) lastRequestSchema = { vocabSize: limits.vocabSize, schema: requestSchema(limits.vocabSize) };
+  const result = checkSchema<GenerateRequest>(lastRequestSchema.schema, value);
+  if (!result.ok) throw new InvalidGenerateRequestError(result.reason);
+  const { prompt, maxTokens } = result.value;
   if (prompt.length + maxTokens > limits.maxLength) {
     throw new GenerateRequestTooLargeError(`prompt (${prompt.length}) + maxTokens (${maxTokens}) exceeds this server's limit of ${limits.maxLength} tokens`);
   }
-  let sampling: GenerateSampling | undefined;
-  if (value.sampling !== undefined) {
-    if (!isObject(value.sampling)) throw new InvalidGenerateRequestError('sampling must be an object');
-    for (const key of Object.keys(value.sampling)) {
-      if (!SAMPLING_KEYS.has(key)) throw new InvalidGenerateRequestError(`unknown sampling option ${JSON.stringify(key.slice(0, 40))}`);
-    }
-    sampling = value.sampling as GenerateSampling;
-  }
-  const stopTokens = value.stopTokens === undefined ? undefined : tokenList(value.stopTokens, 'stopTokens', limits.vocabSize, 0, MAX_STOP_TOKENS);
-  return { prompt, maxTokens, ...(sampling ? { sampling } : {}), ...(stopTokens ? { stopTokens } : {}) };
+  return result.value;
+}
+
+const SERVER_MESSAGE_SCHEMAS = {
+  token: strictObject({ token: z.number({ error: 'must be a token id' }).refine((id) => Number.isSafeInteger(id) && id >= 0, { error: 'must be a token id' }) }),
+  done: strictObject({ done: z.literal(true, { error: 'must be true' }), finishReason: oneOf(['stop', 'length']) }),
+  error: strictObject({ error: strictObject(ERROR_FIELDS, 'an object {code, message}') }),
+};
+
+type Out<S extends z.ZodType> = Readonly<z.output<S>>;
+
+export type GenerateServerMessage =
+  | Out<typeof SERVER_MESSAGE_SCHEMAS.token>
+  | Out<typeof SERVER_MESSAGE_SCHEMAS.done>
+  | Out<typeof SERVER_MESSAGE_SCHEMAS.error>;
+
+export type GenerateFinishReason = Extract<GenerateServerMessage, { done: true }>['finishReason'];
+
+/** Validates a parsed server message; its one key (`token`, `done` or `error`) picks the schema. */
+export function checkGenerateServerMessage(value: unknown): SchemaResult<GenerateServerMessage> {
+  const kind =
+    typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (Object.keys(SERVER_MESSAGE_SCHEMAS) as (keyof typeof SERVER_MESSAGE_SCHEMAS)[]).find((key) => Object.hasOwn(value, key))
+      : undefined;
+  if (kind === undefined) return { ok: false, reason: `must be {token}, {done, finishReason} or {error}, got ${describeValue(value)}` };
+  return checkSchema<GenerateServerMessage>(SERVER_MESSAGE_SCHEMAS[kind], value);
 }

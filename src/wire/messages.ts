@@ -67,6 +67,12 @@ const tensorMeta = strictObject(
   'an object {dtype, shape}',
 );
 
+/** The fields of an error reply; the generate protocol's `{error}` message uses the same ones. */
+export const ERROR_FIELDS = {
+  code: token(ERROR_CODE_PATTERN, '1..64 characters of [A-Za-z0-9_.:-]'),
+  message: z.string({ error: 'must be a string' }).max(MAX_ERROR_MESSAGE_LENGTH, { error: `is longer than ${MAX_ERROR_MESSAGE_LENGTH} characters` }),
+};
+
 const message = <T extends string, Shape extends z.ZodRawShape>(type: T, shape: Shape) => strictObject({ type: z.literal(type), ...shape });
 
 const SCHEMAS = {
@@ -99,8 +105,7 @@ const SCHEMAS = {
   close: message('close', { sessionId: id }),
   closed: message('closed', { sessionId: id }),
   error: message('error', {
-    code: token(ERROR_CODE_PATTERN, '1..64 characters of [A-Za-z0-9_.:-]'),
-    message: z.string({ error: 'must be a string' }).max(MAX_ERROR_MESSAGE_LENGTH, { error: `is longer than ${MAX_ERROR_MESSAGE_LENGTH} characters` }),
+    ...ERROR_FIELDS,
     sessionId: id.optional(),
     stepId: nonNegative.optional(),
     requestId: id.optional(),

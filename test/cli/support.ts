@@ -1,6 +1,6 @@
 /** Runs `bin/corolla.js` in a child process with optional stdin, collecting its output. */
 import { spawn } from 'node:child_process';
-import { COROLLA_BIN } from '../../src/util/processes.js';
+import { COROLLA_BIN } from '../../src/cli/processes.js';
 
 export interface CliResult {
   readonly code: number | null;

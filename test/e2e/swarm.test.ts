@@ -6,7 +6,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { COROLLA_BIN, startCorolla, type CorollaProcess } from '../../src/util/processes.js';
+import { COROLLA_BIN, startCorolla, type CorollaProcess } from '../../src/cli/processes.js';
 import { STORIES_GGUF, testModel } from '../support/models.js';
 
 const run = promisify(execFile);

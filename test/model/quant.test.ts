@@ -11,8 +11,8 @@ import {
   f32ToF16,
   quantizeQ4_0,
   quantizeQ8_0,
-  QuantShapeError,
 } from '../../src/model/quant.js';
+import { QuantShapeError } from '../../src/model/errors.js';
 import type { TensorType, WeightTensor } from '../../src/model/types.js';
 import { randomFloats } from './support.js';
 

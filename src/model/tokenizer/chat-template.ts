@@ -1,6 +1,6 @@
 import { Template } from '@huggingface/jinja';
 import type { ChatMessage, Tokenizer } from '../types.js';
-import { ChatTemplateError } from './errors.js';
+import { ChatTemplateError, TemplateRaise } from './errors.js';
 
 /** ChatML, used when a model ships no chat template. */
 export const CHATML_TEMPLATE =
@@ -15,9 +15,6 @@ export interface ChatTemplateOptions {
   /** Further variables for the template (e.g. `tools`, `date_string`). */
   readonly variables?: Record<string, unknown>;
 }
-
-/** Thrown inside the template by raise_exception(), told apart from the renderer's own errors. */
-class TemplateRaise extends Error {}
 
 /**
  * @huggingface/jinja predeclares its own raise_exception (a plain Error) and refuses to redeclare it, so calls

@@ -32,3 +32,11 @@ export class ChatTemplateError extends CorollaError {
     this.raised = options.raised ?? false;
   }
 }
+
+/**
+ * Thrown inside a template by its raise_exception(), so that it can be told apart from the renderer's own errors;
+ * it never leaves chat-template.ts (it becomes a ChatTemplateError with `raised`).
+ */
+export class TemplateRaise extends Error {
+  override readonly name = 'TemplateRaise';
+}

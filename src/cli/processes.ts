@@ -5,17 +5,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
-import { CorollaError } from '../errors.js';
-import type { BlockRange } from './blocks.js';
+import type { BlockRange } from '../util/blocks.js';
+import { ChildProcessError } from './errors.js';
 
 export const COROLLA_BIN = path.resolve(import.meta.dirname, '../../bin/corolla.js');
-
-export class ChildProcessError extends CorollaError {
-  override readonly name = 'ChildProcessError';
-  constructor(message: string) {
-    super('CHILD_PROCESS', message);
-  }
-}
 
 export interface CorollaProcess {
   readonly name: string;
