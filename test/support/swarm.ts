@@ -1,6 +1,11 @@
-import { lineLogger } from '../../src/util/logger.js';
+/** In-process swarms on the memory transport: bare nodes, and real block servers on a model; registry timings for tests. */
+import type { LoadedModelSource } from '../../src/model/load.js';
+import { createBlockServer, type BlockServer, type BlockServerOptions } from '../../src/server/block-server.js';
+import { wholeModelGeneration } from '../../src/server/services/generation.js';
+import { modelIdOf } from '../../src/swarm/model-id.js';
 import { createSwarmNode, type SwarmNode, type SwarmNodeOptions } from '../../src/swarm/node.js';
 import type { AnnounceInput, RegistryOptions } from '../../src/swarm/registry/index.js';
+import { lineLogger } from '../../src/util/logger.js';
 
 /** Registry timings short enough for tests, generous enough for a loaded 2-core machine. */
 export const FAST: RegistryOptions = {
@@ -13,6 +18,7 @@ export const FAST: RegistryOptions = {
   ...(process.env.DEBUG_SWARM ? { logger: lineLogger((line) => console.error(`[${new Date().toISOString().slice(17, 23)}] ${line}`)) } : {}),
 };
 
+/** What a server on blocks [start, end) of a `numBlocks`-block model announces; `extra` overrides fields. */
 export function serverInput(modelId: string, start: number, end: number, numBlocks: number, extra: Partial<AnnounceInput> = {}): AnnounceInput {
   return {
     modelId,
@@ -38,20 +44,90 @@ export async function startSwarm(count: number, options: SwarmNodeOptions = {}):
   return { boot, nodes };
 }
 
-/** Polls `check` until it returns a truthy value (or throws its last error after `timeoutMs`). */
-export async function eventually<T>(check: () => Promise<T | undefined | false>, timeoutMs = 10_000, intervalMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) throw lastError ?? new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
+/** One block server of a TestSwarm. */
+export interface SwarmServer {
+  readonly node: SwarmNode;
+  readonly server: BlockServer;
+  readonly start: number;
+  readonly end: number;
+  /** True once killed (node stopped without a goodbye). */
+  dead: boolean;
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export interface TestSwarm {
+  readonly boot: SwarmNode;
+  readonly servers: SwarmServer[];
+  readonly modelId: string;
+  /** A client node joined to the swarm. */
+  client(): Promise<SwarmNode>;
+  /** Simulates a crash: stops the server's libp2p node (streams reset, no OFFLINE record). */
+  kill(peerId: string): Promise<SwarmServer>;
+  stop(): Promise<void>;
+}
+
+/** Starts a bootstrap node and one real block server per span (all on the memory transport). */
+export async function startTestSwarm(
+  source: LoadedModelSource,
+  spans: readonly ({ start: number; end: number } | 'all')[],
+  extra: (index: number) => Partial<BlockServerOptions> = () => ({}),
+): Promise<TestSwarm> {
+  const modelId = await modelIdOf(source);
+  const boot = await createSwarmNode({ transport: 'memory' });
+  const bootstrap = [boot.multiaddrs[0]!];
+  const nodes: SwarmNode[] = [boot];
+  const servers: SwarmServer[] = [];
+  try {
+    for (const [i, span] of spans.entries()) {
+      const node = await createSwarmNode({ transport: 'memory', bootstrap });
+      nodes.push(node);
+      await node.waitForPeers(1, 15_000);
+      const server = await createBlockServer(
+        { node, source },
+        {
+          modelId,
+          range: span,
+          maxBatch: 1,
+          computeThroughput: 1000,
+          registryOptions: FAST,
+          ...(span === 'all' ? { services: { generation: wholeModelGeneration() } } : {}),
+          ...extra(i),
+        },
+      );
+      // A long-running server has run both graph branches already; warm them so timings show steady state.
+      const H = source.config.hiddenSize;
+      server.span.openSession('warm-up', 8);
+      await server.span.step({ sessionId: 'warm-up', hidden: new Float32Array(4 * H).fill(0.1) });
+      await server.span.step({ sessionId: 'warm-up', hidden: new Float32Array(H).fill(0.1) });
+      server.span.closeSession('warm-up');
+      const range = span === 'all' ? { start: 0, end: source.config.numLayers } : span;
+      servers.push({ node, server, start: range.start, end: range.end, dead: false });
+    }
+  } catch (error) {
+    await Promise.all(servers.map((s) => s.server.stop().catch(() => {})));
+    await Promise.all(nodes.map((n) => n.stop().catch(() => {})));
+    throw error;
+  }
+  const clients: SwarmNode[] = [];
+  return {
+    boot,
+    servers,
+    modelId,
+    async client() {
+      const node = await createSwarmNode({ transport: 'memory', bootstrap });
+      await node.waitForPeers(1, 15_000);
+      clients.push(node);
+      return node;
+    },
+    async kill(peerId) {
+      const target = servers.find((s) => s.server.peerId === peerId);
+      if (!target) throw new Error(`no test server ${peerId}`);
+      target.dead = true;
+      await target.node.stop();
+      return target;
+    },
+    async stop() {
+      await Promise.all(servers.map((s) => s.server.stop().catch(() => {})));
+      await Promise.all([...clients, ...servers.map((s) => s.node), boot].map((n) => n.stop().catch(() => {})));
+    },
+  };
+}
