@@ -1,6 +1,5 @@
 /** `--psk FILE` for `generate --swarm` and `chat --swarm`: the key is read and the client joins a private swarm. */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateFrom } from '../../src/inference/generate.js';
@@ -11,11 +10,12 @@ import { createBlockServer, type BlockServer } from '../../src/server/block-serv
 import { modelIdOf } from '../../src/swarm/model-id.js';
 import { createSwarmNode, type SwarmNode } from '../../src/swarm/node.js';
 import { generatePsk, savePsk } from '../../src/swarm/psk.js';
-import { FAST } from '../swarm/helpers.js';
+import { runCorolla } from '../support/cli.js';
+import { tempDir } from '../support/files.js';
 import { STORIES_GGUF } from '../support/models.js';
-import { runCli } from './support.js';
+import { FAST } from '../support/swarm.js';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'corolla-psk-'));
+const dir = tempDir('corolla-psk-');
 const keyFile = path.join(dir, 'swarm.key');
 const badKey = path.join(dir, 'bad.key');
 let source: LoadedModelSource;
@@ -50,21 +50,21 @@ describe('--psk', () => {
     let expected = '';
     for await (const event of generateFrom(local, 'Once upon a time', { temperature: 0, maxTokens: 12 })) expected += event.text;
     await local.close();
-    const result = await runCli(['generate', '--swarm', '--psk', keyFile, '--bootstrap', bootstrap, '--model', STORIES_GGUF, '--prompt', 'Once upon a time', '--temperature', '0', '--max-tokens', '12']);
+    const result = await runCorolla(['generate', '--swarm', '--psk', keyFile, '--bootstrap', bootstrap, '--model', STORIES_GGUF, '--prompt', 'Once upon a time', '--temperature', '0', '--max-tokens', '12']);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toBe(expected);
     expect(result.stderr).toMatch(/\[swarm\] session route: \[0,5\)@/);
   }, 120_000);
 
   it.each(['generate', 'chat'])('%s --swarm reads the key with the swarm-key reader (a bad file is refused)', async (command) => {
-    const result = await runCli([command, '--swarm', '--psk', badKey, '--bootstrap', bootstrap, '--model', STORIES_GGUF]);
+    const result = await runCorolla([command, '--swarm', '--psk', badKey, '--bootstrap', bootstrap, '--model', STORIES_GGUF]);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(badKey);
     expect(result.stderr).toMatch(/expected 3 lines/);
   });
 
   it('--psk without --swarm is a usage error', async () => {
-    const result = await runCli(['generate', '--psk', keyFile, '--model', STORIES_GGUF]);
+    const result = await runCorolla(['generate', '--psk', keyFile, '--model', STORIES_GGUF]);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/--psk is for --swarm/);
   });

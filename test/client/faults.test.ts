@@ -13,10 +13,11 @@ import { argmax } from '../../src/inference/sampling/index.js';
 import { loadSpan } from '../../src/engine/span-executor.js';
 import { loadLmHead } from '../../src/engine/lm-head.js';
 import type { LmHead, SpanExecutor } from '../../src/engine/types.js';
-import type { LoadedModelSource } from '../../src/model/load.js';
+import { openModel, type LoadedModelSource } from '../../src/model/load.js';
 import { createSwarmNode, type SwarmNode } from '../../src/swarm/node.js';
-import { serveFakeBlocks, type FakeServer, type FaultKind } from './fake-server.js';
-import { localReference, openModel, STORIES_GGUF } from './support.js';
+import { serveFakeBlocks, type FakeServer, type FaultKind } from '../support/fake-server.js';
+import { STORIES_GGUF } from '../support/models.js';
+import { localReference } from '../support/reference.js';
 
 const STEPS = 12;
 let source: LoadedModelSource;

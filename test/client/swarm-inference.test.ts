@@ -7,9 +7,10 @@ import { argmax } from '../../src/inference/sampling/index.js';
 import { RemoteModel, type FailureInfo, type RemoteInferenceSession, type RemoteModelOptions } from '../../src/client/remote-model.js';
 import type { RecoveryInfo } from '../../src/client/inference-session.js';
 import { NoRouteError, RemoteSpanError, SwarmUnavailableError } from '../../src/client/errors.js';
-import type { LoadedModelSource } from '../../src/model/load.js';
-import { FAST } from '../swarm/helpers.js';
-import { localReference, openModel, startTestSwarm, STORIES_GGUF, type TestSwarm } from './support.js';
+import { openModel, type LoadedModelSource } from '../../src/model/load.js';
+import { STORIES_GGUF } from '../support/models.js';
+import { localReference } from '../support/reference.js';
+import { FAST, startTestSwarm, type TestSwarm } from '../support/swarm.js';
 
 const PROMPT = 'Once upon a time';
 const MAX_TOKENS = 40;

@@ -6,9 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BanList } from '../../src/client/bans.js';
 import { RemoteModel } from '../../src/client/remote-model.js';
 import { argmax } from '../../src/inference/sampling/index.js';
-import type { LoadedModelSource } from '../../src/model/load.js';
-import { FAST } from '../swarm/helpers.js';
-import { localReference, openModel, startTestSwarm, STORIES_GGUF, type TestSwarm } from './support.js';
+import { openModel, type LoadedModelSource } from '../../src/model/load.js';
+import { STORIES_GGUF } from '../support/models.js';
+import { localReference } from '../support/reference.js';
+import { FAST, startTestSwarm, type TestSwarm } from '../support/swarm.js';
 
 const PROMPT = 'Once upon a time';
 const MAX_TOKENS = 30;

@@ -3,13 +3,13 @@
  * converter permutes q/k rows accordingly. The same weights in either layout must give the same logits.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadLocalModel } from '../../src/inference/local-model.js';
 import { openModel } from '../../src/model/load.js';
 import { dequantize } from '../../src/model/quant.js';
 import { writeSafetensors } from '../../src/model/safetensors.js';
+import { tempDir } from '../support/files.js';
 import { STORIES_GGUF } from '../support/models.js';
 
 /** Meta row 2i+p of each head becomes HF row p·(headDim/2)+i. */
@@ -25,7 +25,7 @@ describe('RoPE layouts', () => {
   it('an HF-layout safetensors checkpoint gives the logits of the GGUF', async () => {
     const gguf = await openModel(STORIES_GGUF);
     const c = gguf.config;
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'corolla-hf-'));
+    const dir = tempDir('corolla-hf-');
     const f32 = (name: string) => dequantize(gguf.readTensor(name));
     const tensors: { name: string; dtype: 'F32'; shape: number[]; data: Float32Array }[] = [];
     const add = (name: string, from: string, transform?: (w: Float32Array) => Float32Array) => {

@@ -8,7 +8,8 @@ import { openGguf } from '../../src/model/gguf.js';
 import { openGgufSource } from '../../src/model/gguf-source.js';
 import { openLlama2cSource } from '../../src/model/llama2c-source.js';
 import { openSafetensors } from '../../src/model/safetensors.js';
-import { STORIES_BIN, tempDir, writeTinyGguf } from './support.js';
+import { tempDir, writeTinyGguf } from '../support/files.js';
+import { STORIES_BIN } from '../support/models.js';
 
 const dir = tempDir();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -6,7 +6,8 @@ import { openGguf, GgufValueType } from '../../src/model/gguf.js';
 import { openGgufSource } from '../../src/model/gguf-source.js';
 import { gv, writeGguf } from '../../src/model/gguf-writer.js';
 import { UnsupportedArchitectureError, UnsupportedQuantizationError } from '../../src/model/errors.js';
-import { STORIES_GGUF, tempDir, TINY, writeTinyGguf } from './support.js';
+import { tempDir, TINY, writeTinyGguf } from '../support/files.js';
+import { STORIES_GGUF } from '../support/models.js';
 
 const dir = tempDir();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));

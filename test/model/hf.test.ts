@@ -6,7 +6,8 @@ import { MissingTensorError, ModelNotFoundError, UnsupportedArchitectureError, U
 import { canonicalHfName, openHfSource } from '../../src/model/hf-source.js';
 import { dequantize, f16ToF32, f32ToF16 } from '../../src/model/quant.js';
 import { openSafetensors, writeSafetensors } from '../../src/model/safetensors.js';
-import { SMOLLM_TOKENIZER_DIR, tempDir, TINY, writeTinyHf } from './support.js';
+import { tempDir, TINY, writeTinyHf } from '../support/files.js';
+import { SMOLLM_TOKENIZER_DIR } from '../support/models.js';
 
 const dir = tempDir();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -1,3 +1,4 @@
+// needs ../shared/models (real tokenizers, checkpoints or SmolLM2-shaped models): skipped on a checkout without it
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -8,7 +9,7 @@ import { hubOptionsFromEnv } from '../../src/cli/env.js';
 import { HubDownloadError } from '../../src/model/errors.js';
 import { downloadFromHub, hubCacheDir, isHubSpec, parseHubSpec } from '../../src/model/hub.js';
 import { openModel } from '../../src/model/load.js';
-import { tempDir, writeTinyGguf, writeTinyHf } from './support.js';
+import { tempDir, writeTinyGguf, writeTinyHf } from '../support/files.js';
 
 const root = tempDir('corolla-hub-');
 const served = nodePath.join(root, 'served');

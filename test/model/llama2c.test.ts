@@ -5,7 +5,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CorruptModelError, ModelNotFoundError } from '../../src/model/errors.js';
 import { openGgufSource } from '../../src/model/gguf-source.js';
 import { openLlama2cSource, readLlama2cTokenizer } from '../../src/model/llama2c-source.js';
-import { SHARED_MODELS, STORIES_BIN, STORIES_GGUF, STORIES_TOK, tempDir } from './support.js';
+import { tempDir } from '../support/files.js';
+import { SHARED_MODELS, STORIES_BIN, STORIES_GGUF, STORIES_TOKENIZER } from '../support/models.js';
 
 const dir = tempDir();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -62,7 +63,7 @@ describe('llama2.c checkpoints', () => {
   it('finds tok512.bin beside the checkpoint and reads it', () => {
     const s = openLlama2cSource(STORIES_BIN);
     try {
-      expect(s.tokenizerPath).toBe(STORIES_TOK);
+      expect(s.tokenizerPath).toBe(STORIES_TOKENIZER);
       const t = s.tokenizer;
       expect(t?.kind).toBe('llama2c');
       if (t?.kind !== 'llama2c') return;
@@ -89,7 +90,7 @@ describe('llama2.c checkpoints', () => {
     const none = openLlama2cSource(copy);
     expect(none.tokenizer).toBeUndefined();
     none.close();
-    const explicit = openLlama2cSource(copy, { tokenizerPath: STORIES_TOK });
+    const explicit = openLlama2cSource(copy, { tokenizerPath: STORIES_TOKENIZER });
     expect(explicit.tokenizer?.kind).toBe('llama2c');
     explicit.close();
     expect(() => openLlama2cSource(copy, { tokenizerPath: nodePath.join(dir, 'missing.bin') })).toThrow(ModelNotFoundError);
@@ -105,7 +106,7 @@ describe('llama2.c checkpoints', () => {
     untied.writeInt32LE(-512, 20);
     const path = nodePath.join(dir, 'untied.bin');
     fs.writeFileSync(path, untied);
-    const s = openLlama2cSource(path, { tokenizerPath: STORIES_TOK });
+    const s = openLlama2cSource(path, { tokenizerPath: STORIES_TOKENIZER });
     try {
       expect(s.config.tieWordEmbeddings).toBe(false);
       expect(s.config.vocabSize).toBe(512);

@@ -5,7 +5,8 @@ import * as nodePath from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CorruptModelError, ModelNotFoundError } from '../../src/model/errors.js';
 import { fingerprintCachePath, modelFingerprint, openModel } from '../../src/model/load.js';
-import { STORIES_BIN, STORIES_GGUF, STORIES_TOK, tempDir, writeTinyHf } from './support.js';
+import { tempDir, writeTinyHf } from '../support/files.js';
+import { STORIES_BIN, STORIES_GGUF, STORIES_TOKENIZER } from '../support/models.js';
 
 const dir = tempDir();
 const cacheRoot = nodePath.join(dir, 'cache');
@@ -43,7 +44,7 @@ describe('openModel', () => {
     const ckpt = nodePath.join(dir, 'ckpt', 'weights.bin');
     fs.mkdirSync(nodePath.dirname(ckpt));
     fs.copyFileSync(STORIES_BIN, ckpt);
-    const l = await openModel(ckpt, { tokenizerPath: STORIES_TOK });
+    const l = await openModel(ckpt, { tokenizerPath: STORIES_TOKENIZER });
     expect(l.tokenizer?.kind === 'llama2c' && l.tokenizer.tokens.length).toBe(512);
     l.close();
   });

@@ -3,15 +3,13 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { run as runDev } from '../../src/cli/dev.js';
-import { openGguf } from '../../src/model/gguf.js';
 import { openGgufSource } from '../../src/model/gguf-source.js';
 import { MakeModelError } from '../../src/model/errors.js';
 import { makeModel, MODEL_SHAPES, type ModelShape } from '../../src/model/make-model.js';
 import { CHATML_TEMPLATE } from '../../src/model/tokenizer/chat-template.js';
 import { dequantize } from '../../src/model/quant.js';
 import { llama3RopeFactors } from '../../src/model/rope.js';
-import { tempDir } from './support.js';
+import { tempDir } from '../support/files.js';
 import { SMOLLM_TOKENIZER_JSON } from '../support/models.js';
 
 const dir = tempDir('corolla-make-');
@@ -110,25 +108,6 @@ describe('make-model', () => {
   it('refuses unknown shapes and dtypes', () => {
     expect(() => makeModel({ shape: 'gpt-5' as never, dtype: 'f32', out: nodePath.join(dir, 'x.gguf') })).toThrow(MakeModelError);
     expect(() => makeModel({ shape: 'stories-tiny', dtype: 'q2_k' as never, out: nodePath.join(dir, 'x.gguf') })).toThrow(MakeModelError);
-  });
-
-  it('the CLI writes a model', async () => {
-    const out = nodePath.join(dir, 'cli.gguf');
-    const writes: string[] = [];
-    const original = process.stdout.write.bind(process.stdout);
-    process.stdout.write = ((chunk: string) => (writes.push(String(chunk)), true)) as typeof process.stdout.write;
-    try {
-      await runDev(['make-model', '--shape', 'stories-tiny', '--dtype', 'f16', '--out', out, '--seed', '3']);
-    } finally {
-      process.stdout.write = original;
-    }
-    expect(writes.join('')).toMatch(/wrote .*cli\.gguf/);
-    const g = openGguf(out);
-    expect(g.metadata.get('general.file_type')).toBe(1);
-    expect(g.metadata.get('corolla.random.seed')).toBe(3);
-    g.close();
-    await expect(runDev(['make-model', '--shape', 'nope', '--out', out])).rejects.toThrow(MakeModelError);
-    await expect(runDev(['make-model', '--shape', 'stories-tiny', '--out', out, '--seed', '-1'])).rejects.toThrow(/seed/);
   });
 
   it('llama.cpp (node-llama-cpp) loads the files and generates varied tokens', async () => {

@@ -14,7 +14,7 @@ import {
 } from '../../src/model/quant.js';
 import { QuantShapeError } from '../../src/model/errors.js';
 import type { TensorType, WeightTensor } from '../../src/model/types.js';
-import { randomFloats } from './support.js';
+import { randomFloats } from '../support/random.js';
 
 const tensor = (type: TensorType, shape: number[], data: Uint8Array): WeightTensor => ({ name: 't', type, shape, data });
 

@@ -7,8 +7,11 @@ import { rebalancing } from '../../src/server/services/rebalancing.js';
 import { createRegistry, type AnnounceInput, type Registry } from '../../src/swarm/registry/index.js';
 import type { SwarmNode } from '../../src/swarm/node.js';
 import { SOFTWARE_VERSION } from '../../src/version.js';
-import { eventually, FAST, startSwarm } from '../swarm/helpers.js';
-import { openBlockStream, openStories, randomHidden, STORIES_MODEL_ID } from './helpers.js';
+import { openStories } from '../support/models.js';
+import { randomHidden } from '../support/random.js';
+import { openBlockStream, STORIES_MODEL_ID } from '../support/servers.js';
+import { FAST, startSwarm } from '../support/swarm.js';
+import { eventually } from '../support/wait.js';
 
 let source: LoadedModelSource;
 let boot: SwarmNode;

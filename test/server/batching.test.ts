@@ -5,7 +5,9 @@ import { loadSpan } from '../../src/engine/span-executor.js';
 import { BatchScheduler } from '../../src/server/batch-scheduler.js';
 import type { SpanExecutor, SpanStep } from '../../src/engine/types.js';
 import type { LoadedModelSource } from '../../src/model/load.js';
-import { openBlockStream, openStories, randomHidden, startTestServer, type RawClient, type TestServer } from './helpers.js';
+import { openStories } from '../support/models.js';
+import { randomHidden } from '../support/random.js';
+import { openBlockStream, type RawClient, startTestServer, type TestServer } from '../support/servers.js';
 
 const H = 64;
 let source: LoadedModelSource;

@@ -4,7 +4,10 @@ import { KernelError } from '../../src/engine/errors.js';
 import type { LoadedModelSource } from '../../src/model/load.js';
 import type { SessionCloseEvent, SessionOpenEvent } from '../../src/server/events.js';
 import { lineLogger } from '../../src/util/logger.js';
-import { openBlockStream, openStories, randomHidden, sleep, startTestServer, type TestServer } from './helpers.js';
+import { openStories } from '../support/models.js';
+import { randomHidden } from '../support/random.js';
+import { openBlockStream, startTestServer, type TestServer } from '../support/servers.js';
+import { sleep } from '../support/wait.js';
 
 const H = 64;
 let source: LoadedModelSource;

@@ -4,7 +4,8 @@ import { remoteGenerate } from '../../src/client/generate-client.js';
 import { KernelError } from '../../src/engine/errors.js';
 import type { LoadedModelSource } from '../../src/model/load.js';
 import { lineLogger } from '../../src/util/logger.js';
-import { openStories, startTestServer, type TestServer } from './helpers.js';
+import { openStories } from '../support/models.js';
+import { startTestServer, type TestServer } from '../support/servers.js';
 
 let source: LoadedModelSource;
 let t: TestServer;

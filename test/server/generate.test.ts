@@ -9,7 +9,9 @@ import { createTokenizer } from '../../src/model/tokenizer/index.js';
 import { GENERATE_PROTOCOL } from '../../src/server/generate-protocol.js';
 import { remoteGenerate } from '../../src/client/generate-client.js';
 import { RemoteGenerateError } from '../../src/client/errors.js';
-import { openBlockStream, openStories, sleep, startTestServer, type TestServer } from './helpers.js';
+import { openStories } from '../support/models.js';
+import { openBlockStream, startTestServer, type TestServer } from '../support/servers.js';
+import { sleep } from '../support/wait.js';
 
 let source: LoadedModelSource;
 let t: TestServer;

@@ -8,7 +8,10 @@ import type { SpanExecutor } from '../../src/engine/types.js';
 import type { LoadedModelSource } from '../../src/model/load.js';
 import { encodeMessage } from '../../src/wire/messages.js';
 import { BLOCK_PROTOCOL } from '../../src/wire/protocols.js';
-import { openBlockStream, openStories, randomHidden, sleep, startTestServer, type TestServer } from './helpers.js';
+import { openStories } from '../support/models.js';
+import { randomHidden } from '../support/random.js';
+import { openBlockStream, startTestServer, type TestServer } from '../support/servers.js';
+import { sleep } from '../support/wait.js';
 
 const H = 64;
 let source: LoadedModelSource;

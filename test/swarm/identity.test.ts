@@ -1,16 +1,16 @@
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys';
 import { loadOrCreateIdentity } from '../../src/swarm/identity.js';
 import { generatePsk, loadPsk, parsePsk, savePsk } from '../../src/swarm/psk.js';
 import { IdentityFileError, PskFileError } from '../../src/swarm/errors.js';
 import { CorollaError } from '../../src/errors.js';
+import { tempDir } from '../support/files.js';
 
 let dir: string;
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'corolla-identity-'));
+  dir = tempDir('corolla-identity-');
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });

@@ -20,7 +20,7 @@ import { InvalidRecordError } from '../../src/swarm/errors.js';
 import { parseDhtKey, peerRecordKey, serverRecordKey, modelProviderCid, providerShard, PROVIDER_SHARDS } from '../../src/swarm/dht/keys.js';
 import { validateDhtRecord, selectNewestRecord } from '../../src/swarm/dht/validators.js';
 import { coverageOf } from '../../src/swarm/registry/index.js';
-import { serverInput } from './helpers.js';
+import { serverInput } from '../support/swarm.js';
 
 const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
 

@@ -12,7 +12,8 @@ import { ANNOUNCE_PROTOCOL, HEARTBEAT_PROTOCOL } from '../../src/wire/protocols.
 import { createSignedServerRecord, encodeEnvelope, signingBytes, verifyServerRecord, type ServerRecord } from '../../src/swarm/records/index.js';
 import { indexProviderCid, modelProviderCid, providerShard, serverRecordKey, peerRecordKey } from '../../src/swarm/dht/keys.js';
 import { SwarmConfigError } from '../../src/swarm/errors.js';
-import { FAST, eventually, serverInput, startSwarm } from './helpers.js';
+import { FAST, serverInput, startSwarm } from '../support/swarm.js';
+import { eventually } from '../support/wait.js';
 
 const MODEL_A = 'org/model-a';
 

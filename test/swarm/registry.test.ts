@@ -7,7 +7,8 @@ import type { SwarmNode } from '../../src/swarm/node.js';
 import { createRegistry, type Registry } from '../../src/swarm/registry/index.js';
 import { InvalidRecordError, PeerRequestError } from '../../src/swarm/errors.js';
 import { ANNOUNCE_PROTOCOL, HEARTBEAT_PROTOCOL } from '../../src/wire/protocols.js';
-import { FAST, eventually, serverInput, startSwarm } from './helpers.js';
+import { FAST, serverInput, startSwarm } from '../support/swarm.js';
+import { eventually } from '../support/wait.js';
 
 const MODEL_A = 'org/model-a';
 const MODEL_B = 'org/model-b';

@@ -4,7 +4,8 @@ import { createSwarmNode, type SwarmNode } from '../../src/swarm/node.js';
 import { createRegistry, type Registry } from '../../src/swarm/registry/index.js';
 import { generatePsk } from '../../src/swarm/psk.js';
 import { PskFileError, SwarmConfigError } from '../../src/swarm/errors.js';
-import { FAST, eventually, serverInput } from './helpers.js';
+import { FAST, serverInput } from '../support/swarm.js';
+import { eventually } from '../support/wait.js';
 
 const cleanup: Array<() => Promise<void>> = [];
 afterAll(async () => {

@@ -8,16 +8,10 @@ import { CorollaError } from '../../src/errors.js';
 import { FrameDecoder, encodeFrame, splitFrame } from '../../src/wire/frames.js';
 import { decodeMessage, encodeMessage, validateMessage, type Message, type MessageInput } from '../../src/wire/messages.js';
 import type { WireDtype } from '../../src/wire/tensor-codec.js';
+import { seededRandom } from '../support/random.js';
 
 function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seededRandom(seed);
   const int = (n: number) => Math.floor(next() * n);
   const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
   return { next, int, pick };

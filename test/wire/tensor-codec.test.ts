@@ -20,20 +20,10 @@ import {
   TensorTooLargeError,
   UnsupportedCodecError,
 } from '../../src/wire/errors.js';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../support/random.js';
 
 function gaussian(n: number, seed: number, scale = 1): Float32Array {
-  const r = rng(seed);
+  const r = seededRandom(seed);
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
     const u = r() || 1e-12;
@@ -142,7 +132,7 @@ describe('f16 scalar conversion', () => {
   });
 
   it('matches a reference on random f32 bit patterns and on every f16 midpoint', () => {
-    const r = rng(1);
+    const r = seededRandom(1);
     for (let i = 0; i < 100_000; i++) {
       const bits = Math.floor(r() * 2 ** 32);
       const x = floatOf(bits);
@@ -168,7 +158,7 @@ describe('f16 scalar conversion', () => {
   });
 
   it('keeps relative error ≤ 2^-11 in the normal range', () => {
-    const r = rng(2);
+    const r = seededRandom(2);
     let worst = 0;
     for (let i = 0; i < 200_000; i++) {
       const x = Math.fround((r() < 0.5 ? -1 : 1) * 2 ** (r() * 30 - 14) * (1 + r()));

@@ -8,8 +8,7 @@ import {
   UnsupportedTokenizerError,
 } from '../../../src/model/tokenizer/index.js';
 import { preTokenizer } from '../../../src/model/tokenizer/pretokenize.js';
-import { ROUND_TRIP_TEXTS } from './fixtures.js';
-import { smolLmBpeData, smolLmHfData } from './support.js';
+import { ROUND_TRIP_TEXTS, smolLmBpeData, smolLmHfData } from '../../support/tokenizers.js';
 
 /** Varied text: code, numbers, unicode, whitespace runs, contractions, special tokens. */
 const CORPUS: readonly string[] = [

@@ -7,7 +7,7 @@ import {
   createTokenizer,
   renderChat,
 } from '../../../src/model/tokenizer/index.js';
-import { smolLmBpeData } from './support.js';
+import { smolLmBpeData } from '../../support/tokenizers.js';
 
 /** SmolLM2-Instruct's template, as its tokenizer_config.json carries it. */
 const SMOLLM2_TEMPLATE =

@@ -1,6 +1,5 @@
 // needs ../shared/models (real tokenizers, checkpoints or SmolLM2-shaped models): skipped on a checkout without it
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ModelNotFoundError } from '../../../src/model/errors.js';
@@ -10,12 +9,13 @@ import {
   parseLlama2cTokenizer,
   readLlama2cTokenizer,
 } from '../../../src/model/tokenizer/index.js';
-import { LLAMA2_REFERENCE, ROUND_TRIP_TEXTS } from './fixtures.js';
-import { LLAMA2_TOKENIZER_BIN, TOK512 } from './support.js';
+import { tempDir } from '../../support/files.js';
+import { LLAMA2_TOKENIZER_BIN, STORIES_TOKENIZER } from '../../support/models.js';
+import { LLAMA2_REFERENCE, ROUND_TRIP_TEXTS } from '../../support/tokenizers.js';
 
 describe('llama2.c tokenizer.bin reader', () => {
   it('reads tok512.bin to EOF', () => {
-    const data = readLlama2cTokenizer(TOK512);
+    const data = readLlama2cTokenizer(STORIES_TOKENIZER);
     expect(data.kind).toBe('llama2c');
     expect(data.tokens).toHaveLength(512);
     expect(data.scores).toHaveLength(512);
@@ -26,14 +26,14 @@ describe('llama2.c tokenizer.bin reader', () => {
   });
 
   it('reads exactly vocabSize tokens when given', () => {
-    expect(readLlama2cTokenizer(TOK512, 300).tokens).toHaveLength(300);
+    expect(readLlama2cTokenizer(STORIES_TOKENIZER, 300).tokens).toHaveLength(300);
   });
 
   it('rejects a truncated file and a missing one with typed errors', () => {
-    const bytes = readFileSync(TOK512);
+    const bytes = readFileSync(STORIES_TOKENIZER);
     expect(() => parseLlama2cTokenizer(bytes.subarray(0, bytes.length - 3))).toThrow(InvalidTokenizerError);
     expect(() => parseLlama2cTokenizer(bytes, 513)).toThrow(/truncated at token 512/);
-    const dir = mkdtempSync(join(tmpdir(), 'corolla-tok-'));
+    const dir = tempDir('corolla-tok-');
     writeFileSync(join(dir, 'short.bin'), Uint8Array.of(1, 0));
     expect(() => readLlama2cTokenizer(join(dir, 'short.bin'))).toThrow(InvalidTokenizerError);
     expect(() => readLlama2cTokenizer(join(dir, 'absent.bin'))).toThrow(ModelNotFoundError);
@@ -41,7 +41,7 @@ describe('llama2.c tokenizer.bin reader', () => {
 });
 
 describe('llama2.c encode (stories260K tok512)', () => {
-  const tok = createTokenizer(readLlama2cTokenizer(TOK512));
+  const tok = createTokenizer(readLlama2cTokenizer(STORIES_TOKENIZER));
 
   it('matches run.c on the reference vector', () => {
     expect(tok.encode('Once upon a time', { addBos: true })).toEqual([1, 403, 407, 261, 378]);

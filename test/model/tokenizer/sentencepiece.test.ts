@@ -8,15 +8,15 @@ import {
   SentencePieceTokenizer,
 } from '../../../src/model/tokenizer/index.js';
 import type { TokenizerData } from '../../../src/model/types.js';
-import { LLAMA2_REFERENCE, ROUND_TRIP_TEXTS } from './fixtures.js';
-import { LLAMA2_TOKENIZER_BIN, STORIES_GGUF, TOK512 } from './support.js';
+import { LLAMA2_TOKENIZER_BIN, STORIES_GGUF, STORIES_TOKENIZER } from '../../support/models.js';
+import { LLAMA2_REFERENCE, ROUND_TRIP_TEXTS } from '../../support/tokenizers.js';
 
 describe('SentencePiece from the stories260K GGUF metadata', () => {
   const source = openGgufSource(STORIES_GGUF);
   afterAll(() => source.close());
   const data = source.tokenizer!;
   const tok = createTokenizer(data);
-  const llama2c = createTokenizer(readLlama2cTokenizer(TOK512));
+  const llama2c = createTokenizer(readLlama2cTokenizer(STORIES_TOKENIZER));
 
   it('is a sentencepiece tokenizer with llama special ids', () => {
     expect(data.kind).toBe('sentencepiece');

@@ -2,8 +2,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { openGgufSource } from '../../../src/model/gguf-source.js';
 import { createTokenizer, readLlama2cTokenizer, type CorollaTokenizer } from '../../../src/model/tokenizer/index.js';
-import { ROUND_TRIP_TEXTS } from './fixtures.js';
-import { LLAMA2_TOKENIZER_BIN, smolLmBpeData, smolLmHfData, STORIES_GGUF, TOK512 } from './support.js';
+import { LLAMA2_TOKENIZER_BIN, STORIES_GGUF, STORIES_TOKENIZER } from '../../support/models.js';
+import { ROUND_TRIP_TEXTS, smolLmBpeData, smolLmHfData } from '../../support/tokenizers.js';
 
 function streamAll(tok: CorollaTokenizer, ids: readonly number[], context?: readonly number[]): { parts: string[]; text: string } {
   const decoder = tok.streamDecoder(context ? { context } : {});
@@ -16,7 +16,7 @@ const gguf = openGgufSource(STORIES_GGUF);
 afterAll(() => gguf.close());
 
 const TOKENIZERS: Array<[string, () => CorollaTokenizer]> = [
-  ['llama2c tok512', () => createTokenizer(readLlama2cTokenizer(TOK512))],
+  ['llama2c tok512', () => createTokenizer(readLlama2cTokenizer(STORIES_TOKENIZER))],
   ['llama2c Llama 2', () => createTokenizer(readLlama2cTokenizer(LLAMA2_TOKENIZER_BIN))],
   ['sentencepiece GGUF', () => createTokenizer(gguf.tokenizer!)],
   ['bpe SmolLM2', () => createTokenizer(smolLmBpeData())],
@@ -62,7 +62,7 @@ describe.each(TOKENIZERS)('stream decoder: %s', (_name, make) => {
 
 describe('stream decoder context', () => {
   it('llama2c: the first piece loses its space only after BOS', () => {
-    const tok = createTokenizer(readLlama2cTokenizer(TOK512));
+    const tok = createTokenizer(readLlama2cTokenizer(STORIES_TOKENIZER));
     const generated = tok.encode('Once upon a time', { addBos: false });
     expect(streamAll(tok, generated).text).toBe(' Once upon a time');
     expect(streamAll(tok, generated, [1]).text).toBe('Once upon a time');

@@ -1,19 +1,18 @@
 /** `corolla serve` as a real process over TCP: ready line, a real session through it, OFFLINE and exit 0 on SIGTERM. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createInterface } from 'node:readline';
-import { resolve } from 'node:path';
 import { loadSpan } from '../../src/engine/span-executor.js';
 import type { LoadedModelSource } from '../../src/model/load.js';
 import { modelIdOf } from '../../src/swarm/model-id.js';
 import { createSwarmNode, type SwarmNode } from '../../src/swarm/node.js';
 import { createRegistry, type Registry } from '../../src/swarm/registry/index.js';
-import { eventually, FAST } from '../swarm/helpers.js';
-import { openBlockStream, openStories, randomHidden, STORIES_GGUF } from './helpers.js';
+import { killCorollaProcesses, spawnCorolla } from '../support/cli.js';
+import { openStories, STORIES_GGUF } from '../support/models.js';
+import { randomHidden } from '../support/random.js';
+import { openBlockStream } from '../support/servers.js';
+import { FAST } from '../support/swarm.js';
+import { eventually } from '../support/wait.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-const children: ChildProcess[] = [];
 let source: LoadedModelSource;
 let boot: SwarmNode;
 let observer: Registry;
@@ -24,31 +23,13 @@ beforeAll(async () => {
   observer = await createRegistry(boot, FAST);
 });
 afterAll(async () => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  killCorollaProcesses();
   await observer?.close();
   await boot?.stop();
   source?.close();
 });
 
-function serve(args: string[]): { child: ChildProcess; stdout: () => string; stderr: () => string; firstLine: Promise<string> } {
-  const child = spawn(process.execPath, ['bin/corolla.js', 'serve', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const lines = createInterface({ input: child.stdout! });
-  const firstLine = new Promise<string>((resolveLine, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ready line within 45 s; stderr:\n${stderr}`)), 45_000);
-    lines.on('line', (line) => {
-      stdout += line + '\n';
-      clearTimeout(timer);
-      resolveLine(line);
-    });
-    child.on('exit', () => reject(new Error(`exited before printing a line; stderr:\n${stderr}`)));
-  });
-  firstLine.catch(() => {});
-  return { child, stdout: () => stdout, stderr: () => stderr, firstLine };
-}
+const serve = (args: string[]) => spawnCorolla(['serve', ...args]);
 
 describe('corolla serve', () => {
   it('prints "ready <peerId> 0:5", serves sessions, announces OFFLINE and exits 0 on SIGTERM', async () => {

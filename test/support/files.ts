@@ -1,35 +1,18 @@
-/** Helpers for the model tests: temp dirs, tiny GGUF and Hugging Face models written on the fly. */
+/** Files tests write: temp dirs, tiny GGUF and Hugging Face models written on the fly. */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as nodePath from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { GgmlType } from '../../src/model/ggml-types.js';
 import { gv, writeGguf, type GgufMetaValue, type GgufTensorSpec } from '../../src/model/gguf-writer.js';
 import { GgufValueType } from '../../src/model/gguf.js';
 import { f32ArrayToBf16, f32ArrayToF16 } from '../../src/model/quant.js';
 import { writeSafetensors, type SafetensorsWriteTensor } from '../../src/model/safetensors.js';
+import { SMOLLM_TOKENIZER_JSON } from './models.js';
+import { randomFloats } from './random.js';
 
-export const SHARED_MODELS = fileURLToPath(new URL('../../../shared/models/', import.meta.url));
-export const STORIES_GGUF = nodePath.join(SHARED_MODELS, 'stories260K', 'stories260K.gguf');
-export const STORIES_BIN = nodePath.join(SHARED_MODELS, 'stories260K', 'stories260K.bin');
-export const STORIES_TOK = nodePath.join(SHARED_MODELS, 'stories260K', 'tok512.bin');
-export const SMOLLM_TOKENIZER_DIR = nodePath.join(SHARED_MODELS, 'smollm2-135m-instruct-tokenizer');
-
-export function tempDir(prefix = 'corolla-model-'): string {
+/** A fresh directory under the system temp dir; the caller removes it. */
+export function tempDir(prefix = 'corolla-test-'): string {
   return fs.mkdtempSync(nodePath.join(os.tmpdir(), prefix));
-}
-
-/** Deterministic pseudo-random floats in [-scale, scale). */
-export function randomFloats(n: number, seed: number, scale = 1): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = ((s >>> 0) / 2 ** 32 - 0.5) * 2 * scale;
-  }
-  return out;
 }
 
 export interface TinyShape {
@@ -218,7 +201,7 @@ export function writeTinyHf(dir: string, options: TinyHfOptions = {}, shape: Tin
   }
 
   if (options.tokenizer) {
-    fs.copyFileSync(nodePath.join(SMOLLM_TOKENIZER_DIR, 'tokenizer.json'), nodePath.join(dir, 'tokenizer.json'));
+    fs.copyFileSync(SMOLLM_TOKENIZER_JSON, nodePath.join(dir, 'tokenizer.json'));
     fs.writeFileSync(
       nodePath.join(dir, 'tokenizer_config.json'),
       JSON.stringify({

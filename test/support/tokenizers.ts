@@ -1,16 +1,7 @@
-/** Shared fixtures for the tokenizer tests: paths into ../shared/models and SmolLM2's tokenizer.json as data. */
+/** Tokenizer test data: SmolLM2's tokenizer.json as each tokenizer kind carries it, and texts with reference ids. */
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { TokenizerData } from '../../../src/model/types.js';
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-export const MODELS = resolve(root, '../shared/models');
-
-export const TOK512 = resolve(MODELS, 'stories260K/tok512.bin');
-export const STORIES_GGUF = resolve(MODELS, 'stories260K/stories260K.gguf');
-export const LLAMA2_TOKENIZER_BIN = resolve(MODELS, 'llama2-tokenizer/tokenizer.bin');
-export const SMOLLM2_TOKENIZER_JSON = resolve(MODELS, 'smollm2-135m-instruct-tokenizer/tokenizer.json');
+import type { TokenizerData } from '../../src/model/types.js';
+import { SMOLLM_TOKENIZER_JSON } from './models.js';
 
 interface TokenizerJson {
   added_tokens: Array<{ id: number; content: string; special: boolean }>;
@@ -19,7 +10,7 @@ interface TokenizerJson {
 
 let smolJson: TokenizerJson | undefined;
 export function smolLmJson(): TokenizerJson {
-  smolJson ??= JSON.parse(readFileSync(SMOLLM2_TOKENIZER_JSON, 'utf8')) as TokenizerJson;
+  smolJson ??= JSON.parse(readFileSync(SMOLLM_TOKENIZER_JSON, 'utf8')) as TokenizerJson;
   return smolJson;
 }
 
@@ -54,3 +45,36 @@ export function smolLmBpeData(): Extract<TokenizerData, { kind: 'bpe' }> {
     special: { ...SMOLLM_SPECIAL, eos: [...SMOLLM_SPECIAL.eos] },
   };
 }
+
+export const ROUND_TRIP_TEXTS: readonly string[] = [
+  'Once upon a time',
+  'Hello world',
+  '  two leading spaces',
+  'trailing spaces   ',
+  ' single leading and trailing ',
+  'multiple     internal      spaces',
+  'line one\nline two\n\n\ttabbed\r\n',
+  'naïve café résumé — “quotes” …',
+  '日本語のテキスト',
+  'Привет, мир!',
+  'emoji 🎉🦙 test',
+  'family 👨‍👩‍👧‍👦 flag 🇫🇷',
+  '12345 + 678 = 13023',
+  'x = [1, 2, 3]\n\tprint(x)\n',
+  ' ',
+];
+
+/**
+ * Llama 2 ids for texts encoded without BOS, as the SentencePiece library (0.1.97) gives them for
+ * llama2-tokenizer/tokenizer.model.
+ */
+export const LLAMA2_REFERENCE: ReadonlyArray<readonly [string, readonly number[]]> = [
+  ['Hello world', [15043, 3186]],
+  ['Hello, world!', [15043, 29892, 3186, 29991]],
+  ['  leading and trailing  ', [259, 8236, 322, 25053, 259]],
+  ['The quick brown fox jumps over the lazy dog.', [450, 4996, 17354, 1701, 29916, 432, 17204, 975, 278, 17366, 11203, 29889]],
+  ['日本語のテキスト', [29871, 30325, 30346, 30968, 30199, 30572, 30454, 30255, 30279]],
+  ['emoji 🎉🦙 test', [953, 29877, 2397, 29871, 243, 162, 145, 140, 243, 162, 169, 156, 1243]],
+  ['naïve café', [1055, 30085, 345, 274, 28059]],
+  ['x = [1, 2, 3]\n\tprint(x)\n', [921, 353, 518, 29896, 29892, 29871, 29906, 29892, 29871, 29941, 29962, 13, 12, 2158, 29898, 29916, 29897, 13]],
+];

@@ -2,19 +2,18 @@
  * `corolla generate --swarm`: the CLI in a child process joins a TCP swarm of real block servers through the
  * bootstrap address and prints exactly the text local generation prints.
  */
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { generate } from '../../src/inference/generate.js';
 import { loadLocalModel } from '../../src/inference/local-model.js';
-import type { LoadedModelSource } from '../../src/model/load.js';
+import { openModel, type LoadedModelSource } from '../../src/model/load.js';
 import { createTokenizer } from '../../src/model/tokenizer/index.js';
 import { createBlockServer, type BlockServer } from '../../src/server/block-server.js';
+import { modelIdOf } from '../../src/swarm/model-id.js';
 import { createSwarmNode, type SwarmNode } from '../../src/swarm/node.js';
-import { FAST } from '../swarm/helpers.js';
-import { modelIdFor, openModel, STORIES_GGUF } from './support.js';
+import { runCorolla } from '../support/cli.js';
+import { STORIES_GGUF } from '../support/models.js';
+import { FAST } from '../support/swarm.js';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
 const PROMPT = 'Once upon a time';
 let source: LoadedModelSource;
 const nodes: SwarmNode[] = [];
@@ -22,7 +21,7 @@ const servers: BlockServer[] = [];
 
 beforeAll(async () => {
   source = await openModel(STORIES_GGUF);
-  const modelId = await modelIdFor(source);
+  const modelId = await modelIdOf(source);
   const boot = await createSwarmNode();
   nodes.push(boot);
   for (const range of [{ start: 0, end: 3 }, { start: 3, end: 5 }]) {
@@ -38,18 +37,6 @@ afterAll(async () => {
   source?.close();
 });
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin/corolla.js'), ...args], { cwd: ROOT, env: { ...process.env, COROLLA_QUIET: '' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 it('generate --swarm prints the same text as local generation', async () => {
   const tokenizer = createTokenizer(source.tokenizer!);
   const local = await loadLocalModel(source);
@@ -59,7 +46,7 @@ it('generate --swarm prints the same text as local generation', async () => {
   await local.close();
 
   const bootstrap = nodes[0]!.multiaddrs[0]!;
-  const result = await run(['generate', '--swarm', '--bootstrap', bootstrap, '--model', STORIES_GGUF, '--prompt', PROMPT, '--temperature', '0', '--max-tokens', '30', '--stats']);
+  const result = await runCorolla(['generate', '--swarm', '--bootstrap', bootstrap, '--model', STORIES_GGUF, '--prompt', PROMPT, '--temperature', '0', '--max-tokens', '30', '--stats'], { env: { COROLLA_QUIET: '' }, timeoutMs: 120_000 });
   expect(result.code, result.stderr).toBe(0);
   expect(result.stdout).toBe(expected);
   expect(result.stderr).toMatch(/"generated_tokens":\d+/);

@@ -1,50 +1,30 @@
 /** `corolla dht` as a real process: first stdout line is a dialable multiaddr; SIGTERM exits 0. */
 import { describe, expect, it, afterAll, beforeAll } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createInterface } from 'node:readline';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createSwarmNode } from '../../src/swarm/node.js';
 import { loadOrCreateIdentity } from '../../src/swarm/identity.js';
+import { killCorollaProcesses, spawnCorolla } from '../support/cli.js';
+import { tempDir } from '../support/files.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 let dir: string;
-const children: ChildProcess[] = [];
 
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'corolla-cli-dht-'));
+beforeAll(() => {
+  dir = tempDir('corolla-cli-dht-');
 });
 afterAll(async () => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  killCorollaProcesses();
   await rm(dir, { recursive: true, force: true });
 });
 
-function startDht(args: string[]): { child: ChildProcess; stderr: () => string } {
-  const child = spawn(process.execPath, ['bin/corolla.js', 'dht', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  return { child, stderr: () => stderr };
-}
-
-async function firstLine(child: ChildProcess, timeoutMs: number): Promise<string> {
-  const lines = createInterface({ input: child.stdout! });
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  try {
-    for await (const line of lines) return line;
-    throw new Error('stdout closed before the first line');
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const startDht = (args: string[]) => spawnCorolla(['dht', ...args], { firstLineTimeoutMs: 30_000 });
 
 describe('corolla dht', () => {
   it('prints a dialable multiaddr first, keeps its identity, and exits 0 on SIGTERM', async () => {
     const identity = join(dir, 'keys', 'dht.key');
-    const { child, stderr } = startDht(['--identity', identity]);
-    const address = await firstLine(child, 30_000);
+    const { child, stderr, firstLine } = startDht(['--identity', identity]);
+    const address = await firstLine;
     expect(address).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/12D3KooW\w+$/);
     const peerId = address.split('/p2p/')[1]!;
     expect((await loadOrCreateIdentity(identity)).peerId).toBe(peerId);

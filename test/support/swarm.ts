@@ -1,17 +1,51 @@
-/** In-process swarms of real block servers (memory transport) on stories260K, and the local reference. */
-import { generate } from '../../src/inference/generate.js';
-import { loadLocalModel } from '../../src/inference/local-model.js';
-import { openModel, type LoadedModelSource } from '../../src/model/load.js';
-import { createTokenizer } from '../../src/model/tokenizer/index.js';
+/** In-process swarms on the memory transport: bare nodes, and real block servers on a model; registry timings for tests. */
+import type { LoadedModelSource } from '../../src/model/load.js';
 import { createBlockServer, type BlockServer, type BlockServerOptions } from '../../src/server/block-server.js';
 import { wholeModelGeneration } from '../../src/server/services/generation.js';
 import { modelIdOf } from '../../src/swarm/model-id.js';
-import { createSwarmNode, type SwarmNode } from '../../src/swarm/node.js';
-import { FAST } from '../swarm/helpers.js';
+import { createSwarmNode, type SwarmNode, type SwarmNodeOptions } from '../../src/swarm/node.js';
+import type { AnnounceInput, RegistryOptions } from '../../src/swarm/registry/index.js';
+import { lineLogger } from '../../src/util/logger.js';
 
-export { STORIES_GGUF } from '../support/models.js';
+/** Registry timings short enough for tests, generous enough for a loaded 2-core machine. */
+export const FAST: RegistryOptions = {
+  refreshMs: 5_000,
+  ttlMs: 30_000,
+  minRepublishMs: 200,
+  // upper bounds only (a healthy lookup on loopback takes well under a second); generous for a loaded 2-core machine
+  lookupTimeoutMs: 10_000,
+  requestTimeoutMs: 5_000,
+  ...(process.env.DEBUG_SWARM ? { logger: lineLogger((line) => console.error(`[${new Date().toISOString().slice(17, 23)}] ${line}`)) } : {}),
+};
 
-export interface TestServer {
+/** What a server on blocks [start, end) of a `numBlocks`-block model announces; `extra` overrides fields. */
+export function serverInput(modelId: string, start: number, end: number, numBlocks: number, extra: Partial<AnnounceInput> = {}): AnnounceInput {
+  return {
+    modelId,
+    numBlocks,
+    span: { start, end },
+    throughput: { compute: 40 + start, network: 1000 },
+    cacheTokensLeft: 8192,
+    dtype: 'f32',
+    quantization: 'q8_0',
+    softwareVersion: '0.1.0',
+    accelerator: { kind: 'cpu', name: 'test-cpu' },
+    ...extra,
+  };
+}
+
+/** Starts a bootstrap node and `count` more nodes joined to it; waits until every routing table has all others. */
+export async function startSwarm(count: number, options: SwarmNodeOptions = {}): Promise<{ boot: SwarmNode; nodes: SwarmNode[] }> {
+  const boot = await createSwarmNode({ transport: 'memory', ...options });
+  const nodes = await Promise.all(
+    Array.from({ length: count }, () => createSwarmNode({ transport: 'memory', ...options, bootstrap: [boot.multiaddrs[0]!] })),
+  );
+  await Promise.all([boot, ...nodes].map((node) => node.waitForPeers(count, 15_000)));
+  return { boot, nodes };
+}
+
+/** One block server of a TestSwarm. */
+export interface SwarmServer {
   readonly node: SwarmNode;
   readonly server: BlockServer;
   readonly start: number;
@@ -22,17 +56,13 @@ export interface TestServer {
 
 export interface TestSwarm {
   readonly boot: SwarmNode;
-  readonly servers: TestServer[];
+  readonly servers: SwarmServer[];
   readonly modelId: string;
   /** A client node joined to the swarm. */
   client(): Promise<SwarmNode>;
   /** Simulates a crash: stops the server's libp2p node (streams reset, no OFFLINE record). */
-  kill(peerId: string): Promise<TestServer>;
+  kill(peerId: string): Promise<SwarmServer>;
   stop(): Promise<void>;
-}
-
-export async function modelIdFor(source: LoadedModelSource): Promise<string> {
-  return modelIdOf(source);
 }
 
 /** Starts a bootstrap node and one real block server per span (all on the memory transport). */
@@ -41,11 +71,11 @@ export async function startTestSwarm(
   spans: readonly ({ start: number; end: number } | 'all')[],
   extra: (index: number) => Partial<BlockServerOptions> = () => ({}),
 ): Promise<TestSwarm> {
-  const modelId = await modelIdFor(source);
+  const modelId = await modelIdOf(source);
   const boot = await createSwarmNode({ transport: 'memory' });
   const bootstrap = [boot.multiaddrs[0]!];
   const nodes: SwarmNode[] = [boot];
-  const servers: TestServer[] = [];
+  const servers: SwarmServer[] = [];
   try {
     for (const [i, span] of spans.entries()) {
       const node = await createSwarmNode({ transport: 'memory', bootstrap });
@@ -101,24 +131,3 @@ export async function startTestSwarm(
     },
   };
 }
-
-/** Greedy generation with the whole model in this process: the reference every swarm run must equal. */
-export async function localReference(source: LoadedModelSource, prompt: string, maxTokens: number): Promise<{ ids: number[]; tokens: number[]; text: string; logits: Float32Array[] }> {
-  const tokenizer = createTokenizer(source.tokenizer!);
-  const model = await loadLocalModel(source);
-  const ids = tokenizer.encode(prompt);
-  const session = await model.openSession(ids.length + maxTokens);
-  const logits: Float32Array[] = [];
-  const recorded = { next: async (next: readonly number[]) => { const out = await session.next(next); logits.push(out); return out; }, close: () => session.close() };
-  const tokens: number[] = [];
-  let text = '';
-  for await (const event of generate(recorded, tokenizer, ids, { temperature: 0, maxTokens, stopTokens: [] })) {
-    if (event.token >= 0) tokens.push(event.token);
-    text += event.text;
-  }
-  await session.close();
-  await model.close();
-  return { ids, tokens, text, logits };
-}
-
-export { openModel };

@@ -1,7 +1,7 @@
-/** Shared setup for block-server tests: the stories260K model, memory-transport nodes, a raw protocol client. */
+/** One block server on a memory-transport node with a connected client node, and a raw block-protocol client. */
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { Stream } from '@libp2p/interface';
-import { openModel, type LoadedModelSource } from '../../src/model/load.js';
+import type { LoadedModelSource } from '../../src/model/load.js';
 import { createBlockServer, type BlockServer, type BlockServerOptions } from '../../src/server/block-server.js';
 import { wholeModelGeneration } from '../../src/server/services/generation.js';
 import type { BlockServerComponents } from '../../src/server/settings.js';
@@ -9,15 +9,10 @@ import { createSwarmNode, type SwarmNode } from '../../src/swarm/node.js';
 import { messageChannel, type MessageChannel } from '../../src/wire/channel.js';
 import type { DecodedMessage, MessageInput, TensorInput } from '../../src/wire/messages.js';
 import { BLOCK_PROTOCOL } from '../../src/wire/protocols.js';
-import { STORIES_GGUF } from '../support/models.js';
-import { FAST } from '../swarm/helpers.js';
+import { FAST } from './swarm.js';
 
-export { STORIES_GGUF };
+/** The model id a test server announces stories260K under. */
 export const STORIES_MODEL_ID = 'stories260K@test';
-
-export async function openStories(): Promise<LoadedModelSource> {
-  return openModel(STORIES_GGUF);
-}
 
 export interface TestServer {
   readonly server: BlockServer;
@@ -76,18 +71,3 @@ export async function openBlockStream(client: SwarmNode, serverPeerId: string, o
     close: () => channel.close(),
   };
 }
-
-/** Deterministic pseudo-random hidden states (values in ±1). */
-export function randomHidden(rows: number, hidden: number, seed: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(rows * hidden);
-  for (let i = 0; i < out.length; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = ((s >>> 0) / 0xffffffff) * 2 - 1;
-  }
-  return out;
-}
-
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
