@@ -2,9 +2,8 @@
  * The control protocols' messages (announce, heartbeat): one JSON request, one JSON reply. They travel on
  * negotiated protocol ids, so they are strict: an unknown field is an error (a new field is a new minor version).
  */
-import { MAX_PEER_ERROR_MESSAGE } from '../../errors.js';
-import { ERROR_CODE_PATTERN } from '../../wire/messages.js';
-import { checkSchema, strictObject, token, z } from '../../wire/schema.js';
+import { ERROR_FIELDS } from '../../wire/messages.js';
+import { checkSchema, strictObject, z } from '../../wire/schema.js';
 import { RECORD_VERSION, modelIdField, nonceField } from '../records/index.js';
 
 /** Ask for the current signed record (of `modelId`, when given). */
@@ -15,10 +14,7 @@ export const heartbeatRequestSchema = strictObject({ v: z.literal(RECORD_VERSION
 const successReplySchema = strictObject({ ok: z.literal(true), envelope: z.custom<unknown>((value) => value !== undefined) });
 const errorReplySchema = strictObject({
   ok: z.literal(false),
-  error: strictObject({
-    code: token(ERROR_CODE_PATTERN, '1..64 characters of [A-Za-z0-9_.:-]'),
-    message: z.string({ error: 'must be a string' }).max(MAX_PEER_ERROR_MESSAGE, { error: `is longer than ${MAX_PEER_ERROR_MESSAGE} characters` }),
-  }),
+  error: strictObject(ERROR_FIELDS),
 });
 
 export type AnnounceRequest = z.output<typeof announceRequestSchema>;
