@@ -175,7 +175,11 @@ describe('adversarial peers', () => {
     await readerNode.waitForPeers(3);
     const reader = await createRegistry(readerNode, { ...FAST, clockSkewMs: 0 });
     try {
-      const seen = await eventually(async () => (await reader.lookup('org/ephemeral')).map((r) => r.record.peerId), 10_000);
+      // an empty lookup (the record not yet spread) is not an answer: wait for one that finds something
+      const seen = await eventually(async () => {
+        const peers = (await reader.lookup('org/ephemeral')).map((r) => r.record.peerId);
+        return peers.length > 0 ? peers : undefined;
+      }, 10_000);
       expect(seen).toEqual([short.peerId]);
       // the record is re-signed every refreshMs
       const first = registry.current()!.record.issuedAt;
