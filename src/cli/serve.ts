@@ -142,9 +142,9 @@ export async function run(argv: string[]): Promise<void> {
   try {
     const modelId = await modelIdOf(source);
     log(`model ${modelId}: ${source.config.numLayers} blocks, hidden ${source.config.hiddenSize}`);
-    const identity = values.identity ? await loadOrCreateIdentity(values.identity) : undefined;
+    const identity = values.identity ? await loadOrCreateIdentity(values.identity, { logger }) : undefined;
     if (identity) log(`${identity.created ? 'created new' : 'loaded'} identity ${identity.peerId} (${values.identity})`);
-    const psk = values.psk ? await loadPsk(values.psk) : undefined;
+    const psk = values.psk ? await loadPsk(values.psk, { logger }) : undefined;
 
     node = await createSwarmNode({
       listen: values.listen ?? [DEFAULT_LISTEN],
