@@ -80,7 +80,7 @@ describe('adversarial peers', () => {
       for await (const _ of rogue.libp2p.services.dht.put(key, value, { signal: AbortSignal.timeout(5000) })) { /* drain */ }
     }
     // The rogue claims to serve model A and the models index, so readers will ask it.
-    for await (const _ of rogue.libp2p.services.dht.provide(modelProviderCid(MODEL_A, providerShard(rogue.peerId)), { signal: AbortSignal.timeout(5000) })) { /* drain */ }
+    for await (const _ of rogue.libp2p.services.dht.provide(modelProviderCid(MODEL_A, providerShard(rogue.peerId, MODEL_A)), { signal: AbortSignal.timeout(5000) })) { /* drain */ }
     for await (const _ of rogue.libp2p.services.dht.provide(indexProviderCid(providerShard(rogue.peerId)), { signal: AbortSignal.timeout(5000) })) { /* drain */ }
     // Asked directly about a model, it answers with an expired (but validly signed) record; otherwise with junk.
     const expired = await createSignedServerRecord(rogue.privateKey, { ...serverInput(MODEL_A, 0, 30, 30), addrs: [] }, { ttlMs: 1000, now: Date.now() - 120_000 });
