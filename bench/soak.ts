@@ -77,6 +77,8 @@ children.add(dht);
 const bootstrap = dht.readyLine.trim();
 
 interface Server {
+  /** slot name: index and span, e.g. "3 0:5" (a restart keeps the slot) */
+  readonly name: string;
   readonly blocks: string;
   proc?: CorollaProcess;
   peerId?: string;
@@ -85,7 +87,7 @@ interface Server {
 let maxStallMs = 0;
 let maxStartupStallMs = 0;
 const maxRssMb = new Map<string, number>();
-const servers: Server[] = SPANS.map((blocks) => ({ blocks, alive: false }));
+const servers: Server[] = SPANS.map((blocks, i) => ({ name: `${i} ${blocks}`, blocks, alive: false }));
 
 async function startServer(server: Server): Promise<void> {
   // stalls while the server loads and measures itself (before `ready`, and the interval that spans it) are startup
@@ -116,7 +118,7 @@ function sampleRss(): void {
     if (!server.alive || pid === undefined) continue;
     try {
       const match = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-      if (match) maxRssMb.set(server.blocks, Math.max(maxRssMb.get(server.blocks) ?? 0, Number(match[1]) / 1024));
+      if (match) maxRssMb.set(server.name, Math.max(maxRssMb.get(server.name) ?? 0, Number(match[1]) / 1024));
     } catch {
       // exited between the check and the read
     }
