@@ -75,12 +75,16 @@ export const ERROR_CODES = {
   SWARM_PEER_REQUEST: code(502, true),
   SWARM_TIMEOUT: code(504, true),
   SWARM_UNAVAILABLE: code(503, true),
+  /** a DHT peer refused to store a record: its owner is over its quota on that node */
+  DHT_QUOTA: code(429, true),
   /** A peer asked about a model (or anything) it does not announce; another server may serve it. */
   NOT_SERVING: code(404, true),
   NO_ROUTE: code(503, true),
   REMOTE_SPAN_FAILED: code(502, true),
   GENERATE_UNAVAILABLE: code(503, true),
   GENERATE_STREAM: code(502, true),
+  /** a whole-model server streamed more tokens than asked for, or ids outside the vocabulary */
+  GENERATE_MISBEHAVED: code(502, true),
   /** A peer answered with a code this version does not know. */
   REMOTE_ERROR: code(502, true),
   /** An exception nobody raised on purpose; its text never leaves the process. */

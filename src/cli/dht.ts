@@ -55,9 +55,9 @@ export async function run(argv: string[]): Promise<void> {
     process.stderr.write(`[dht ${new Date().toISOString()}] ${line}\n`);
   };
 
-  const identity = values.identity ? await loadOrCreateIdentity(values.identity) : undefined;
+  const identity = values.identity ? await loadOrCreateIdentity(values.identity, { logger: lineLogger(log) }) : undefined;
   if (identity) log(`${identity.created ? 'created new' : 'loaded'} identity ${identity.peerId} (${values.identity})`);
-  const psk = values.psk ? await loadPsk(values.psk) : undefined;
+  const psk = values.psk ? await loadPsk(values.psk, { logger: lineLogger(log) }) : undefined;
 
   const node = await createSwarmNode({
     listen: values.listen ?? [DEFAULT_LISTEN],

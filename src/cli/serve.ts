@@ -3,6 +3,7 @@
  * exactly one line, `ready <peerId> <start>:<end>`; every log line and the loading progress go to stderr.
  * SIGINT/SIGTERM announce OFFLINE, close the streams, stop the node and exit 0.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { openModel } from '../model/load.js';
 import { createBlockServer, type BlockServer } from '../server/block-server.js';
 import {
@@ -57,7 +58,9 @@ announced ONLINE; logs go to stderr. SIGINT/SIGTERM announce OFFLINE and exit.
   --idle-timeout S       close sessions idle for S seconds (default ${seconds(DEFAULT_IDLE_TIMEOUT_MS)})
   --max-session-time S   close sessions open longer than S seconds (default ${seconds(DEFAULT_MAX_SESSION_MS)})
   --rebalance-interval S seconds between span checks with --num-blocks or no --blocks (default ${seconds(DEFAULT_REBALANCE_INTERVAL_MS)}; 0 = off)
-  --network-mbps N       link bandwidth for the announced network throughput estimate (default ${DEFAULT_NETWORK_BPS / 1e6})`;
+  --network-mbps N       link bandwidth for the announced network throughput estimate (default ${DEFAULT_NETWORK_BPS / 1e6})
+  --stats-interval S     every S seconds log "stats max_event_loop_delay_ms=… rss_mb=…" (longest event-loop stall
+                         in that interval; off by default)`;
 
 const flags = {
   model: { type: 'string' },
@@ -80,6 +83,7 @@ const flags = {
   'max-session-time': { type: 'string' },
   'rebalance-interval': { type: 'string' },
   'network-mbps': { type: 'string' },
+  'stats-interval': { type: 'string' },
 } as const;
 
 /** Parses `--blocks`: "all" or "START:END". */
@@ -109,6 +113,7 @@ export async function run(argv: string[]): Promise<void> {
   const maxSessionTime = numberOption(values['max-session-time'], 'max-session-time', { min: 1 });
   const rebalanceInterval = numberOption(values['rebalance-interval'], 'rebalance-interval', { min: 0 });
   const networkMbps = numberOption(values['network-mbps'], 'network-mbps', { min: 0.001 });
+  const statsInterval = numberOption(values['stats-interval'], 'stats-interval', { min: 0.1 });
   if (values['eth-address'] !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(values['eth-address'])) {
     throw new UsageError(`--eth-address must be 0x followed by 40 hex digits, got "${values['eth-address']}"`);
   }
@@ -136,15 +141,25 @@ export async function run(argv: string[]): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
+  // --stats-interval: the longest event-loop stall (and RSS) per interval, for the soak and for operators
+  const loopDelay = statsInterval !== undefined ? monitorEventLoopDelay({ resolution: 10 }) : undefined;
+  loopDelay?.enable();
+  const statsTimer = loopDelay
+    ? setInterval(() => {
+        log(`stats max_event_loop_delay_ms=${(loopDelay.max / 1e6).toFixed(1)} rss_mb=${(process.memoryUsage().rss / 2 ** 20).toFixed(1)}`);
+        loopDelay.reset();
+      }, statsInterval! * 1000).unref()
+    : undefined;
+
   const source = await openModel(values.model, { tokenizerPath: values.tokenizer });
   let node: SwarmNode | undefined;
   let server: BlockServer | undefined;
   try {
     const modelId = await modelIdOf(source);
     log(`model ${modelId}: ${source.config.numLayers} blocks, hidden ${source.config.hiddenSize}`);
-    const identity = values.identity ? await loadOrCreateIdentity(values.identity) : undefined;
+    const identity = values.identity ? await loadOrCreateIdentity(values.identity, { logger }) : undefined;
     if (identity) log(`${identity.created ? 'created new' : 'loaded'} identity ${identity.peerId} (${values.identity})`);
-    const psk = values.psk ? await loadPsk(values.psk) : undefined;
+    const psk = values.psk ? await loadPsk(values.psk, { logger }) : undefined;
 
     node = await createSwarmNode({
       listen: values.listen ?? [DEFAULT_LISTEN],
@@ -198,6 +213,8 @@ export async function run(argv: string[]): Promise<void> {
     source.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    clearInterval(statsTimer);
+    loopDelay?.disable();
     if (signalled) log('stopped');
     // libp2p can leave a stray handle behind; never let that keep a stopped process alive.
     setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();

@@ -22,6 +22,8 @@ export interface RemoteGenerateOptions {
   readonly addrs?: readonly Multiaddr[];
   /** Longest wait for any one message from the server (default 60 s). */
   readonly idleTimeoutMs?: number;
+  /** The model's vocabulary size: a token id at or above it ends the stream with GENERATE_MISBEHAVED. */
+  readonly vocabSize?: number;
 }
 
 export interface GenerateResult {
@@ -37,7 +39,9 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
  * generator's return value carries the finish reason); breaking out of the loop or aborting `signal` cancels the
  * generation on the server. Throws RemoteGenerateError: the server's own code (INVALID_REQUEST, CACHE_FULL,
  * REQUEST_TOO_LARGE, INVALID_SAMPLING_OPTIONS, …), GENERATE_UNAVAILABLE when the peer cannot be reached on the
- * protocol, GENERATE_STREAM when the stream breaks, MALFORMED for a reply that does not follow the protocol.
+ * protocol, GENERATE_STREAM when the stream breaks, MALFORMED for a reply that does not follow the protocol, and
+ * GENERATE_MISBEHAVED for a server that streams more than `request.maxTokens` tokens or an id outside the
+ * vocabulary (`options.vocabSize`): the stream is cut off there, and the caller should ban that server.
  */
 export async function* remoteGenerate(
   libp2p: Pick<Libp2p, 'dialProtocol' | 'peerStore'>,
@@ -72,6 +76,12 @@ export async function* remoteGenerate(
       if (!checked.ok) throw new RemoteGenerateError('MALFORMED', `the server sent an unexpected message: ${checked.reason}`);
       const message = checked.value;
       if ('token' in message) {
+        if (tokens >= request.maxTokens) {
+          throw new RemoteGenerateError('GENERATE_MISBEHAVED', `${target.toString()} streamed more than the ${request.maxTokens} tokens asked for`);
+        }
+        if (options.vocabSize !== undefined && message.token >= options.vocabSize) {
+          throw new RemoteGenerateError('GENERATE_MISBEHAVED', `${target.toString()} streamed token id ${message.token}, outside the vocabulary of ${options.vocabSize}`);
+        }
         tokens++;
         yield message.token;
       } else if ('done' in message) {

@@ -72,7 +72,8 @@ interface WholeModelHost {
 /**
  * Streams text events of a whole-model generation, with the same stats as the local loop (`servers`: the one
  * server, all blocks). A server that fails before its first token is banned and the next one is tried; once
- * tokens have streamed, a failure ends the generation with the error (the server's sampler state cannot be moved).
+ * tokens have streamed, a failure ends the generation with the error (the server's sampler state cannot be moved);
+ * a server that streams more tokens than asked for or ids outside the vocabulary is cut off and banned either way.
  */
 export function runWholeModelGeneration(host: WholeModelHost, prompt: readonly number[], options: WholeModelGenerateOptions): GenerationStream {
   const stats = emptyStats(prompt.length);
@@ -96,7 +97,12 @@ export function runWholeModelGeneration(host: WholeModelHost, prompt: readonly n
           host.node.libp2p,
           server.record.peerId,
           { prompt, maxTokens: options.maxTokens, sampling, ...(options.stopTokens ? { stopTokens: options.stopTokens } : {}) },
-          { signal: options.signal, idleTimeoutMs: options.idleTimeoutMs, addrs: (server.record.addrs ?? []).map((addr) => multiaddr(addr)) },
+          {
+            signal: options.signal,
+            idleTimeoutMs: options.idleTimeoutMs,
+            vocabSize: host.config.vocabSize,
+            addrs: (server.record.addrs ?? []).map((addr) => multiaddr(addr)),
+          },
         );
         stats.servers = [{ peerId: server.record.peerId, blocks: { start: 0, end: host.config.numLayers }, promptTokens: prompt.length, generatedTokens: 0, replayedTokens: 0, failed: false }];
         try {
@@ -133,6 +139,8 @@ export function runWholeModelGeneration(host: WholeModelHost, prompt: readonly n
         }
         if (stats.generatedTokens > 0) {
           stats.servers![0]!.failed = true;
+          // a server that broke the protocol is not trusted again, even after streaming tokens
+          if ((error as { code?: string })?.code === 'GENERATE_MISBEHAVED') host.bans.ban(server.record.peerId, (error as Error).message);
           throw error;
         }
         stats.servers = undefined;

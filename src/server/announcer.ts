@@ -10,7 +10,7 @@ import type { Logger } from '../util/logger.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import type { BlockService } from './block-service.js';
 import type { ResolvedSettings } from './settings.js';
-import type { SpanView } from './span-choice.js';
+import { ServingHistory, type SpanView } from './span-choice.js';
 
 export interface AnnouncerInit {
   readonly registry: Registry;
@@ -28,6 +28,7 @@ type RecordBase = Omit<AnnounceInput, 'state' | 'span' | 'throughput' | 'cacheTo
 export class Announcer {
   private readonly registry: Registry;
   private readonly base: RecordBase;
+  private readonly serving = new ServingHistory();
 
   constructor(private readonly init: AnnouncerInit) {
     const { settings } = init;
@@ -70,12 +71,14 @@ export class Announcer {
     }
   }
 
-  /** The announced servers of this model, as span choice sees them (none when the lookup fails). */
+  /** The announced servers of this model, as span choice sees them (none when the lookup fails; JOINING only from peers seen ONLINE). */
   async views(): Promise<SpanView[]> {
     const { modelId } = this.init.settings;
     try {
       const records = await this.registry.lookup(modelId, { numBlocks: this.init.numBlocks });
-      return records.map(({ record }) => ({ peerId: record.peerId, start: record.span.start, end: record.span.end, throughput: record.throughput.effective, state: record.state }));
+      return this.serving.filter(
+        records.map(({ record }) => ({ peerId: record.peerId, start: record.span.start, end: record.span.end, throughput: record.throughput.effective, state: record.state })),
+      );
     } catch (error) {
       this.init.log(`lookup of ${modelId} failed: ${(error as Error).message}`);
       return [];

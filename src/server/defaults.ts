@@ -35,6 +35,8 @@ export const STREAM_LIMITS = { maxInboundStreams: 256, maxOutboundStreams: 64 } 
 export const DEFAULT_REBALANCE_INTERVAL_MS = 60_000;
 /** Move when minBefore / minAfter < this: the swarm's minimum per-block throughput must rise by ≥ 33%. */
 export const DEFAULT_BALANCE_QUALITY = 0.75;
+/** Peers remembered as seen ONLINE (span choice counts JOINING records only from these); bounds memory under a flood of ids. */
+export const DEFAULT_SERVING_HISTORY = 4096;
 /** Nominal link bandwidth for the announced network throughput estimate: 100 Mbit/s. */
 export const DEFAULT_NETWORK_BPS = 100e6;
 /** Longest wait for the OFFLINE announcement on stop, so a dead DHT cannot hang shutdown. */

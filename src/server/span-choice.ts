@@ -4,6 +4,8 @@
  *
  * - Per-block throughput: the sum of the effective throughput of every JOINING or ONLINE server whose span covers
  *   the block (joining servers count, so servers starting together spread out instead of piling onto one span).
+ *   JOINING records cost nothing to forge in bulk, so the view a server chooses from (ServingHistory) keeps them only
+ *   for peers it has seen ONLINE: a flood of fake joiners cannot steer servers away from a gap.
  * - A new server of N blocks takes the window of N blocks whose sorted throughputs are lexicographically smallest:
  *   first the weakest block, then the next weakest, …; ties go to the lowest start. An empty swarm gives [0, N).
  * - A running server moves when, after simulating its move and letting every other server re-choose in turn,
@@ -12,7 +14,7 @@
  */
 import type { ServerState } from '../swarm/records/index.js';
 import type { BlockRange } from '../util/blocks.js';
-import { DEFAULT_BALANCE_QUALITY } from './defaults.js';
+import { DEFAULT_BALANCE_QUALITY, DEFAULT_SERVING_HISTORY } from './defaults.js';
 
 export interface SpanView {
   readonly peerId: string;
@@ -24,6 +26,25 @@ export interface SpanView {
 }
 
 const EPS = 1e-3;
+
+/**
+ * The peers this server has seen ONLINE (the newest `max`), and the filter that drops JOINING views of peers never
+ * seen serving. A server that moves (announces JOINING for its new span) was seen online before, so it still counts.
+ */
+export class ServingHistory {
+  private readonly seen = new Set<string>();
+  constructor(private readonly max = DEFAULT_SERVING_HISTORY) {}
+
+  filter(views: readonly SpanView[]): SpanView[] {
+    for (const view of views) {
+      if (view.state !== 'online') continue;
+      this.seen.delete(view.peerId); // re-insert: most recently seen last
+      this.seen.add(view.peerId);
+      if (this.seen.size > this.max) this.seen.delete(this.seen.values().next().value!);
+    }
+    return views.filter((view) => view.state !== 'joining' || this.seen.has(view.peerId));
+  }
+}
 
 /** Keeps the records that count for coverage: joining/online, inside [0, numBlocks), non-empty. */
 function counted(views: readonly SpanView[], numBlocks: number): SpanView[] {

@@ -71,3 +71,13 @@ export class NotServingError extends CorollaError {
     super('NOT_SERVING', modelId === undefined ? 'not serving: nothing announced' : `not serving model ${modelId}`);
   }
 }
+
+/** This node refused to store a DHT record or provider entry: its owner is over a quota (see dht/store.ts). */
+export class DhtQuotaError extends CorollaError {
+  override readonly name = 'DhtQuotaError';
+  readonly peerId: string;
+  constructor(peerId: string, reason: string) {
+    super('DHT_QUOTA', `DHT store refused a write for ${peerId}: ${reason}`);
+    this.peerId = peerId;
+  }
+}

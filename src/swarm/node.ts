@@ -26,6 +26,8 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import type { AbortOptions, PrivateKey, Transport } from '@libp2p/interface';
 import { SwarmConfigError, SwarmTimeoutError } from './errors.js';
 import { dhtSelectors, dhtValidators } from './dht/validators.js';
+import { DhtRecordStore } from './dht/store.js';
+import type { DhtStoreLimits } from './defaults.js';
 import { parsePsk } from './psk.js';
 import { SOFTWARE_NAME, SOFTWARE_VERSION } from '../version.js';
 import { silentLogger, type ComponentLogger } from '../util/logger.js';
@@ -63,7 +65,13 @@ export interface SwarmNodeOptions {
    */
   dhtAddresses?: 'all' | 'public';
   /** Extra kad-dht validators/selectors (merged over Corolla's), and the initial self-query interval (default 100 ms). */
-  dht?: { validators?: Record<string, ValidateFn>; selectors?: Record<string, SelectFn>; initialQuerySelfInterval?: number };
+  dht?: {
+    validators?: Record<string, ValidateFn>;
+    selectors?: Record<string, SelectFn>;
+    initialQuerySelfInterval?: number;
+    /** Quotas of the DHT record store (defaults.ts DHT_STORE_DEFAULTS). */
+    store?: Partial<DhtStoreLimits>;
+  };
   /**
    * Join the DHT as a client only (queries, no routing or storage duties). Clients that come and go must not
    * crowd the routing tables: a lookup would reach peers that never held the records. Default false.
@@ -85,6 +93,8 @@ export interface SwarmNode {
   readonly multiaddrs: string[];
   /** Number of peers in the DHT routing table. */
   readonly routingTableSize: number;
+  /** What this node stores for the DHT (records with quotas and expiry, dht/store.ts). */
+  readonly dhtStore: DhtRecordStore;
   /** Dials a full multiaddr (with /p2p/). */
   connect(address: string, options?: AbortOptions): Promise<void>;
   /** Resolves once the DHT routing table holds at least `count` peers; SwarmTimeoutError after `timeoutMs`. */
@@ -137,9 +147,12 @@ export async function createSwarmNode(options: SwarmNodeOptions = {}): Promise<S
   // creation returns connected), and the bootstrap module keeps the rest tagged for the connection manager.
   const tcpBootstrap = bootstrapList.filter((address) => !isMemoryAddress(address));
 
+  const dhtStore = new DhtRecordStore(options.dht?.store);
   const libp2p = await createLibp2p({
     privateKey,
     start: false,
+    // kad-dht keeps records and provider entries here; the store enforces per-peer quotas and record expiry
+    datastore: dhtStore,
     addresses: { listen, ...(options.announce ? { announce: options.announce } : {}) },
     transports: [await loadTransport(transport)],
     connectionEncrypters: [noise()],
@@ -183,6 +196,7 @@ export async function createSwarmNode(options: SwarmNodeOptions = {}): Promise<S
     peerId,
     privateKey,
     transport,
+    dhtStore,
     get multiaddrs() {
       return libp2p.getMultiaddrs().map((address) => {
         const text = address.toString();

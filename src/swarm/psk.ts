@@ -7,13 +7,16 @@
  *
  * Peers without the same key cannot complete a connection with a node that has one.
  */
-import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
+import { silentLogger } from '../util/logger.js';
 import { PskFileError } from './errors.js';
-import { writePrivateFile } from './identity.js';
+import { createSecretFile, readSecretFile } from './files.js';
+import type { KeyFileOptions } from './identity.js';
 
 const PSK_HEADER = '/key/swarm/psk/1.0.0/';
 const PSK_CODEC = '/base16/';
+/** Largest swarm key file we read; a v1 key file is 87 bytes. */
+export const MAX_PSK_BYTES = 1024;
 
 /** A new random swarm key, encoded in the file format above (this is what `createSwarmNode({ psk })` takes). */
 export function generatePsk(): Uint8Array {
@@ -37,20 +40,22 @@ export function parsePsk(bytes: Uint8Array, file = '<psk>'): Uint8Array {
   return new TextEncoder().encode(`${PSK_HEADER}\n${PSK_CODEC}\n${key.trim().toLowerCase()}`);
 }
 
-/** Reads and validates a swarm key file. */
-export async function loadPsk(file: string): Promise<Uint8Array> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(file);
-  } catch (cause) {
-    throw new PskFileError(file, `cannot read file (${(cause as NodeJS.ErrnoException).code ?? 'unknown error'})`, { cause });
-  }
-  if (bytes.byteLength > 1024) throw new PskFileError(file, 'file is too large to be a swarm key');
-  return parsePsk(bytes, file);
+/** Reads and validates a swarm key file (a regular file of at most MAX_PSK_BYTES); warns when others may read it. */
+export async function loadPsk(file: string, options: KeyFileOptions = {}): Promise<Uint8Array> {
+  const read = await readSecretFile(file, MAX_PSK_BYTES, (reason, cause) => new PskFileError(file, reason, { cause }));
+  if (!read) throw new PskFileError(file, 'cannot read file (ENOENT)');
+  const psk = parsePsk(read.bytes, file);
+  if (read.readableByOthers) (options.logger ?? silentLogger).forComponent('corolla:swarm').error(`swarm key file ${file} is readable by others; chmod 600 it`);
+  return psk;
 }
 
-/** Writes a swarm key file with mode 0600 (parent directories created). */
+/** Writes a new swarm key file with mode 0600 (parent directories created); never replaces an existing file. */
 export async function savePsk(file: string, psk: Uint8Array): Promise<void> {
   parsePsk(psk, file);
-  await writePrivateFile(file, psk);
+  try {
+    await createSecretFile(file, psk);
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    throw new PskFileError(file, code === 'EEXIST' ? 'file exists; refusing to overwrite a swarm key' : `cannot write file (${code ?? 'unknown error'})`, { cause });
+  }
 }

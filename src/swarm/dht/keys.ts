@@ -8,8 +8,11 @@
  * Membership (kad-dht provider records; many providers per CID, so concurrent servers never overwrite each other):
  *   CID(sha256("corolla/model/v1\n" + modelId + "\n" + shard))  servers of a model, split into PROVIDER_SHARDS
  *   CID(sha256("corolla/models-index/v1\n" + shard))             every server of any model
- * A peer provides only the shard picked by its peer id. kad-dht's findProviders stops after k (20) providers
- * per CID, so sharding raises the discoverable servers per model (and overall) to 20 × PROVIDER_SHARDS.
+ * A peer provides one shard of each, picked by a hash of its peer id salted with the model (or the index) and the
+ * current epoch (PROVIDER_EPOCH_MS), so its shard moves every epoch and differs per model. kad-dht's findProviders
+ * stops after k (20) providers per CID, so sharding raises the discoverable servers per model (and overall) to
+ * 20 × PROVIDER_SHARDS; the salt means ids ground to crowd one shard (and hide the servers there) are only good for
+ * one model and one epoch, and a victim's shard changes under them (docs/protocols.md).
  *
  * validators.ts holds the kad-dht validators and selectors for both namespaces.
  */
@@ -21,6 +24,10 @@ export const RECORD_NAMESPACE = 'corolla';
 export const PEER_NAMESPACE = 'corolla-peer';
 /** Fixed by the protocol: readers and writers must agree on it. */
 export const PROVIDER_SHARDS = 8;
+/** How long a peer's shard stays put (fixed by the protocol). Providers re-provide on the change; readers read every shard. */
+export const PROVIDER_EPOCH_MS = 60 * 60_000;
+/** The shard scope of the models index (model ids are never empty). */
+export const INDEX_SCOPE = '';
 
 const RAW_CODEC = 0x55;
 const SHA2_256 = 0x12;
@@ -45,9 +52,14 @@ export function peerRecordKey(peerId: string): Uint8Array {
   return encoder.encode(`/${PEER_NAMESPACE}/${peerId}`);
 }
 
-/** Which provider shard a peer publishes under. */
-export function providerShard(peerId: string): number {
-  return sha256(peerId)[0]! % PROVIDER_SHARDS;
+/**
+ * Which provider shard a peer publishes under, for a model (`scope` = model id) or the index (INDEX_SCOPE), at time
+ * `now`: sha256("corolla/shard/v1\n" + scope + "\n" + epoch + "\n" + peerId), first 4 bytes mod PROVIDER_SHARDS.
+ */
+export function providerShard(peerId: string, scope: string = INDEX_SCOPE, now: number = Date.now()): number {
+  const epoch = Math.floor(now / PROVIDER_EPOCH_MS);
+  const digest = sha256(`corolla/shard/v1\n${scope}\n${epoch}\n${peerId}`);
+  return new DataView(digest.buffer, digest.byteOffset, 4).getUint32(0) % PROVIDER_SHARDS;
 }
 
 export function modelProviderCid(modelId: string, shard: number): CID {

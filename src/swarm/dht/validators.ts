@@ -33,5 +33,10 @@ export const selectNewestRecord: SelectFn = async (_key, values) => {
   return best;
 };
 
-export const dhtValidators: Record<string, ValidateFn> = { [RECORD_NAMESPACE]: validateDhtRecord, [PEER_NAMESPACE]: validateDhtRecord };
+/** kad-dht's built-in /pk/ namespace is not needed (peer ids embed Ed25519 keys); refusing it keeps the store Corolla-only. */
+const refusePublicKeyRecord: ValidateFn = async () => {
+  throw new InvalidRecordError('public key records are not stored here');
+};
+
+export const dhtValidators: Record<string, ValidateFn> = { [RECORD_NAMESPACE]: validateDhtRecord, [PEER_NAMESPACE]: validateDhtRecord, pk: refusePublicKeyRecord };
 export const dhtSelectors: Record<string, SelectFn> = { [RECORD_NAMESPACE]: selectNewestRecord, [PEER_NAMESPACE]: selectNewestRecord };

@@ -11,7 +11,8 @@ import type { QueryEvent } from '@libp2p/kad-dht';
 import { PROTOCOLS } from '../../wire/protocols.js';
 import { checkSchema, intIn, strictObject } from '../../wire/schema.js';
 import { InvalidRecordError, SwarmConfigError } from '../errors.js';
-import { indexProviderCid, modelProviderCid, peerRecordKey, providerShard, serverRecordKey } from '../dht/keys.js';
+import { indexProviderCid, INDEX_SCOPE, modelProviderCid, peerRecordKey, providerShard, serverRecordKey } from '../dht/keys.js';
+import type { CID } from 'multiformats/cid';
 import { createSignedServerRecord, encodeEnvelope, MAX_ADDRS, type ServerLoad, type ServerState, type VerifiedRecord } from '../records/index.js';
 import { deadline, errorText, type RegistryContext } from './context.js';
 import { serveAnnounce } from './announce.js';
@@ -42,6 +43,8 @@ export function createPublisher(ctx: RegistryContext): Publisher {
   let lastPublishAt = 0;
   let providedAt = 0;
   let providedModel: string | undefined;
+  /** the CIDs provided for providedModel (they move with the shard epoch) */
+  let providedCids: CID[] = [];
   let retryDelay = 500;
   /** set when announced fields changed after the last signature */
   let dirty = false;
@@ -94,22 +97,25 @@ export function createPublisher(ctx: RegistryContext): Publisher {
     return Math.min(...results.map((result) => (result.status === 'fulfilled' ? result.value : 0)));
   }
 
-  async function provide(modelId: string, signal: AbortSignal): Promise<boolean> {
-    const shard = providerShard(peerId);
-    const results = await Promise.allSettled([
-      drainCount(dht.provide(modelProviderCid(modelId, shard), { signal }), 'ADD_PROVIDER'),
-      drainCount(dht.provide(indexProviderCid(shard), { signal }), 'ADD_PROVIDER'),
-    ]);
+  /** The CIDs this peer provides for `modelId` in the current shard epoch (dht/keys.ts). */
+  function cidsFor(modelId: string): CID[] {
+    const now = Date.now();
+    return [modelProviderCid(modelId, providerShard(peerId, modelId, now)), indexProviderCid(providerShard(peerId, INDEX_SCOPE, now))];
+  }
+
+  async function provide(cids: CID[], signal: AbortSignal): Promise<boolean> {
+    const results = await Promise.allSettled(cids.map((cid) => drainCount(dht.provide(cid, { signal }), 'ADD_PROVIDER')));
     for (const result of results) if (result.status === 'rejected') log(`provide failed: ${errorText(result.reason)}`);
     return results.every((result) => result.status === 'fulfilled' && result.value > 0);
   }
 
-  async function cancelProvide(modelId: string): Promise<void> {
-    const shard = providerShard(peerId);
-    for (const cid of [modelProviderCid(modelId, shard), indexProviderCid(shard)]) {
+  async function cancelProvide(cids: CID[]): Promise<void> {
+    for (const cid of cids) {
       await dht.cancelReprovide(cid).catch((error: unknown) => log(`cancelReprovide failed: ${errorText(error)}`));
     }
   }
+
+  const sameCids = (a: CID[], b: CID[]): boolean => a.length === b.length && a.every((cid, i) => cid.equals(b[i]!));
 
   async function publishOnce(): Promise<PublishResult> {
     dirty = false;
@@ -121,11 +127,14 @@ export function createPublisher(ctx: RegistryContext): Publisher {
       const signal = deadline(ctx.closed, settings.publishTimeoutMs);
       replicas = await putBoth(record, signal);
       const modelId = record.record.modelId;
-      if (record.record.state !== 'offline' && (providedModel !== modelId || Date.now() - providedAt > settings.reprovideMs)) {
-        if (providedModel !== undefined && providedModel !== modelId) await cancelProvide(providedModel);
-        if (await provide(modelId, signal)) {
+      const cids = cidsFor(modelId);
+      const moved = !sameCids(cids, providedCids);
+      if (record.record.state !== 'offline' && (providedModel !== modelId || moved || Date.now() - providedAt > settings.reprovideMs)) {
+        if (providedModel !== undefined && moved) await cancelProvide(providedCids.filter((old) => !cids.some((cid) => cid.equals(old))));
+        if (await provide(cids, signal)) {
           providedAt = Date.now();
           providedModel = modelId;
+          providedCids = cids;
         }
       }
     }
@@ -221,8 +230,9 @@ export function createPublisher(ctx: RegistryContext): Publisher {
       withdrawn = true;
       stopTimer();
       const result = await publish();
-      if (providedModel !== undefined) await cancelProvide(providedModel);
+      if (providedModel !== undefined) await cancelProvide(providedCids);
       providedModel = undefined;
+      providedCids = [];
       return result;
     },
 
