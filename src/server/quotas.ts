@@ -8,8 +8,8 @@
  *   `peerCacheShare` of the budget (default 1/4), and an IP `peerCacheShare × ipMultiplier` (default 1/2).
  * - On an otherwise idle server a peer may reserve up to the whole budget. Whatever it holds above its share is
  *   borrowed: when another peer then opens a session that fits its own share but not the free budget, the borrower's
- *   newest sessions are closed (SESSION_EXPIRED "preempted", the client replays elsewhere) until it fits, never taking
- *   the borrower below its share. So one peer can never hold the cache against everyone else, and the server never
+ *   newest sessions are closed (SESSION_EXPIRED "preempted", the client replays elsewhere) until it fits, and only
+ *   while the borrower is above its share (its last session closed may take it below, sessions being indivisible). So one peer can never hold the cache against everyone else, and the server never
  *   drops out of other clients' routes for it.
  * Local sessions (peerId undefined) are the server's own and are neither limited nor preempted here.
  */
@@ -96,7 +96,7 @@ export class PeerQuotas {
     return maxLength > freeTokens ? this.reclaim(who, maxLength - freeTokens, sessions) : [];
   }
 
-  /** Borrowed sessions (other peers' cache above their share), newest first, freeing at least `needed` tokens. */
+  /** Sessions of peers above their share, newest first, freeing at least `needed` tokens (or none when they cannot). */
   private reclaim(who: Requester, needed: number, sessions: readonly ServedSession[]): ServedSession[] {
     const share = this.peerShareTokens;
     const held = new Map<string, number>();
@@ -107,7 +107,7 @@ export class PeerQuotas {
       if (freed >= needed) break;
       if (s.peerId === undefined || s.peerId === who.peerId) continue;
       const peerHeld = held.get(s.peerId)!;
-      if (peerHeld - s.maxLength < share) continue; // only what it holds above its share is borrowed
+      if (peerHeld <= share) continue; // only a peer above its share is borrowing
       held.set(s.peerId, peerHeld - s.maxLength);
       victims.push(s);
       freed += s.maxLength;
