@@ -173,7 +173,7 @@ describe('sizes checked from the header', () => {
     expect(errorOf(over)).toMatchObject({ type: 'error' });
     expect(['REQUEST_TOO_LARGE', 'MALFORMED']).toContain(errorOf(over).code);
     // a frame over the derived limit (well under 64 MiB) is FRAME_TOO_LARGE, and that stream is closed
-    const huge = new Uint8Array(limit + 1024);
+    const huge = new Uint8Array(limit + 4);
     new DataView(huge.buffer).setUint32(0, huge.length - 4);
     sendLengthPrefixed(c.stream, huge);
     const refused = await c.channel.receive({ signal: AbortSignal.timeout(10_000) });
