@@ -66,6 +66,8 @@ export const ERROR_CODES = {
   /** A step or close on a client session that is already closed or failed for good. */
   SESSION_CLOSED: code(410),
   TOO_MANY_SESSIONS: code(429, true),
+  /** A per-peer or per-IP quota (sessions, streams, KV-cache share, bytes in flight): retry later or elsewhere. */
+  QUOTA_EXCEEDED: code(429, true),
   SHUTTING_DOWN: code(503, true),
   REQUEST_TOO_LARGE: code(413),
   // swarm and client

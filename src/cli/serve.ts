@@ -11,8 +11,14 @@ import {
   DEFAULT_CACHE_BUDGET_BYTES,
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_BATCH,
+  DEFAULT_MAX_PEER_BYTES_IN_FLIGHT,
   DEFAULT_MAX_SESSION_MS,
+  DEFAULT_MAX_SESSIONS_PER_PEER,
+  DEFAULT_MAX_STREAMS_PER_PEER,
+  DEFAULT_MIN_SESSION_RATE,
   DEFAULT_NETWORK_BPS,
+  DEFAULT_PEER_CACHE_SHARE,
+  DEFAULT_SLOW_SESSION_GRACE_MS,
   DEFAULT_REBALANCE_INTERVAL_MS,
   DEFAULT_THREADS,
 } from '../server/defaults.js';
@@ -20,6 +26,7 @@ import { GENERATE_PROTOCOL } from '../server/generate-protocol.js';
 import { rebalancing, wholeModelGeneration, type ServiceFactories, type ServiceMap } from '../server/services/index.js';
 import { loadOrCreateIdentity } from '../swarm/identity.js';
 import { modelIdOf } from '../swarm/model-id.js';
+import { DEFAULT_CONNECTION_LIMITS } from '../swarm/defaults.js';
 import { createSwarmNode, type SwarmNode } from '../swarm/node.js';
 import { loadPsk } from '../swarm/psk.js';
 import type { BlockRange } from '../util/blocks.js';
@@ -57,6 +64,15 @@ announced ONLINE; logs go to stderr. SIGINT/SIGTERM announce OFFLINE and exit.
   --batch-window MS      longest wait for other sessions' decode steps before a partial batch (default ${DEFAULT_BATCH_WINDOW_MS})
   --idle-timeout S       close sessions idle for S seconds (default ${seconds(DEFAULT_IDLE_TIMEOUT_MS)})
   --max-session-time S   close sessions open longer than S seconds (default ${seconds(DEFAULT_MAX_SESSION_MS)})
+  --max-sessions-per-peer N   sessions one peer may hold (default ${DEFAULT_MAX_SESSIONS_PER_PEER}; an IP gets 2×)
+  --max-streams-per-peer N    block-protocol streams one peer may hold open (default ${DEFAULT_MAX_STREAMS_PER_PEER}; an IP gets 2×)
+  --peer-cache-share F   share of the KV budget one peer may reserve while others use the server, in (0, 1]
+                         (default ${DEFAULT_PEER_CACHE_SHARE}; a peer alone may borrow more, and loses it when others need room)
+  --max-peer-mib-in-flight N  MiB of requests one peer may have in flight (default ${DEFAULT_MAX_PEER_BYTES_IN_FLIGHT / 2 ** 20})
+  --min-session-rate R   cached tokens per second a session must average after --slow-session-grace (default ${DEFAULT_MIN_SESSION_RATE})
+  --slow-session-grace S seconds before --min-session-rate applies (default ${seconds(DEFAULT_SLOW_SESSION_GRACE_MS)})
+  --max-connections N    libp2p connections kept (default ${DEFAULT_CONNECTION_LIMITS.maxConnections})
+  --max-connections-per-ip N  inbound connections from one IP address (default ${DEFAULT_CONNECTION_LIMITS.maxInboundConnectionsPerIp})
   --rebalance-interval S seconds between span checks with --num-blocks or no --blocks (default ${seconds(DEFAULT_REBALANCE_INTERVAL_MS)}; 0 = off)
   --network-mbps N       link bandwidth for the announced network throughput estimate (default ${DEFAULT_NETWORK_BPS / 1e6})
   --stats-interval S     every S seconds log "stats max_event_loop_delay_ms=… rss_mb=…" (longest event-loop stall
@@ -82,6 +98,14 @@ const flags = {
   'idle-timeout': { type: 'string' },
   'max-session-time': { type: 'string' },
   'rebalance-interval': { type: 'string' },
+  'max-sessions-per-peer': { type: 'string' },
+  'max-streams-per-peer': { type: 'string' },
+  'peer-cache-share': { type: 'string' },
+  'max-peer-mib-in-flight': { type: 'string' },
+  'min-session-rate': { type: 'string' },
+  'slow-session-grace': { type: 'string' },
+  'max-connections': { type: 'string' },
+  'max-connections-per-ip': { type: 'string' },
   'network-mbps': { type: 'string' },
   'stats-interval': { type: 'string' },
 } as const;
@@ -114,6 +138,14 @@ export async function run(argv: string[]): Promise<void> {
   const rebalanceInterval = numberOption(values['rebalance-interval'], 'rebalance-interval', { min: 0 });
   const networkMbps = numberOption(values['network-mbps'], 'network-mbps', { min: 0.001 });
   const statsInterval = numberOption(values['stats-interval'], 'stats-interval', { min: 0.1 });
+  const maxSessionsPerPeer = numberOption(values['max-sessions-per-peer'], 'max-sessions-per-peer', { integer: true, min: 1 });
+  const maxStreamsPerPeer = numberOption(values['max-streams-per-peer'], 'max-streams-per-peer', { integer: true, min: 1, max: 65_536 });
+  const peerCacheShare = numberOption(values['peer-cache-share'], 'peer-cache-share', { min: 0.001, max: 1 });
+  const maxPeerMib = numberOption(values['max-peer-mib-in-flight'], 'max-peer-mib-in-flight', { min: 1 });
+  const minSessionRate = numberOption(values['min-session-rate'], 'min-session-rate', { min: 0 });
+  const slowSessionGrace = numberOption(values['slow-session-grace'], 'slow-session-grace', { min: 0.1 });
+  const maxConnections = numberOption(values['max-connections'], 'max-connections', { integer: true, min: 1 });
+  const maxConnectionsPerIp = numberOption(values['max-connections-per-ip'], 'max-connections-per-ip', { integer: true, min: 1 });
   if (values['eth-address'] !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(values['eth-address'])) {
     throw new UsageError(`--eth-address must be 0x followed by 40 hex digits, got "${values['eth-address']}"`);
   }
@@ -168,6 +200,10 @@ export async function run(argv: string[]): Promise<void> {
       privateKey: identity?.privateKey,
       psk,
       logger,
+      connections: {
+        ...(maxConnections !== undefined ? { maxConnections } : {}),
+        ...(maxConnectionsPerIp !== undefined ? { maxInboundConnectionsPerIp: maxConnectionsPerIp } : {}),
+      },
     });
     log(`peer ${node.peerId} listening on:\n  ${node.multiaddrs.join('\n  ')}`);
     if (bootstrap.length > 0) {
@@ -198,6 +234,12 @@ export async function run(argv: string[]): Promise<void> {
         ...(idleTimeout !== undefined ? { idleTimeoutMs: idleTimeout * 1000 } : {}),
         ...(maxSessionTime !== undefined ? { maxSessionMs: maxSessionTime * 1000 } : {}),
         ...(networkMbps !== undefined ? { networkBitsPerSecond: networkMbps * 1e6 } : {}),
+        maxSessionsPerPeer,
+        maxStreamsPerPeer,
+        peerCacheShare,
+        ...(maxPeerMib !== undefined ? { maxPeerBytesInFlight: Math.round(maxPeerMib * 2 ** 20) } : {}),
+        minSessionRate,
+        ...(slowSessionGrace !== undefined ? { slowSessionGraceMs: slowSessionGrace * 1000 } : {}),
         services,
       },
     );

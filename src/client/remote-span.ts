@@ -13,7 +13,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import type { Libp2p, Stream } from '@libp2p/interface';
 import { messageChannel, type MessageChannel } from '../wire/channel.js';
 import type { Codec, DecodedMessage, Message } from '../wire/messages.js';
-import { BLOCK_PROTOCOL } from '../wire/protocols.js';
+import { BLOCK_PROTOCOL, BLOCK_STREAMS_PER_PEER } from '../wire/protocols.js';
 import { RemoteSpanError, type RemoteSpanFailure } from './errors.js';
 
 /** What a hop needs of the libp2p node: dialing, and a peer store to learn addresses from records. */
@@ -84,7 +84,9 @@ export async function openRemoteSpan(node: DialerNode, target: SpanTarget, init:
       }
     });
     if (addrs.length > 0) await node.peerStore.merge(peer, { multiaddrs: addrs });
-    stream = await node.dialProtocol(peer, BLOCK_PROTOCOL, { signal });
+    // one stream per session: libp2p's default of 64 outbound streams per protocol would fail a gateway's 65th
+    // session locally (and ban a healthy server for it); the server's per-peer quota is the same constant
+    stream = await node.dialProtocol(peer, BLOCK_PROTOCOL, { signal, maxOutboundStreams: BLOCK_STREAMS_PER_PEER });
   } catch (error) {
     throw fail(options.signal?.aborted ? 'aborted' : signal.aborted ? 'timeout' : 'dial', `cannot open a ${BLOCK_PROTOCOL} stream: ${messageOf(error)}`, error);
   }

@@ -188,7 +188,9 @@ class CorollaBlockServer<S extends ServiceMap> extends TypedEventEmitter<BlockSe
     const started: ServiceMap[string][] = [];
     let handled = false;
     try {
-      await node.libp2p.handle(BLOCK_PROTOCOL, (stream, connection) => (this.blockServiceNow && !this.busy ? this.blockServiceNow.handleStream(stream, connection) : this.refuse(stream)), STREAM_LIMITS);
+      // libp2p's per-connection stream limit is a backstop above our per-peer quota (which answers with a typed error)
+      const maxStreams = Math.max(STREAM_LIMITS.maxInboundStreams, 2 * (settings.maxStreamsPerPeer ?? 0));
+      await node.libp2p.handle(BLOCK_PROTOCOL, (stream, connection) => (this.blockServiceNow && !this.busy ? this.blockServiceNow.handleStream(stream, connection) : this.refuse(stream)), { ...STREAM_LIMITS, maxInboundStreams: maxStreams });
       handled = true;
       await this.load(this.currentRange);
       for (const service of Object.values(this.services)) {
@@ -271,6 +273,15 @@ class CorollaBlockServer<S extends ServiceMap> extends TypedEventEmitter<BlockSe
       maxFrameBytes: settings.maxFrameBytes,
       maxSessionsPerStream: settings.maxSessionsPerStream,
       maxForwardTokens: settings.maxForwardTokens,
+      quotas: {
+        ...(settings.maxSessionsPerPeer !== undefined ? { maxSessionsPerPeer: settings.maxSessionsPerPeer } : {}),
+        ...(settings.maxStreamsPerPeer !== undefined ? { maxStreamsPerPeer: settings.maxStreamsPerPeer } : {}),
+        ...(settings.peerCacheShare !== undefined ? { peerCacheShare: settings.peerCacheShare } : {}),
+        ...(settings.maxPeerBytesInFlight !== undefined ? { maxPeerBytesInFlight: settings.maxPeerBytesInFlight } : {}),
+        ...(settings.ipQuotaMultiplier !== undefined ? { ipMultiplier: settings.ipQuotaMultiplier } : {}),
+      },
+      slowSessionGraceMs: settings.slowSessionGraceMs,
+      minSessionRate: settings.minSessionRate,
       logger: this.logger,
     });
     service.addEventListener('session:open', (event) => this.safeDispatchEvent('session:open', { detail: event.detail }));

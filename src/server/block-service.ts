@@ -21,9 +21,14 @@
  *   gets FRAME_TOO_LARGE and then that stream (only) is closed, since the byte stream cannot be resynchronised.
  * - Failures the peer cannot act on (kernel errors, whose text is onnxruntime's, and anything unexpected) are
  *   logged here and replied as INTERNAL "internal error".
- * - Timeouts: a stream with no request for `idleTimeoutMs` is closed with its sessions; a session with no step for
- *   `idleTimeoutMs`, or open longer than `maxSessionMs`, is closed by the server, and later requests naming it get
- *   SESSION_EXPIRED.
+ * - Timeouts: a stream with no work (open, step, forward, close) for `idleTimeoutMs` is closed with its sessions —
+ *   pings and refused requests do not keep it alive; a session with no step for `idleTimeoutMs`, open longer than
+ *   `maxSessionMs`, or past `slowSessionGraceMs` with fewer than `minSessionRate` cached tokens per second of its age
+ *   (one that only dribbles), is closed by the server, and later requests naming it get SESSION_EXPIRED.
+ * - Quotas (quotas.ts): streams, sessions, KV-cache share and request bytes in flight per peer and per IP; QUOTA_EXCEEDED.
+ * - Sizes: the frame limit is derived from the model, hiddenSize × max(step cap, forward cap) × 4 bytes + header (never
+ *   above `maxFrameBytes`), and each request's header is checked (session, width, token caps, quotas) before its
+ *   tensor is decoded.
  */
 import type { Connection, Stream } from '@libp2p/interface';
 import { TypedEventEmitter } from 'main-event';
@@ -33,7 +38,19 @@ import type { BlockRange } from '../util/blocks.js';
 import { silentLogger, type ComponentLogger, type Logger } from '../util/logger.js';
 import { messageChannel, type MessageChannel } from '../wire/channel.js';
 import { FrameTooLargeError } from '../wire/errors.js';
-import { errorMessage, type DecodedMessage, type Message, type MessageInput, type TensorInput } from '../wire/messages.js';
+import { FRAME_PREFIX_BYTES, HEADER_LENGTH_BYTES } from '../wire/frames.js';
+import {
+  MAX_HEADER_BYTES,
+  MAX_STEP_TOKENS,
+  decodeMessagePayload,
+  errorMessage,
+  type DecodedMessage,
+  type Message,
+  type MessageInput,
+  type PendingMessage,
+  type TensorInput,
+} from '../wire/messages.js';
+import { ipOf } from '../swarm/node.js';
 import { BatchScheduler } from './batch-scheduler.js';
 import {
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -42,11 +59,19 @@ import {
   DEFAULT_MAX_FRAME_BYTES,
   DEFAULT_MAX_SESSION_MS,
   DEFAULT_MAX_SESSIONS_PER_STREAM,
+  DEFAULT_IP_QUOTA_MULTIPLIER,
+  DEFAULT_MAX_PEER_BYTES_IN_FLIGHT,
+  DEFAULT_MAX_SESSIONS_PER_PEER,
+  DEFAULT_MAX_STREAMS_PER_PEER,
+  DEFAULT_MIN_SESSION_RATE,
+  DEFAULT_PEER_CACHE_SHARE,
+  DEFAULT_SLOW_SESSION_GRACE_MS,
   STREAM_CLOSE_TIMEOUT_MS,
 } from './defaults.js';
+import { PeerQuotas, type QuotaLimits } from './quotas.js';
 import { SessionExpiredError, ShuttingDownError } from './errors.js';
 import type { SessionCloseEvent, SessionCloseReason, SessionOpenEvent } from './events.js';
-import { handleRequest, type Reply, type RequestContext } from './handlers/index.js';
+import { checkRequestHeader, handleRequest, type Reply, type RequestContext } from './handlers/index.js';
 import { SessionTable, type ServedSession, type StreamState } from './session-table.js';
 
 export interface BlockServiceOptions {
@@ -64,6 +89,13 @@ export interface BlockServiceOptions {
   readonly maxSessionsPerStream?: number;
   /** Most rows of a stateless forward (default DEFAULT_MAX_FORWARD_TOKENS). */
   readonly maxForwardTokens?: number;
+  /** Most tokens of one step (default and ceiling MAX_STEP_TOKENS). */
+  readonly maxStepTokens?: number;
+  /** Per-peer / per-IP quotas (defaults in defaults.ts). */
+  readonly quotas?: Partial<QuotaLimits>;
+  /** Dribbling sessions: grace period and minimum cached tokens per second (defaults in defaults.ts). */
+  readonly slowSessionGraceMs?: number;
+  readonly minSessionRate?: number;
   readonly logger?: ComponentLogger;
 }
 
@@ -87,7 +119,11 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
   readonly range: BlockRange;
   private readonly idleTimeoutMs: number;
   private readonly maxSessionMs: number;
-  private readonly maxFrameBytes: number;
+  /** The frame limit in force: the configured one, or the model-derived one when that is lower. */
+  readonly maxFrameBytes: number;
+  private readonly maxTensorElements: number;
+  private readonly slow: { graceMs: number; minRate: number };
+  readonly quotas: PeerQuotas;
   private readonly log: Logger;
   private readonly sessions: SessionTable;
   private readonly context: RequestContext;
@@ -105,7 +141,24 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
     // AbortSignal.timeout and timers want whole milliseconds
     this.idleTimeoutMs = Math.max(1, Math.round(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS));
     this.maxSessionMs = Math.max(1, Math.round(options.maxSessionMs ?? DEFAULT_MAX_SESSION_MS));
-    this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    const maxForwardTokens = options.maxForwardTokens ?? DEFAULT_MAX_FORWARD_TOKENS;
+    const maxStepTokens = Math.min(MAX_STEP_TOKENS, options.maxStepTokens ?? MAX_STEP_TOKENS);
+    // the largest honest request is a full step or forward in f32: anything bigger is refused from its prefix
+    this.maxTensorElements = span.hiddenSize * Math.max(maxStepTokens, maxForwardTokens);
+    const derivedFrameBytes = FRAME_PREFIX_BYTES + HEADER_LENGTH_BYTES + MAX_HEADER_BYTES + this.maxTensorElements * 4;
+    this.maxFrameBytes = Math.min(options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, derivedFrameBytes);
+    this.slow = { graceMs: options.slowSessionGraceMs ?? DEFAULT_SLOW_SESSION_GRACE_MS, minRate: options.minSessionRate ?? DEFAULT_MIN_SESSION_RATE };
+    this.quotas = new PeerQuotas(
+      {
+        maxSessionsPerPeer: DEFAULT_MAX_SESSIONS_PER_PEER,
+        maxStreamsPerPeer: DEFAULT_MAX_STREAMS_PER_PEER,
+        peerCacheShare: DEFAULT_PEER_CACHE_SHARE,
+        maxPeerBytesInFlight: DEFAULT_MAX_PEER_BYTES_IN_FLIGHT,
+        ipMultiplier: DEFAULT_IP_QUOTA_MULTIPLIER,
+        ...options.quotas,
+      },
+      span.cacheTokensLeft(),
+    );
     this.sessions = new SessionTable(span, this.scheduler, {
       opened: (session) => {
         this.safeDispatchEvent('session:open', { detail: this.describe(session) });
@@ -121,7 +174,9 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
       range: this.range,
       sessions: this.sessions,
       maxSessionsPerStream: options.maxSessionsPerStream ?? DEFAULT_MAX_SESSIONS_PER_STREAM,
-      maxForwardTokens: options.maxForwardTokens ?? DEFAULT_MAX_FORWARD_TOKENS,
+      maxForwardTokens,
+      maxStepTokens,
+      quotas: this.quotas,
     };
     this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(1000, this.idleTimeoutMs / 4)));
     this.sweeper.unref();
@@ -146,15 +201,23 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
       stream.abort(new ShuttingDownError(this.closedReason));
       return;
     }
-    const state: StreamState = { serial: ++this.streamSerial, stream, peerId: connection?.remotePeer.toString(), sessions: new Map(), expired: new Map() };
+    const state: StreamState = { serial: ++this.streamSerial, stream, peerId: connection?.remotePeer.toString(), ip: ipOf(connection?.remoteAddr), sessions: new Map(), expired: new Map() };
+    const channel = messageChannel(stream, { maxFrameBytes: this.maxFrameBytes, maxTensorElements: this.maxTensorElements });
+    try {
+      this.quotas.admitStream(state, this.streams);
+    } catch (refusal) {
+      await this.refuseStream(channel, stream, refusal);
+      return;
+    }
     this.streams.add(state);
-    const channel = messageChannel(stream, { maxFrameBytes: this.maxFrameBytes });
     let graceful = true;
+    let lastWork = Date.now();
     try {
       for (;;) {
-        let message: DecodedMessage;
+        let pending: PendingMessage;
         try {
-          message = await channel.receive({ signal: AbortSignal.timeout(this.idleTimeoutMs) });
+          // only work (open, step, forward, close) keeps a stream alive: pings or junk every idle timeout − ε do not
+          pending = await channel.receiveHeader({ signal: AbortSignal.timeout(Math.max(1, lastWork + this.idleTimeoutMs - Date.now())) });
         } catch (error) {
           if (isOversizeFrame(error)) {
             await this.reply(channel, { header: errorMessage(this.oversize(error)) });
@@ -169,11 +232,24 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
           graceful = !isTimeout(error);
           break;
         }
+        const header = pending.header;
         if (this.closedReason !== undefined) {
-          await this.reply(channel, { header: errorMessage(new ShuttingDownError(this.closedReason), idsOf(message.header)) });
+          await this.reply(channel, { header: errorMessage(new ShuttingDownError(this.closedReason), idsOf(header)) });
           break;
         }
-        if (!(await this.reply(channel, await this.answer(state, message)))) break;
+        let release: (() => void) | undefined;
+        let reply: Reply;
+        try {
+          release = this.quotas.acquireBytes(state, pending.frameBytes);
+          checkRequestHeader(this.context, state, header);
+          reply = await this.answer(state, decodeMessagePayload(pending, { maxTensorElements: this.maxTensorElements }));
+          if (header.type !== 'ping' && reply.header.type !== 'error') lastWork = Date.now();
+        } catch (error) {
+          reply = { header: errorMessage(this.peerFacing(error, header.type), idsOf(header)) };
+        }
+        const sent = await this.reply(channel, reply);
+        release?.();
+        if (!sent) break;
       }
     } finally {
       this.endStream(state, 'stream-ended');
@@ -185,11 +261,22 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
     }
   }
 
+  /** A stream over the peer's stream quota: its first request is answered with the refusal, then it is closed. */
+  private async refuseStream(channel: MessageChannel, stream: Stream, refusal: unknown): Promise<void> {
+    try {
+      const pending = await channel.receiveHeader({ signal: AbortSignal.timeout(Math.min(this.idleTimeoutMs, STREAM_CLOSE_TIMEOUT_MS)) });
+      await this.reply(channel, { header: errorMessage(refusal, idsOf(pending.header)) });
+      await stream.close({ signal: AbortSignal.timeout(STREAM_CLOSE_TIMEOUT_MS) });
+    } catch {
+      stream.abort(refusal instanceof Error ? refusal : new Error(String(refusal)));
+    }
+  }
+
   /** Opens a session for in-process use (whole-model generation). Throws CacheBudgetError when it does not fit. */
   openLocal(maxLength: number): LocalSession {
     if (this.closedReason !== undefined) throw new ShuttingDownError(this.closedReason);
     const engineId = `local-${++this.localSerial}`;
-    const session = this.sessions.open({ clientId: engineId, engineId, peerId: undefined, codec: 'f32', maxLength, owner: undefined });
+    const session = this.sessions.open({ clientId: engineId, engineId, peerId: undefined, ip: undefined, codec: 'f32', maxLength, owner: undefined });
     return {
       id: engineId,
       step: async (hidden) => {
@@ -258,7 +345,7 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
   }
 
   private sweep(): void {
-    for (const { session, why } of this.sessions.sweep(this.idleTimeoutMs, this.maxSessionMs)) this.log(`closed session ${session.engineId}: ${why}`);
+    for (const { session, why } of this.sessions.sweep(this.idleTimeoutMs, this.maxSessionMs, this.slow)) this.log(`closed session ${session.engineId}: ${why}`);
   }
 }
 

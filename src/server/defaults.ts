@@ -4,6 +4,7 @@
  */
 import { DEFAULT_CACHE_BUDGET_BYTES } from '../engine/span-executor.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../wire/frames.js';
+import { BLOCK_STREAMS_PER_PEER } from '../wire/protocols.js';
 
 export { DEFAULT_CACHE_BUDGET_BYTES, DEFAULT_MAX_FRAME_BYTES };
 
@@ -28,8 +29,35 @@ export const DEFAULT_MAX_FORWARD_TOKENS = 4096;
 export const MAX_EXPIRED_PER_STREAM = 64;
 /** How long a graceful stream close may take before the stream is aborted. */
 export const STREAM_CLOSE_TIMEOUT_MS = 2000;
-/** libp2p stream limits for the server's protocols. */
-export const STREAM_LIMITS = { maxInboundStreams: 256, maxOutboundStreams: 64 } as const;
+/**
+ * Per-peer quotas (see quotas.ts). A peer is one libp2p peer id; an IP is every peer behind one address (Sybils,
+ * NAT), so its quotas are a few peers' worth.
+ */
+/** Sessions one peer may hold: a gateway multiplexing 100+ users through one server fits. */
+export const DEFAULT_MAX_SESSIONS_PER_PEER = 256;
+/** Block-protocol streams one peer may hold open at once (the client's outbound limit is the same constant). */
+export const DEFAULT_MAX_STREAMS_PER_PEER = BLOCK_STREAMS_PER_PEER;
+/** Share of the KV budget one peer may reserve while other peers hold sessions (alone it may borrow more, below). */
+export const DEFAULT_PEER_CACHE_SHARE = 0.25;
+/** Bytes of request frames one peer may have in flight (received, not yet answered): ~7 full-size prefill frames of a 576-wide model. */
+export const DEFAULT_MAX_PEER_BYTES_IN_FLIGHT = 64 * 1024 * 1024;
+/** An IP address gets this many peers' worth of each quota (sessions, streams, cache share capped at 1, bytes). */
+export const DEFAULT_IP_QUOTA_MULTIPLIER = 2;
+/**
+ * Dribbling sessions: after this grace period a session must have cached at least DEFAULT_MIN_SESSION_RATE tokens
+ * per second of its age, or it is closed (a step every idle timeout − ε would otherwise hold its cache for the
+ * whole session time cap).
+ */
+export const DEFAULT_SLOW_SESSION_GRACE_MS = 5 * 60_000;
+/** Tokens per second (of KV position reached) a session must average once past the grace period: 6 per minute. */
+export const DEFAULT_MIN_SESSION_RATE = 0.1;
+
+/**
+ * libp2p stream limits for the server's protocols: the inbound limit (per connection) is a backstop twice the
+ * per-peer quota, so a peer over its quota gets our typed QUOTA_EXCEEDED rather than a reset stream; outbound
+ * matters when this node dials the same protocol (libp2p applies a handler's limits to both directions).
+ */
+export const STREAM_LIMITS = { maxInboundStreams: 2 * BLOCK_STREAMS_PER_PEER, maxOutboundStreams: BLOCK_STREAMS_PER_PEER } as const;
 
 /** How often an auto-chosen span is reconsidered by the rebalancing service (0 = never). */
 export const DEFAULT_REBALANCE_INTERVAL_MS = 60_000;

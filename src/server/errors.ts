@@ -29,6 +29,17 @@ export class TooManySessionsError extends CorollaError {
   }
 }
 
+/** Which per-peer / per-IP quota a request ran into. */
+export type QuotaKind = 'sessions' | 'streams' | 'cache' | 'bytes-in-flight';
+
+/** A peer (or its IP address) is over one of its quotas; other peers are still served. */
+export class QuotaExceededError extends CorollaError {
+  override readonly name = 'QuotaExceededError';
+  constructor(readonly quota: QuotaKind, message: string) {
+    super('QUOTA_EXCEEDED', message);
+  }
+}
+
 /** The server is shutting down or moving to another span: no new work is accepted. */
 export class ShuttingDownError extends CorollaError {
   override readonly name = 'ShuttingDownError';

@@ -19,6 +19,8 @@ export interface ServedSession {
   readonly engineId: string;
   /** The client's peer id; undefined for local sessions. */
   readonly peerId: string | undefined;
+  /** The client's IP address, over IP transports. */
+  readonly ip: string | undefined;
   readonly codec: WireDtype;
   readonly maxLength: number;
   readonly openedAt: number;
@@ -35,6 +37,7 @@ export interface StreamState {
   readonly serial: number;
   readonly stream: Stream;
   readonly peerId: string | undefined;
+  readonly ip: string | undefined;
   readonly sessions: Map<string, ServedSession>;
   /** Ids the server expired on this stream → reason (bounded). */
   readonly expired: Map<string, string>;
@@ -66,6 +69,11 @@ export class SessionTable {
     }
     this.hooks.opened(session);
     return session;
+  }
+
+  /** Every open session (protocol and local). */
+  list(): ServedSession[] {
+    return [...this.sessions.values()];
   }
 
   has(session: ServedSession): boolean {
@@ -117,15 +125,24 @@ export class SessionTable {
     for (const session of [...this.sessions.values()]) this.close(session, reason);
   }
 
-  /** Closes sessions idle for longer than `idleMs` or open longer than `maxMs`; returns what it closed and why. */
-  sweep(idleMs: number, maxMs: number): { session: ServedSession; why: string }[] {
+  /**
+   * Closes sessions idle for longer than `idleMs`, open longer than `maxMs`, or (protocol sessions) past
+   * `slow.graceMs` whose cached tokens average under `slow.minRate` per second of their age (a session that only
+   * dribbles); returns what it closed and why.
+   */
+  sweep(idleMs: number, maxMs: number, slow: { graceMs: number; minRate: number }): { session: ServedSession; why: string }[] {
     const now = Date.now();
     const closed: { session: ServedSession; why: string }[] = [];
     for (const session of [...this.sessions.values()]) {
       if (session.inFlight) continue;
+      const age = now - session.openedAt;
+      const cached = this.span.session(session.engineId)?.position ?? 0;
       let why: string | undefined;
       if (now - session.lastActivity > idleMs) why = `no step for ${idleMs / 1000} s (idle timeout)`;
-      else if (now - session.openedAt > maxMs) why = `open longer than ${maxMs / 1000} s (session time cap)`;
+      else if (age > maxMs) why = `open longer than ${maxMs / 1000} s (session time cap)`;
+      else if (session.peerId !== undefined && age > slow.graceMs && cached < (slow.minRate * age) / 1000) {
+        why = `too slow: ${cached} tokens cached in ${Math.round(age / 1000)} s, under the minimum of ${slow.minRate} tokens/s after ${slow.graceMs / 1000} s`;
+      }
       if (why === undefined) continue;
       this.close(session, 'expired', why);
       closed.push({ session, why });

@@ -63,6 +63,16 @@ export interface BlockServerSettings {
   readonly maxFrameBytes?: number;
   readonly maxSessionsPerStream?: number;
   readonly maxForwardTokens?: number;
+  /** Per-peer / per-IP quotas (see quotas.ts; defaults DEFAULT_MAX_SESSIONS_PER_PEER etc. in defaults.ts). */
+  readonly maxSessionsPerPeer?: number;
+  readonly maxStreamsPerPeer?: number;
+  /** Share of the KV budget one peer may reserve while others hold sessions, in (0, 1]. */
+  readonly peerCacheShare?: number;
+  readonly maxPeerBytesInFlight?: number;
+  readonly ipQuotaMultiplier?: number;
+  /** Dribbling sessions: after this grace, fewer than minSessionRate cached tokens per second of age closes them. */
+  readonly slowSessionGraceMs?: number;
+  readonly minSessionRate?: number;
   /** Nominal link bandwidth for the network throughput estimate (default DEFAULT_NETWORK_BPS). */
   readonly networkBitsPerSecond?: number;
   /** Memory available for sizing an auto span (default os.freemem()). */
@@ -87,6 +97,13 @@ export function resolveSettings(options: BlockServerSettings, modelBlocks: numbe
   }
   if (options.numBlocks !== undefined && !(Number.isInteger(options.numBlocks) && options.numBlocks >= 1)) {
     throw new ServerConfigError(`numBlocks must be a positive integer, got ${options.numBlocks}`);
+  }
+  if (options.peerCacheShare !== undefined && !(options.peerCacheShare > 0 && options.peerCacheShare <= 1)) {
+    throw new ServerConfigError(`peerCacheShare must be in (0, 1], got ${options.peerCacheShare}`);
+  }
+  for (const key of ['maxSessionsPerPeer', 'maxStreamsPerPeer', 'maxPeerBytesInFlight', 'ipQuotaMultiplier'] as const) {
+    const value = options[key];
+    if (value !== undefined && !(Number.isInteger(value) && value >= 1)) throw new ServerConfigError(`${key} must be a positive integer, got ${value}`);
   }
   const { range: _range, ...given } = options;
   return {

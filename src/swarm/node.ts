@@ -23,7 +23,8 @@ import {
 } from '@libp2p/kad-dht';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
-import type { AbortOptions, PrivateKey, Transport } from '@libp2p/interface';
+import type { AbortOptions, ConnectionGater, MultiaddrConnection, PrivateKey, Transport } from '@libp2p/interface';
+import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './defaults.js';
 import { SwarmConfigError, SwarmTimeoutError } from './errors.js';
 import { dhtSelectors, dhtValidators } from './dht/validators.js';
 import { DhtRecordStore } from './dht/store.js';
@@ -79,6 +80,8 @@ export interface SwarmNodeOptions {
   dhtClientMode?: boolean;
   /** How long creation waits for the direct dials to the bootstrap peers (default 5000 ms). Failures are not fatal. */
   bootstrapTimeoutMs?: number;
+  /** Connection-manager limits and the per-IP gater (defaults: DEFAULT_CONNECTION_LIMITS in defaults.ts). */
+  connections?: Partial<ConnectionLimits>;
   /** Diagnostics (component `corolla:swarm`); default silent. */
   logger?: ComponentLogger;
 }
@@ -148,6 +151,10 @@ export async function createSwarmNode(options: SwarmNodeOptions = {}): Promise<S
   const tcpBootstrap = bootstrapList.filter((address) => !isMemoryAddress(address));
 
   const dhtStore = new DhtRecordStore(options.dht?.store);
+  const limits: ConnectionLimits = { ...DEFAULT_CONNECTION_LIMITS, ...options.connections };
+  let self: SwarmLibp2p | undefined;
+  const gater = perIpGater(limits, () => self?.getConnections() ?? [], log);
+
   const libp2p = await createLibp2p({
     privateKey,
     start: false,
@@ -166,6 +173,14 @@ export async function createSwarmNode(options: SwarmNodeOptions = {}): Promise<S
         },
       }),
     ],
+    connectionManager: {
+      maxConnections: limits.maxConnections,
+      maxIncomingPendingConnections: limits.maxIncomingPendingConnections,
+      inboundConnectionThreshold: limits.inboundConnectionThreshold,
+      allow: [...limits.allow],
+      deny: [...limits.deny],
+    },
+    connectionGater: gater,
     ...(psk ? { connectionProtector: preSharedKey({ psk }) } : {}),
     // A busy server blocks its event loop during engine calls; a late ping there is not a dead peer. Dead peers are
     // found by the requests that fail on them (and the client bans them), not by aborting connections on a ping.
@@ -188,6 +203,7 @@ export async function createSwarmNode(options: SwarmNodeOptions = {}): Promise<S
       }),
     },
   });
+  self = libp2p;
   await libp2p.start();
 
   const peerId = libp2p.peerId.toString();
@@ -243,4 +259,27 @@ export async function createSwarmNode(options: SwarmNodeOptions = {}): Promise<S
   }, 2000);
   redial.unref();
   return node;
+}
+
+/** The IP address of a multiaddr (ip4 or ip6 component), or undefined (memory transport, relays). */
+export function ipOf(address: Multiaddr | undefined): string | undefined {
+  return address?.getComponents().find((component) => component.name === 'ip4' || component.name === 'ip6')?.value;
+}
+
+/**
+ * Refuses an inbound connection when its IP already holds `maxInboundConnectionsPerIp` inbound connections (addresses
+ * on the allow list excepted), before any handshake work is spent on it.
+ */
+function perIpGater(limits: ConnectionLimits, connections: () => readonly { direction: string; remoteAddr: Multiaddr }[], log: (line: string) => void): ConnectionGater {
+  const allowed = new Set(limits.allow.map((address) => ipOf(parseAddress(address, 'allow'))).filter((ip) => ip !== undefined));
+  return {
+    denyInboundConnection(maConn: MultiaddrConnection): boolean {
+      const ip = ipOf(maConn.remoteAddr);
+      if (ip === undefined || allowed.has(ip)) return false;
+      const held = connections().filter((connection) => connection.direction === 'inbound' && ipOf(connection.remoteAddr) === ip).length;
+      if (held < limits.maxInboundConnectionsPerIp) return false;
+      log(`refused an inbound connection from ${ip}: it holds ${held} (limit ${limits.maxInboundConnectionsPerIp})`);
+      return true;
+    },
+  };
 }

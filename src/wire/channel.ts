@@ -5,12 +5,14 @@
 import type { Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
 import { DEFAULT_MAX_FRAME_BYTES } from './frames.js';
-import { decodeMessage, encodeMessage, type DecodedMessage, type MessageInput, type TensorInput } from './messages.js';
+import { decodeMessage, decodeMessageHeader, encodeMessage, type DecodedMessage, type MessageInput, type PendingMessage, type TensorInput } from './messages.js';
 
 export interface MessageChannel {
   send(header: MessageInput, tensor?: TensorInput, options?: { signal?: AbortSignal }): Promise<void>;
   /** The next message; throws a CorollaError for a malformed one, and rejects when the stream ends. */
   receive(options?: { signal?: AbortSignal }): Promise<DecodedMessage>;
+  /** The next message with its header validated and its tensor not yet decoded (see decodeMessagePayload). */
+  receiveHeader(options?: { signal?: AbortSignal }): Promise<PendingMessage>;
   close(): Promise<void>;
   abort(error: Error): void;
 }
@@ -25,6 +27,10 @@ export function messageChannel(stream: Stream, options: { maxFrameBytes?: number
     async receive(opts) {
       const chunk = await lp.read({ signal: opts?.signal });
       return decodeMessage(chunk.subarray(), { maxFrameBytes, maxTensorElements: options.maxTensorElements });
+    },
+    async receiveHeader(opts) {
+      const chunk = await lp.read({ signal: opts?.signal });
+      return decodeMessageHeader(chunk.subarray(), { maxFrameBytes, maxTensorElements: options.maxTensorElements });
     },
     async close() {
       await stream.close().catch(() => stream.abort(new Error('close failed')));

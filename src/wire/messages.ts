@@ -31,6 +31,12 @@ import {
 
 /** Cap on the UTF-8 header of a message. */
 export const MAX_HEADER_BYTES = 16 * 1024;
+/**
+ * Cap on the tokens of one `step` (and the rows of a server's `forward`): the unit of bounded work per request.
+ * Servers derive their frame limit from it (hiddenSize × MAX_STEP_TOKENS × 4 bytes + header); clients chunk longer
+ * prefills into steps of at most this many tokens. Shared by name with the prefill-chunking work of issue 7.
+ */
+export const MAX_STEP_TOKENS = 4096;
 /** Cap on a session's maxLength, and on position + tokens of a step. */
 export const MAX_SESSION_LENGTH = 1_000_000;
 /** Cap on block indices (spanEnd). */
@@ -275,12 +281,21 @@ export function encodeMessage(header: MessageInput, tensor?: TensorInput, option
   return frame;
 }
 
+/** A frame whose header is decoded and validated, and whose tensor payload is not decoded yet. */
+export interface PendingMessage {
+  readonly header: Message;
+  /** The raw tensor payload (a view into the frame); empty for types without a tensor. */
+  readonly payload: Uint8Array;
+  /** Size of the whole frame, prefix included. */
+  readonly frameBytes: number;
+}
+
 /**
- * Decodes and validates one frame (as produced by encodeMessage / yielded by FrameDecoder). Throws
- * MalformedMessageError (code 'MALFORMED') for anything wrong with it, with the codec's error as `cause` where
- * the tensor payload is at fault, or FrameTooLargeError when the frame exceeds `maxFrameBytes`.
+ * Decodes and validates one frame's header only, leaving the tensor payload undecoded, so a receiver can refuse a
+ * request from its header (unknown session, wrong width, over a quota) before paying for the tensor.
+ * Throws like decodeMessage.
  */
-export function decodeMessage(frame: Uint8Array, options: MessageOptions = {}): DecodedMessage {
+export function decodeMessageHeader(frame: Uint8Array, options: MessageOptions = {}): PendingMessage {
   const { header: headerBytes, payload } = splitFrame(frame, options);
   if (headerBytes.length === 0) fail('empty header');
   if (headerBytes.length > MAX_HEADER_BYTES) fail(`header of ${headerBytes.length} bytes exceeds ${MAX_HEADER_BYTES}`);
@@ -296,20 +311,32 @@ export function decodeMessage(frame: Uint8Array, options: MessageOptions = {}): 
   } catch (cause) {
     throw new MalformedMessageError(`header is not JSON (${(cause as Error).message})`, { cause });
   }
-  const maxTensorElements = options.maxTensorElements ?? DEFAULT_MAX_TENSOR_ELEMENTS;
-  const header = validateMessage(parsed, { maxTensorElements });
-  if (!TENSOR_TYPES.has(header.type)) {
-    if (payload.length !== 0) fail(`${header.type} carries no tensor, but has a ${payload.length}-byte payload`);
-    return { header };
-  }
+  const header = validateMessage(parsed, { maxTensorElements: options.maxTensorElements ?? DEFAULT_MAX_TENSOR_ELEMENTS });
+  if (!TENSOR_TYPES.has(header.type) && payload.length !== 0) fail(`${header.type} carries no tensor, but has a ${payload.length}-byte payload`);
+  return { header, payload, frameBytes: frame.length };
+}
+
+/** Decodes the tensor of a message whose header decodeMessageHeader accepted. */
+export function decodeMessagePayload(pending: PendingMessage, options: MessageOptions = {}): DecodedMessage {
+  const { header, payload } = pending;
+  if (!TENSOR_TYPES.has(header.type)) return { header };
   const meta = (header as TensorMessage).tensor;
   let tensor: Float32Array;
   try {
-    tensor = decodeTensor(payload, meta.shape, meta.dtype, { maxElements: maxTensorElements });
+    tensor = decodeTensor(payload, meta.shape, meta.dtype, { maxElements: options.maxTensorElements ?? DEFAULT_MAX_TENSOR_ELEMENTS });
   } catch (cause) {
     throw new MalformedMessageError(`${header.type} tensor: ${(cause as Error).message}`, { cause });
   }
   return { header, tensor };
+}
+
+/**
+ * Decodes and validates one frame (as produced by encodeMessage / yielded by FrameDecoder). Throws
+ * MalformedMessageError (code 'MALFORMED') for anything wrong with it, with the codec's error as `cause` where
+ * the tensor payload is at fault, or FrameTooLargeError when the frame exceeds `maxFrameBytes`.
+ */
+export function decodeMessage(frame: Uint8Array, options: MessageOptions = {}): DecodedMessage {
+  return decodeMessagePayload(decodeMessageHeader(frame, options), options);
 }
 
 /**

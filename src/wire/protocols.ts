@@ -57,6 +57,12 @@ export type ProtocolName = keyof typeof PROTOCOLS;
 
 /** Block server: sessions (open/step/close), stateless forward, ping. */
 export const BLOCK_PROTOCOL = PROTOCOLS.block.id;
+/**
+ * Block-protocol streams between one client and one server at once: a server's per-peer stream quota and a client's
+ * libp2p outbound-stream limit (libp2p's default of 64 would make a gateway with 100 sessions fail its own dials
+ * and ban a healthy server).
+ */
+export const BLOCK_STREAMS_PER_PEER = 256;
 /** Whole-model generation (a server holding every block plus head and tail). */
 export const GENERATE_PROTOCOL = PROTOCOLS.generate.id;
 /** Ask a server for its current signed record. */

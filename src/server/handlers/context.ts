@@ -3,6 +3,7 @@ import { InvalidSpanError } from '../../engine/errors.js';
 import type { SpanExecutor } from '../../engine/types.js';
 import type { BlockRange } from '../../util/blocks.js';
 import type { Message, MessageInput, TensorInput } from '../../wire/messages.js';
+import type { PeerQuotas } from '../quotas.js';
 import type { SessionTable, StreamState } from '../session-table.js';
 
 export interface RequestContext {
@@ -11,6 +12,9 @@ export interface RequestContext {
   readonly sessions: SessionTable;
   readonly maxSessionsPerStream: number;
   readonly maxForwardTokens: number;
+  /** Most tokens of one step (MAX_STEP_TOKENS unless configured lower). */
+  readonly maxStepTokens: number;
+  readonly quotas: PeerQuotas;
 }
 
 export interface Reply {

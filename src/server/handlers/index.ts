@@ -1,5 +1,5 @@
 /** One handler per block-protocol request; every other message type is UNEXPECTED_MESSAGE. */
-import type { DecodedMessage } from '../../wire/messages.js';
+import type { DecodedMessage, Message } from '../../wire/messages.js';
 import { UnexpectedMessageError } from '../errors.js';
 import type { StreamState } from '../session-table.js';
 import { handleClose } from './close.js';
@@ -7,7 +7,10 @@ import type { Reply, RequestContext } from './context.js';
 import { handleForward } from './forward.js';
 import { handleOpen } from './open.js';
 import { handlePing } from './ping.js';
-import { handleStep } from './step.js';
+import { checkStepHeader, handleStep } from './step.js';
+import { InvalidStepError } from '../../engine/errors.js';
+import { RequestTooLargeError } from '../errors.js';
+import { checkSpan } from './context.js';
 
 export type { Reply, RequestContext } from './context.js';
 
@@ -27,5 +30,19 @@ export function handleRequest(ctx: RequestContext, stream: StreamState, message:
       return handlePing(ctx, stream, header, message.tensor);
     default:
       throw new UnexpectedMessageError(header.type);
+  }
+}
+
+/**
+ * What the header alone decides, checked before the tensor is decoded (a step for an unknown session, of the wrong
+ * width or over the step cap, and a forward of another span, width or over its row cap, cost no decoding).
+ */
+export function checkRequestHeader(ctx: RequestContext, stream: StreamState, header: Message): void {
+  if (header.type === 'step') checkStepHeader(ctx, stream, header);
+  else if (header.type === 'forward') {
+    checkSpan(ctx, header.spanStart, header.spanEnd);
+    const [tokens, width] = header.tensor.shape;
+    if (width !== ctx.span.hiddenSize) throw new InvalidStepError(`forward hidden states are ${width} wide, but this model's hidden size is ${ctx.span.hiddenSize}`);
+    if (tokens > ctx.maxForwardTokens) throw new RequestTooLargeError(`forward of ${tokens} rows exceeds this server's limit of ${ctx.maxForwardTokens}`);
   }
 }
