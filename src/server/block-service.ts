@@ -40,6 +40,7 @@ import {
   DEFAULT_MAX_BATCH,
   DEFAULT_MAX_FORWARD_TOKENS,
   DEFAULT_MAX_FRAME_BYTES,
+  DEFAULT_MAX_STEP_TOKENS,
   DEFAULT_MAX_SESSION_MS,
   DEFAULT_MAX_SESSIONS_PER_STREAM,
   STREAM_CLOSE_TIMEOUT_MS,
@@ -64,6 +65,8 @@ export interface BlockServiceOptions {
   readonly maxSessionsPerStream?: number;
   /** Most rows of a stateless forward (default DEFAULT_MAX_FORWARD_TOKENS). */
   readonly maxForwardTokens?: number;
+  /** Most tokens of one step (default DEFAULT_MAX_STEP_TOKENS). */
+  readonly maxStepTokens?: number;
   readonly logger?: ComponentLogger;
 }
 
@@ -122,6 +125,8 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
       sessions: this.sessions,
       maxSessionsPerStream: options.maxSessionsPerStream ?? DEFAULT_MAX_SESSIONS_PER_STREAM,
       maxForwardTokens: options.maxForwardTokens ?? DEFAULT_MAX_FORWARD_TOKENS,
+      maxStepTokens: options.maxStepTokens ?? DEFAULT_MAX_STEP_TOKENS,
+      scheduler: this.scheduler,
     };
     this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(1000, this.idleTimeoutMs / 4)));
     this.sweeper.unref();

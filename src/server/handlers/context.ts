@@ -3,6 +3,7 @@ import { InvalidSpanError } from '../../engine/errors.js';
 import type { SpanExecutor } from '../../engine/types.js';
 import type { BlockRange } from '../../util/blocks.js';
 import type { Message, MessageInput, TensorInput } from '../../wire/messages.js';
+import type { BatchScheduler } from '../batch-scheduler.js';
 import type { SessionTable, StreamState } from '../session-table.js';
 
 export interface RequestContext {
@@ -11,6 +12,10 @@ export interface RequestContext {
   readonly sessions: SessionTable;
   readonly maxSessionsPerStream: number;
   readonly maxForwardTokens: number;
+  /** Most tokens of one step (REQUEST_TOO_LARGE beyond). */
+  readonly maxStepTokens: number;
+  /** Runs steps (and forwards) of every session, see BatchScheduler. */
+  readonly scheduler: BatchScheduler;
 }
 
 export interface Reply {

@@ -1,4 +1,4 @@
-/** `open`: reserves maxLength tokens of KV cache for a new session on this stream (CACHE_FULL when it does not fit). */
+/** `open`: reserves maxLength tokens of KV cache for a new session on this stream (CACHE_FULL when it does not fit; REQUEST_TOO_LARGE beyond the model's context). */
 import { DuplicateSessionError } from '../../engine/errors.js';
 import { TooManySessionsError } from '../errors.js';
 import { checkSpan, type RequestHandler } from './context.js';

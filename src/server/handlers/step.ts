@@ -3,6 +3,7 @@
  * lower rewinds first (replay after failover), higher is INVALID_STEP. The reply uses the codec named at `open`.
  */
 import { InvalidStepError } from '../../engine/errors.js';
+import { RequestTooLargeError } from '../errors.js';
 import type { RequestHandler } from './context.js';
 
 export const handleStep: RequestHandler<'step'> = async (ctx, stream, m, hidden) => {
@@ -11,6 +12,9 @@ export const handleStep: RequestHandler<'step'> = async (ctx, stream, m, hidden)
   const width = m.tensor.shape[1]!;
   if (width !== H) throw new InvalidStepError(`step hidden states are ${width} wide, but this model's hidden size is ${H}`);
   const current = ctx.span.session(session.engineId)?.position ?? 0;
+  if (m.tokens > ctx.maxStepTokens) {
+    throw new RequestTooLargeError(`step of ${m.tokens} tokens exceeds this server's limit of ${ctx.maxStepTokens} tokens per step (send a long prompt in chunks)`);
+  }
   if (m.position > current) {
     throw new InvalidStepError(`step at position ${m.position} is ahead of session "${m.sessionId}", which holds ${current} tokens (a step may only repeat or go back)`);
   }
