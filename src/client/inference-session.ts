@@ -11,7 +11,7 @@
  *      swarm (at most 60 s old; the failed server banned) on the first attempt and from a fresh lookup on later ones
  *      (or always fresh, with failoverRecords: 'fresh');
  *   3. opens sessions on the replacement server(s) and REPLAYS the failed hop's history through them, step by step
- *      exactly as it was originally sent (same chunking: the prompt as one step, then each token), pipelined, followed
+ *      exactly as it was originally sent (same chunking: the prompt in prefill chunks, then each token), pipelined, followed
  *      by the step that was in flight. The replacements' outputs then equal the originals bit for bit, because the
  *      engine is deterministic for equal inputs and equal step shapes. (Replaying everything as one prefill, as Petals
  *      does, would take one engine call instead of n, but a prefill of n tokens does not round the same way as n
