@@ -19,6 +19,10 @@ function usage(): string {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // onnxruntime-node 1.30's telemetry reads /proc/self/cmdline through a recursive std::regex when the first graph is
+  // built; past ~30 KB of command line (a long --prompt) that overflows the stack and the process dies with SIGSEGV.
+  // It is read then, not at import, so setting it here is in time. (It would also run `blkid; hostname`.)
+  process.env.ORT_DISABLE_TELEMETRY ??= '1';
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage() + '\n');

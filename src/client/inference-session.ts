@@ -11,7 +11,7 @@
  *      swarm (at most 60 s old; the failed server banned) on the first attempt and from a fresh lookup on later ones
  *      (or always fresh, with failoverRecords: 'fresh');
  *   3. opens sessions on the replacement server(s) and REPLAYS the failed hop's history through them, step by step
- *      exactly as it was originally sent (same chunking: the prompt as one step, then each token), pipelined, followed
+ *      exactly as it was originally sent (same chunking: the prompt in prefill chunks, then each token), pipelined, followed
  *      by the step that was in flight. The replacements' outputs then equal the originals bit for bit, because the
  *      engine is deterministic for equal inputs and equal step shapes. (Replaying everything as one prefill, as Petals
  *      does, would take one engine call instead of n, but a prefill of n tokens does not round the same way as n
@@ -25,6 +25,7 @@
  * Recovery is bounded: at most `maxRetries` attempts and `failoverDeadlineMs` per step, after which the step fails
  * with SwarmUnavailableError carrying every failure as its cause chain.
  */
+import { DEFAULT_PREFILL_CHUNK_TOKENS } from '../engine/defaults.js';
 import type { ServerUsage } from '../inference/language-model.js';
 import { SwarmTimeoutError } from '../swarm/errors.js';
 import { silentLogger, type ComponentLogger, type Logger } from '../util/logger.js';
@@ -68,6 +69,11 @@ export interface SwarmSessionOptions {
    * attempt waits for a fresh lookup (a DHT walk: hundreds of ms, measured 260–900 ms in-process).
    */
   readonly failoverRecords?: 'cached-first' | 'fresh';
+  /**
+   * A step of more tokens is sent as several steps of at most this many (default DEFAULT_PREFILL_CHUNK_TOKENS), so it
+   * stays within servers' step cap and bounded attention memory; history, and so replay, keeps those chunks.
+   */
+  readonly prefillChunkTokens?: number;
   /** Steps in flight while replaying history onto a replacement. Default 16. */
   readonly replayWindow?: number;
   /** Route cost parameters. */
@@ -194,9 +200,19 @@ export class SwarmInferenceSession {
    * of the last block, [tokens, hidden]. Fails over transparently; throws SwarmUnavailableError when it cannot.
    */
   step(hidden: Float32Array, tokens: number, options: { sampled?: boolean } = {}): Promise<Float32Array> {
-    const run = this.queue.then(() => {
+    const run = this.queue.then(async () => {
       this.stepSampled = options.sampled === true;
-      return this.runStep(hidden, tokens);
+      const chunk = this.options.prefillChunkTokens ?? DEFAULT_PREFILL_CHUNK_TOKENS;
+      if (tokens <= chunk) return this.runStep(hidden, tokens);
+      // a malformed or too long step fails whole, with runStep's reason, before any chunk is sent
+      if (hidden.length !== tokens * this.options.hiddenSize || this.currentPosition + tokens > this.maxLength) return this.runStep(hidden, tokens);
+      const width = this.options.hiddenSize;
+      const out = new Float32Array(hidden.length);
+      for (let t = 0; t < tokens; t += chunk) {
+        const n = Math.min(chunk, tokens - t);
+        out.set(await this.runStep(hidden.subarray(t * width, (t + n) * width), n), t * width);
+      }
+      return out;
     });
     this.queue = run.catch(() => {});
     return run;

@@ -15,6 +15,7 @@
  */
 import { TypedEventEmitter } from 'main-event';
 import { loadEmbeddings, type EmbeddingTable } from '../engine/embeddings.js';
+import { ContextLengthError } from '../engine/errors.js';
 import { loadLmHead } from '../engine/lm-head.js';
 import type { LmHead } from '../engine/types.js';
 import { generateFrom, generateText, promptIds, type GenerationStream, type PromptOptions } from '../inference/generate.js';
@@ -248,6 +249,8 @@ export class RemoteModel extends TypedEventEmitter<RemoteModelEvents> implements
 
   /** A session at the hidden-state level (for callers that run their own embeddings and LM head). */
   openSwarmSession(maxLength: number, options: OpenSessionOptions = {}): Promise<SwarmInferenceSession> {
+    // servers refuse sessions beyond the context; refuse here rather than blame them for it
+    if (maxLength > this.config.maxPositionEmbeddings) return Promise.reject(new ContextLengthError(maxLength, this.config.maxPositionEmbeddings));
     const o = this.options;
     return SwarmInferenceSession.open({
       node: this.node.libp2p,

@@ -45,3 +45,11 @@ export class KernelError extends CorollaError {
     super('KERNEL_ERROR', message, options);
   }
 }
+
+/** A session (or a forward) longer than the model's context: positions beyond it were never trained. */
+export class ContextLengthError extends CorollaError {
+  override readonly name = 'ContextLengthError';
+  constructor(readonly requestedTokens: number, readonly contextLength: number) {
+    super('REQUEST_TOO_LARGE', `a session of ${requestedTokens} tokens exceeds the model's context of ${contextLength} tokens`);
+  }
+}

@@ -5,7 +5,8 @@
  */
 import { dequantize } from '../model/quant.js';
 import type { ModelConfig, ModelSource } from '../model/types.js';
-import { CacheBudgetError, DuplicateSessionError, InvalidSpanError, InvalidStepError, KernelError, UnknownSessionError } from './errors.js';
+import { DEFAULT_CACHE_BUDGET_BYTES, DEFAULT_PREFILL_CHUNK_TOKENS } from './defaults.js';
+import { CacheBudgetError, ContextLengthError, DuplicateSessionError, InvalidSpanError, InvalidStepError, KernelError, UnknownSessionError } from './errors.js';
 import { RopeTable } from './rope.js';
 import { createOrtSession, ort, SerialQueue } from './runtime.js';
 import { buildSpanGraph, SpanIO, type LayerWeights } from './span-graph.js';
@@ -18,6 +19,11 @@ export interface SpanLoadOptions extends EngineOptions {
    * graph is built for batches, which costs a second copy of the span's packed weights.
    */
   readonly maxBatch?: number;
+  /**
+   * Most tokens of one prefill graph call (default DEFAULT_PREFILL_CHUNK_TOKENS): a longer step runs as several
+   * calls, which bounds attention memory and the time one call blocks the event loop.
+   */
+  readonly prefillChunkTokens?: number;
   /** Called after each layer's weights are read, for progress display. */
   readonly onLayer?: (done: number, total: number) => void;
 }
@@ -33,8 +39,7 @@ interface CacheSession {
 }
 
 const INITIAL_CAPACITY = 256;
-/** KV-cache budget of a span when none is given: 2 GiB across its sessions. */
-export const DEFAULT_CACHE_BUDGET_BYTES = 2 * 1024 ** 3;
+export { DEFAULT_CACHE_BUDGET_BYTES, DEFAULT_PREFILL_CHUNK_TOKENS };
 
 export function readLayerWeights(source: ModelSource, layer: number): LayerWeights {
   const t = (suffix: string) => source.readTensor(`blk.${layer}.${suffix}`);
@@ -69,7 +74,9 @@ export async function loadSpan(source: ModelSource, range: BlockRange, options: 
   const accuracyLevel = options.quantizedActivations === false ? 0 : 4;
   const single = await createOrtSession(buildSpanGraph({ config: c, layers, mode: 'single', name, accuracyLevel }), options);
   const batch = maxBatch > 1 ? await createOrtSession(buildSpanGraph({ config: c, layers, mode: 'batch', batch: maxBatch, name: `${name}_b${maxBatch}`, accuracyLevel }), options) : undefined;
-  return new OrtSpanExecutor(c, new RopeTable(source), range, single, batch, maxBatch, options.cacheBudgetBytes ?? DEFAULT_CACHE_BUDGET_BYTES);
+  const chunk = options.prefillChunkTokens ?? DEFAULT_PREFILL_CHUNK_TOKENS;
+  if (!Number.isInteger(chunk) || chunk < 1) throw new RangeError(`prefillChunkTokens must be a positive integer, got ${chunk}`);
+  return new OrtSpanExecutor(c, new RopeTable(source), range, single, batch, maxBatch, options.cacheBudgetBytes ?? DEFAULT_CACHE_BUDGET_BYTES, chunk);
 }
 
 class OrtSpanExecutor implements SpanExecutor {
@@ -80,6 +87,7 @@ class OrtSpanExecutor implements SpanExecutor {
   private readonly kvDim: number;
   private readonly numLayers: number;
   private reservedTokens = 0;
+  private forwardSerial = 0;
 
   constructor(
     private readonly config: ModelConfig,
@@ -89,11 +97,16 @@ class OrtSpanExecutor implements SpanExecutor {
     private readonly batch: ort.InferenceSession | undefined,
     private readonly maxBatch: number,
     private readonly budgetBytes: number,
+    readonly prefillChunkTokens: number,
   ) {
     this.hiddenSize = config.hiddenSize;
     this.numLayers = range.end - range.start;
     this.kvDim = config.numKvHeads * config.headDim;
     this.cacheBytesPerToken = 2 * this.kvDim * 4 * this.numLayers;
+  }
+
+  get contextLength(): number {
+    return this.config.maxPositionEmbeddings;
   }
 
   cacheTokensLeft(): number {
@@ -103,6 +116,7 @@ class OrtSpanExecutor implements SpanExecutor {
   openSession(id: string, maxLength: number): SessionInfo {
     if (this.sessions.has(id)) throw new DuplicateSessionError(id);
     if (!Number.isInteger(maxLength) || maxLength < 1) throw new InvalidStepError(`max_length must be a positive integer, got ${maxLength}`);
+    if (maxLength > this.contextLength) throw new ContextLengthError(maxLength, this.contextLength);
     const left = this.cacheTokensLeft();
     if (maxLength > left) throw new CacheBudgetError(maxLength, left);
     this.reservedTokens += maxLength;
@@ -140,25 +154,47 @@ class OrtSpanExecutor implements SpanExecutor {
     // Validate everything first, so a bad step fails alone before any cache is touched.
     for (const step of steps) this.prepare(step);
     if (new Set(steps.map((s) => s.sessionId)).size !== steps.length) throw new InvalidStepError('a batch holds two steps of the same session');
-    // Single-token steps run together, up to maxBatch per call; multi-token (prefill) steps run alone.
+    // Single-token steps run together, up to maxBatch per call; multi-token (prefill) steps run alone, in chunks.
     const results: Float32Array[] = new Array(steps.length);
     const decodes = steps.map((_, i) => i).filter((i) => this.tokensOf(steps[i]!) === 1);
-    const groups = steps.map((_, i) => i).filter((i) => this.tokensOf(steps[i]!) > 1).map((i) => [i]);
-    for (let i = 0; i < decodes.length; i += this.maxBatch) groups.push(decodes.slice(i, i + this.maxBatch));
-    for (const group of groups) {
+    for (const i of steps.keys()) if (this.tokensOf(steps[i]!) > 1) results[i] = await this.prefill(steps[i]!);
+    for (let i = 0; i < decodes.length; i += this.maxBatch) {
+      const group = decodes.slice(i, i + this.maxBatch);
       const outs = await this.queue.run(() => this.runGroup(group.map((g) => steps[g]!)));
       group.forEach((g, j) => (results[g] = outs[j]!));
     }
     return results;
   }
 
+  /**
+   * Runs a multi-token step as graph calls of at most prefillChunkTokens tokens, each attending to the cache so far
+   * plus itself, and yields to the event loop between them (a graph call runs on the main thread). The chunks are
+   * the steps a caller would get by splitting the step itself at the same boundaries, so results are equal bit for bit.
+   */
+  private async prefill(step: SpanStep): Promise<Float32Array> {
+    const tokens = this.tokensOf(step);
+    const chunk = this.prefillChunkTokens;
+    if (tokens <= chunk) return (await this.queue.run(() => this.runGroup([step])))[0]!;
+    const H = this.hiddenSize;
+    const start = step.position ?? this.require(step.sessionId).position;
+    const out = new Float32Array(tokens * H);
+    for (let t = 0; t < tokens; t += chunk) {
+      if (t > 0) await yieldToEventLoop();
+      const n = Math.min(chunk, tokens - t);
+      const part = { sessionId: step.sessionId, hidden: step.hidden.subarray(t * H, (t + n) * H), position: start + t };
+      out.set((await this.queue.run(() => this.runGroup([part])))[0]!, t * H);
+    }
+    return out;
+  }
+
   async forward(hidden: Float32Array, tokens: number): Promise<Float32Array> {
-    const id = `\u0000forward:${Math.random()}`;
-    this.sessions.set(id, this.newCache(id, tokens, tokens));
+    // A forward's cache is a session's: it counts against the budget while the forward runs.
+    const id = `\u0000forward:${++this.forwardSerial}`;
+    this.openSession(id, tokens);
     try {
       return await this.step({ sessionId: id, hidden });
     } finally {
-      this.sessions.delete(id);
+      this.closeSession(id);
     }
   }
 
@@ -298,3 +334,5 @@ class OrtSpanExecutor implements SpanExecutor {
     return outputs;
   }
 }
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

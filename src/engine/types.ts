@@ -43,7 +43,14 @@ export interface SpanStep {
 export interface SpanExecutor {
   readonly range: BlockRange;
   readonly hiddenSize: number;
-  /** Allocates a KV cache for up to `maxLength` tokens. Throws CacheBudgetError when it does not fit. */
+  /** The model's context (tokens): no session may be longer. */
+  readonly contextLength: number;
+  /** Most tokens of one prefill graph call; a longer step runs as several. */
+  readonly prefillChunkTokens: number;
+  /**
+   * Allocates a KV cache for up to `maxLength` tokens. Throws CacheBudgetError when it does not fit, ContextLengthError
+   * when it is longer than the model's context.
+   */
   openSession(id: string, maxLength: number): SessionInfo;
   closeSession(id: string): void;
   session(id: string): SessionInfo | undefined;
@@ -53,7 +60,7 @@ export interface SpanExecutor {
   step(step: SpanStep): Promise<Float32Array>;
   /** Runs several single-token decode steps of different sessions in one engine call. */
   stepBatch(steps: readonly SpanStep[]): Promise<Float32Array[]>;
-  /** Stateless forward over the span: no cache kept. Position 0 is the first row. */
+  /** Stateless forward over the span: no cache kept (but one counts against the budget while it runs). Position 0 is the first row. */
   forward(hidden: Float32Array, tokens: number): Promise<Float32Array>;
   /** Bytes of KV cache per token in this span, and what is left of the budget. */
   readonly cacheBytesPerToken: number;

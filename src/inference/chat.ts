@@ -13,7 +13,7 @@ import { emptyStats, generate, type GenerateOptions, type GenerationEvent, type 
 import type { InferenceSession, LanguageModel } from './language-model.js';
 
 export interface ChatOptions {
-  /** Tokens one session holds (conversation + reply). Default 4096. */
+  /** Tokens one session holds (conversation + reply). Default 4096, and never more than the model's context. */
   readonly context?: number;
   /** A system message opening the conversation. */
   readonly system?: string;
@@ -33,7 +33,8 @@ export class Chat {
     private readonly model: LanguageModel,
     private readonly options: ChatOptions = {},
   ) {
-    this.context = options.context ?? DEFAULT_CHAT_CONTEXT;
+    // a session longer than the model's context is refused (REQUEST_TOO_LARGE)
+    this.context = Math.min(options.context ?? DEFAULT_CHAT_CONTEXT, model.config.maxPositionEmbeddings);
     this.messages = options.system ? [{ role: 'system', content: options.system }] : [];
   }
 

@@ -24,3 +24,14 @@ export class ContextOverflowError extends CorollaError {
     super('REQUEST_TOO_LARGE', `the conversation and its reply need ${tokens} tokens, more than the context of ${context}`);
   }
 }
+
+/** A prompt and the tokens to generate after it do not fit the model's context. */
+export class PromptTooLongError extends CorollaError {
+  override readonly name = 'PromptTooLongError';
+  constructor(readonly promptTokens: number, readonly maxTokens: number, readonly context: number) {
+    super(
+      'REQUEST_TOO_LARGE',
+      `a prompt of ${promptTokens} tokens plus up to ${maxTokens} generated tokens needs ${promptTokens + maxTokens} tokens, more than the model's context of ${context}; shorten the prompt or lower maxTokens`,
+    );
+  }
+}

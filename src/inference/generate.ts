@@ -3,7 +3,9 @@
  * text deltas. What computes the logits is behind `InferenceSession`, so the same loop drives the local model, a
  * chain of remote servers, and a whole-model server's own generations.
  */
+import { DEFAULT_PREFILL_CHUNK_TOKENS } from '../engine/defaults.js';
 import type { StreamDecoder, Tokenizer } from '../model/types.js';
+import { PromptTooLongError } from './errors.js';
 import type { InferenceSession, LanguageModel, ServerUsage } from './language-model.js';
 import { createSampler, StopMatcher, type SamplingOptions } from './sampling/index.js';
 
@@ -15,6 +17,12 @@ export interface GenerateOptions extends SamplingOptions {
   readonly stopTokens?: readonly number[];
   /** Ends the generation with finishReason 'abort', also while a step is in flight. */
   readonly signal?: AbortSignal;
+  /**
+   * The prompt is fed in steps of at most this many tokens (default DEFAULT_PREFILL_CHUNK_TOKENS), each attending to
+   * the ones before: no step builds attention over the whole prompt at once, a server's step cap is never exceeded,
+   * and a swarm session replays the same chunks on failover.
+   */
+  readonly prefillChunkTokens?: number;
 }
 
 export interface GenerationEvent {
@@ -108,6 +116,8 @@ export function generateFrom(model: LanguageModel, prompt: string | readonly num
   const ids = promptIds(model.tokenizer, prompt, options.addBos);
   const stats = emptyStats(ids.length);
   async function* run(): AsyncGenerator<GenerationEvent, void, undefined> {
+    const context = model.config.maxPositionEmbeddings;
+    if (ids.length + options.maxTokens > context) throw new PromptTooLongError(ids.length, options.maxTokens, context);
     let session: InferenceSession;
     try {
       session = await model.openSession(ids.length + options.maxTokens, { signal: options.signal });
@@ -162,7 +172,13 @@ async function* loop(
       return;
     }
     const prefillStarted = performance.now();
-    let logits = await step(prompt, false);
+    const chunk = options.prefillChunkTokens ?? DEFAULT_PREFILL_CHUNK_TOKENS;
+    if (!Number.isInteger(chunk) || chunk < 1) throw new RangeError(`prefillChunkTokens must be a positive integer, got ${chunk}`);
+    let logits: Float32Array | undefined;
+    for (let start = 0; start === 0 || start < prompt.length; start += chunk) {
+      logits = await step(prompt.slice(start, start + chunk), false);
+      if (!logits) break;
+    }
     stats.prefillMs = performance.now() - prefillStarted;
     decodeStarted = performance.now();
     for (let i = 0; i < options.maxTokens; i++) {

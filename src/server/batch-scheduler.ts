@@ -17,6 +17,11 @@
  *
  * Steps are validated by the caller before `submit`; if a batched call still fails, its steps are rerun one by
  * one, so one bad step can never fail another session's step.
+ *
+ * A multi-token step longer than the span's prefill chunk (a long replay, a `forward`) runs one chunk per engine
+ * call, at the boundaries the engine would use itself (so the result is the same bit for bit); between chunks the
+ * scheduler yields to I/O and runs the decode steps that queued meanwhile, so a long prompt neither blocks the event
+ * loop nor starves other sessions for longer than one chunk.
  */
 import type { SpanExecutor, SpanStep } from '../engine/types.js';
 import { DEFAULT_BATCH_ACTIVE_MS, DEFAULT_BATCH_WINDOW_MS, DEFAULT_MAX_BATCH } from './defaults.js';
@@ -117,7 +122,8 @@ export class BatchScheduler {
           group = this.takeDecodes();
           if (group.length === 0) continue; // the queue changed while waiting (drained); look again
         }
-        await this.execute(group);
+        if (group.length === 1 && group[0]!.tokens > this.span.prefillChunkTokens) await this.executeInChunks(group[0]!);
+        else await this.execute(group);
         // Let the replies go out and the steps that arrived during the (blocking) engine call come in.
         await yieldToIo();
       }
@@ -237,6 +243,42 @@ export class BatchScheduler {
         }
       }
     }
+  }
+
+  /** Runs a long step chunk by chunk, with the decode steps queued meanwhile in between. */
+  private async executeInChunks(pending: Pending): Promise<void> {
+    const { step, tokens } = pending;
+    const session = this.span.session(step.sessionId);
+    const start = step.position ?? session?.position ?? 0;
+    // a step that does not fit its session fails whole, in the engine's own checks, before any chunk runs
+    if (!session || start > session.position || start + tokens > session.maxLength) return this.execute([pending]);
+    const H = this.span.hiddenSize;
+    const chunk = this.span.prefillChunkTokens;
+    const out = new Float32Array(tokens * H);
+    try {
+      for (let t = 0; t < tokens; t += chunk) {
+        if (t > 0) {
+          await yieldToIo();
+          const decodes = this.takeDecodes();
+          if (decodes.length > 0) await this.execute(decodes);
+        }
+        const n = Math.min(chunk, tokens - t);
+        const started = performance.now();
+        this.stats.engineCalls++;
+        this.stats.groupSizes[1] = (this.stats.groupSizes[1] ?? 0) + 1;
+        try {
+          out.set(await this.span.step({ sessionId: step.sessionId, hidden: step.hidden.subarray(t * H, (t + n) * H), position: start + t }), t * H);
+        } finally {
+          this.account([], started);
+        }
+      }
+    } catch (error) {
+      pending.reject(error);
+      return;
+    }
+    this.stats.steps++;
+    this.stats.tokens += tokens;
+    pending.resolve(out);
   }
 
   private account(group: readonly Pending[], started: number): void {

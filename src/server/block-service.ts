@@ -57,6 +57,7 @@ import {
   DEFAULT_MAX_BATCH,
   DEFAULT_MAX_FORWARD_TOKENS,
   DEFAULT_MAX_FRAME_BYTES,
+  DEFAULT_MAX_STEP_TOKENS,
   DEFAULT_MAX_SESSION_MS,
   DEFAULT_MAX_SESSIONS_PER_STREAM,
   DEFAULT_IP_QUOTA_MULTIPLIER,
@@ -89,7 +90,7 @@ export interface BlockServiceOptions {
   readonly maxSessionsPerStream?: number;
   /** Most rows of a stateless forward (default DEFAULT_MAX_FORWARD_TOKENS). */
   readonly maxForwardTokens?: number;
-  /** Most tokens of one step (default and ceiling MAX_STEP_TOKENS). */
+  /** Most tokens of one step (default DEFAULT_MAX_STEP_TOKENS, at most the protocol's MAX_STEP_TOKENS). */
   readonly maxStepTokens?: number;
   /** Per-peer / per-IP quotas (defaults in defaults.ts). */
   readonly quotas?: Partial<QuotaLimits>;
@@ -142,7 +143,7 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
     this.idleTimeoutMs = Math.max(1, Math.round(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS));
     this.maxSessionMs = Math.max(1, Math.round(options.maxSessionMs ?? DEFAULT_MAX_SESSION_MS));
     const maxForwardTokens = options.maxForwardTokens ?? DEFAULT_MAX_FORWARD_TOKENS;
-    const maxStepTokens = Math.min(MAX_STEP_TOKENS, options.maxStepTokens ?? MAX_STEP_TOKENS);
+    const maxStepTokens = Math.min(MAX_STEP_TOKENS, options.maxStepTokens ?? DEFAULT_MAX_STEP_TOKENS);
     // the largest honest request is a full step or forward in f32: anything bigger is refused from its prefix
     this.maxTensorElements = span.hiddenSize * Math.max(maxStepTokens, maxForwardTokens);
     const derivedFrameBytes = FRAME_PREFIX_BYTES + HEADER_LENGTH_BYTES + MAX_HEADER_BYTES + this.maxTensorElements * 4;
@@ -177,6 +178,7 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
       maxForwardTokens,
       maxStepTokens,
       quotas: this.quotas,
+      scheduler: this.scheduler,
     };
     this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(1000, this.idleTimeoutMs / 4)));
     this.sweeper.unref();

@@ -4,6 +4,7 @@
  */
 import { DEFAULT_CACHE_BUDGET_BYTES } from '../engine/span-executor.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../wire/frames.js';
+import { DEFAULT_PREFILL_CHUNK_TOKENS } from '../engine/defaults.js';
 import { BLOCK_STREAMS_PER_PEER } from '../wire/protocols.js';
 
 export { DEFAULT_CACHE_BUDGET_BYTES, DEFAULT_MAX_FRAME_BYTES };
@@ -25,6 +26,11 @@ export const DEFAULT_MAX_SESSION_MS = 60 * 60_000;
 export const DEFAULT_MAX_SESSIONS_PER_STREAM = 8;
 /** Rows of one stateless forward. */
 export const DEFAULT_MAX_FORWARD_TOKENS = 4096;
+/**
+ * Tokens of one `step`: twice the clients' default prefill chunk (DEFAULT_PREFILL_CHUNK_TOKENS), so a client with a
+ * larger chunk still fits, while one step's frame, compute time and attention memory stay bounded.
+ */
+export const DEFAULT_MAX_STEP_TOKENS = 2 * DEFAULT_PREFILL_CHUNK_TOKENS;
 /** Ids of server-expired sessions remembered per stream (so late requests get SESSION_EXPIRED). */
 export const MAX_EXPIRED_PER_STREAM = 64;
 /** How long a graceful stream close may take before the stream is aborted. */

@@ -3,6 +3,7 @@ import { InvalidSpanError } from '../../engine/errors.js';
 import type { SpanExecutor } from '../../engine/types.js';
 import type { BlockRange } from '../../util/blocks.js';
 import type { Message, MessageInput, TensorInput } from '../../wire/messages.js';
+import type { BatchScheduler } from '../batch-scheduler.js';
 import type { PeerQuotas } from '../quotas.js';
 import type { SessionTable, StreamState } from '../session-table.js';
 
@@ -12,9 +13,11 @@ export interface RequestContext {
   readonly sessions: SessionTable;
   readonly maxSessionsPerStream: number;
   readonly maxForwardTokens: number;
-  /** Most tokens of one step (MAX_STEP_TOKENS unless configured lower). */
+  /** Most tokens of one step (DEFAULT_MAX_STEP_TOKENS unless configured; REQUEST_TOO_LARGE beyond). */
   readonly maxStepTokens: number;
   readonly quotas: PeerQuotas;
+  /** Runs steps (and forwards) of every session, see BatchScheduler. */
+  readonly scheduler: BatchScheduler;
 }
 
 export interface Reply {

@@ -1,6 +1,7 @@
 /**
- * `open`: reserves maxLength tokens of KV cache for a new session on this stream (CACHE_FULL when it does not fit),
- * within the peer's quotas (QUOTA_EXCEEDED; see quotas.ts, which may close other peers' borrowed sessions to make room).
+ * `open`: reserves maxLength tokens of KV cache for a new session on this stream (CACHE_FULL when it does not fit;
+ * REQUEST_TOO_LARGE beyond the model's context), within the peer's quotas (QUOTA_EXCEEDED; see quotas.ts, which may
+ * close other peers' borrowed sessions to make room).
  */
 import { DuplicateSessionError } from '../../engine/errors.js';
 import { TooManySessionsError } from '../errors.js';

@@ -27,18 +27,15 @@ export function checkStepHeader(ctx: RequestContext, stream: StreamState, m: Ste
 }
 
 export const handleStep: RequestHandler<'step'> = async (ctx, stream, m, hidden) => {
+  checkStepHeader(ctx, stream, m);
   const session = ctx.sessions.find(stream, m.sessionId);
-  const H = ctx.span.hiddenSize;
-  const width = m.tensor.shape[1]!;
-  if (width !== H) throw new InvalidStepError(`step hidden states are ${width} wide, but this model's hidden size is ${H}`);
   const current = ctx.span.session(session.engineId)?.position ?? 0;
   if (m.position > current) {
     throw new InvalidStepError(`step at position ${m.position} is ahead of session "${m.sessionId}", which holds ${current} tokens (a step may only repeat or go back)`);
   }
-  checkStepHeader(ctx, stream, m);
   const out = await ctx.sessions.run(session, hidden!, m.position);
   return {
     header: { type: 'stepResult', sessionId: m.sessionId, stepId: m.stepId, position: m.position },
-    tensor: { data: out, shape: [m.tokens, H], dtype: smaller(session.codec, m.tensor.dtype) },
+    tensor: { data: out, shape: [m.tokens, ctx.span.hiddenSize], dtype: smaller(session.codec, m.tensor.dtype) },
   };
 };
