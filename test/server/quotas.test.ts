@@ -9,6 +9,7 @@ import { loadSpan } from '../../src/engine/span-executor.js';
 import type { SpanExecutor } from '../../src/engine/types.js';
 import type { LoadedModelSource } from '../../src/model/load.js';
 import type { BlockServerOptions } from '../../src/server/block-server.js';
+import { DEFAULT_MAX_STEP_TOKENS } from '../../src/server/defaults.js';
 import { createSwarmNode, type SwarmNode } from '../../src/swarm/node.js';
 import { encodeMessage, MAX_HEADER_BYTES, MAX_STEP_TOKENS, type DecodedMessage } from '../../src/wire/messages.js';
 import { openStories } from '../support/models.js';
@@ -167,9 +168,10 @@ describe('sizes checked from the header', () => {
     const limit = 6 + MAX_HEADER_BYTES + H * MAX_STEP_TOKENS * 4;
     expect(t.server.service.maxFrameBytes).toBe(limit);
     const c = await openBlockStream(t.client, t.server.peerId, { maxFrameBytes: 4 * limit });
-    expect(errorOf(await open(c, 'long', MAX_STEP_TOKENS + 8, 'int8')).type).toBe('opened');
-    // one token over the step cap (int8, so the frame itself is small): refused from the header
-    const over = await step(c, 'long', 0, 0, randomHidden(MAX_STEP_TOKENS + 1, H, 5), 'int8');
+    // a session as long as the model's context, and one token over the server's step cap (int8, so the frame
+    // itself is small): refused from the header
+    expect(errorOf(await open(c, 'long', 2048, 'int8')).type).toBe('opened');
+    const over = await step(c, 'long', 0, 0, randomHidden(DEFAULT_MAX_STEP_TOKENS + 1, H, 5), 'int8');
     expect(errorOf(over)).toMatchObject({ type: 'error' });
     expect(['REQUEST_TOO_LARGE', 'MALFORMED']).toContain(errorOf(over).code);
     // a frame over the derived limit (well under 64 MiB) is FRAME_TOO_LARGE, and that stream is closed
