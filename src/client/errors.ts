@@ -93,6 +93,22 @@ export class SwarmUnavailableError extends CorollaError {
   }
 }
 
+/**
+ * A replacement's replayed outputs differ from what a downstream hop computed its cache from, and rewinding that hop
+ * failed: the session cannot continue with outputs that match its route, so it stops rather than drift silently.
+ * Retryable as a whole (start the generation again).
+ */
+export class ReplayDivergedError extends CorollaError {
+  override readonly name: string = 'ReplayDivergedError';
+  readonly peerId: string;
+  readonly span: BlockRange;
+  constructor(peerId: string, start: number, end: number, cause: unknown) {
+    super('SWARM_UNAVAILABLE', `server ${shortPeer(peerId)} (blocks [${start}, ${end})) holds a cache computed from outputs the replacement does not reproduce, and rewinding it failed`, { cause });
+    this.peerId = peerId;
+    this.span = { start, end };
+  }
+}
+
 /** A step or close on a session that is already closed (or failed for good). */
 export class SessionClosedError extends CorollaError {
   override readonly name: string = 'SessionClosedError';

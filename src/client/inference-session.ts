@@ -16,8 +16,11 @@
  *      engine is deterministic for equal inputs and equal step shapes. (Replaying everything as one prefill, as Petals
  *      does, would take one engine call instead of n, but a prefill of n tokens does not round the same way as n
  *      single-token steps: on stories260K the hidden states differ by ~4e-6, which can change a sampled token.);
- *   4. checks that the replayed outputs equal what the next existing hop received before (stats.replayMismatches
- *      counts differences), replaces the hop(s), and continues the step from there.
+ *   4. checks that the replayed outputs equal what the next existing hop received before. Where they differ (a
+ *      replacement on another engine rounds differently; stats.replayMismatches counts it), that hop is rewound to
+ *      the first differing step and replayed with the new inputs, and so on down the route, so no cache is left
+ *      holding states the current route would not compute (a hop failing meanwhile: ReplayDivergedError). Then it
+ *      replaces the hop(s) and continues the step from there.
  * Attribution. `usage()` lists every server that computed blocks of this session and for how many tokens, prompt
  * and generated apart. A failed server keeps the tokens it served before failing; its replacement's replay of the
  * history is counted as `replayedTokens`, apart from what it serves afterwards.
@@ -30,7 +33,7 @@ import { SwarmTimeoutError } from '../swarm/errors.js';
 import { silentLogger, type ComponentLogger, type Logger } from '../util/logger.js';
 import type { Codec } from '../wire/messages.js';
 import { BanList } from './bans.js';
-import { NoRouteError, RemoteSpanError, SessionClosedError, SwarmUnavailableError, shortPeer } from './errors.js';
+import { NoRouteError, RemoteSpanError, ReplayDivergedError, SessionClosedError, SwarmUnavailableError, shortPeer } from './errors.js';
 import { hopCostMs, planRoute, type CostModel, type PlannerRecord, type RecordLike, type Route } from './route-planner.js';
 import { openRemoteSpan, type DialerNode, type RemoteSpan, type StepInput } from './remote-span.js';
 
@@ -120,8 +123,10 @@ export interface SessionStats {
   failovers: number;
   /** Steps replayed onto replacements, summed over replacement hops. */
   replayedSteps: number;
-  /** Replayed outputs that differed from what the next hop had received (should stay 0). */
+  /** Downstream hops whose recorded inputs differed from a replacement's replayed outputs (0 with identical engines). */
   replayMismatches: number;
+  /** Downstream hops rewound and replayed because of such a difference. */
+  downstreamReplays: number;
   /** Every server banned by this session, in order. */
   banned: string[];
   recoveries: RecoveryInfo[];
@@ -142,7 +147,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class SwarmInferenceSession {
   readonly maxLength: number;
-  readonly stats: SessionStats = { steps: 0, failures: 0, failovers: 0, replayedSteps: 0, replayMismatches: 0, banned: [], recoveries: [] };
+  readonly stats: SessionStats = { steps: 0, failures: 0, failovers: 0, replayedSteps: 0, replayMismatches: 0, downstreamReplays: 0, banned: [], recoveries: [] };
   private readonly bans: BanList;
   private readonly maxRetries: number;
   private readonly deadlineMs: number;
@@ -268,6 +273,39 @@ export class SwarmInferenceSession {
     return input.hidden;
   }
 
+  /**
+   * Makes the hops from `from` on consistent with `inputs` (the steps already processed, as the new upstream hop
+   * produced them): finds the first step whose input differs from what hops[from] received, rewinds that hop to it
+   * and replays the rest, then does the same one hop further with the new outputs, until the outputs agree again or
+   * the route ends. A hop that fails here ends the session with ReplayDivergedError (its cache is half-rewritten).
+   */
+  private async rewindDownstream(from: number, inputs: readonly StepInput[], deadline: number): Promise<void> {
+    // changed[k] is the new input of step offset + k for hops[h].
+    let changed = inputs;
+    let offset = 0;
+    for (let h = from; h < this.hops.length; h++) {
+      const hop = this.hops[h]!;
+      const k = changed.findIndex((step, i) => !sameFloats(step.hidden, hop.inputs[offset + i]!.hidden));
+      if (k < 0) return;
+      const first = offset + k;
+      const tail = changed.slice(k);
+      this.stats.replayMismatches++;
+      this.log(`replayed output of step ${first} differs from what ${shortPeer(hop.span.peerId)} received: rewinding it and replaying ${tail.length} steps`);
+      let outputs: Float32Array[];
+      try {
+        outputs = await hop.span.replay(tail, { window: this.options.replayWindow, deadline });
+      } catch (error) {
+        throw new ReplayDivergedError(hop.span.peerId, hop.start, hop.end, error);
+      }
+      hop.inputs.splice(first, tail.length, ...tail);
+      hop.usage.replayedTokens += tail.reduce((sum, step) => sum + step.tokens, 0);
+      this.stats.replayedSteps += tail.length;
+      this.stats.downstreamReplays++;
+      changed = tail.map((step, i) => ({ position: step.position, tokens: step.tokens, hidden: outputs[i]! }));
+      offset = first;
+    }
+  }
+
   private count(usage: ServerUsage, tokens: number): void {
     if (this.stepSampled) usage.generatedTokens += tokens;
     else usage.promptTokens += tokens;
@@ -368,12 +406,11 @@ export class SwarmInferenceSession {
         continue;
       }
 
-      const opened: RemoteSpan[] = [];
       const openStarted = performance.now();
       let replayStarted = openStarted;
+      let opens: Promise<RemoteSpan>[] = [];
       try {
-        const spans = await Promise.all(
-          route.hops.map((hop) =>
+        opens = route.hops.map((hop) =>
             openRemoteSpan(
               this.options.node,
               { peerId: hop.peerId, addrs: hop.record.addrs },
@@ -385,9 +422,9 @@ export class SwarmInferenceSession {
                 openTimeoutMs: Math.max(1, Math.min(this.options.openTimeoutMs ?? 10_000, deadline - performance.now())),
                 signal: this.options.signal,
               },
-            ).then((span) => (opened.push(span), span)),
-          ),
+            ),
         );
+        const spans = await Promise.all(opens);
         replayStarted = performance.now();
         const newHops: Hop[] = [];
         let steps = history;
@@ -403,17 +440,10 @@ export class SwarmInferenceSession {
         // replayed, minus the in-flight step it has not seen yet.
         const j = index + downstream.findIndex((hop) => hop.start === route.end);
         const takeover = route.end === numBlocks ? this.hops.length : j;
-        if (takeover < this.hops.length) {
-          const seen = this.hops[takeover]!.inputs;
-          for (let k = 0; k < seen.length; k++) {
-            if (!sameFloats(seen[k]!.hidden, steps[k]!.hidden)) {
-              this.stats.replayMismatches++;
-              this.log(`replayed output of step ${k} differs from what ${shortPeer(this.hops[takeover]!.span.peerId)} received`);
-              break;
-            }
-          }
-        }
         const dropped = this.hops.splice(index, takeover - index, ...newHops);
+        // Hops downstream computed their caches from the failed server's outputs; where the replacement's differ
+        // (another backend rounds differently), they are rewound and replayed too, never left on a stale cache.
+        if (index + newHops.length < this.hops.length) await this.rewindDownstream(index + newHops.length, steps.slice(0, -1), deadline);
         // History replayed onto the new hops is counted apart; the step in flight (history's last) is theirs.
         const inFlight = history.at(-1)?.tokens ?? 0;
         const replayed = history.reduce((sum, step) => sum + step.tokens, 0) - inFlight;
@@ -447,7 +477,9 @@ export class SwarmInferenceSession {
         this.options.onEvent?.({ type: 'route', hops: this.route });
         return { nextIndex: index + newHops.length, output: steps[steps.length - 1] };
       } catch (error) {
-        for (const span of opened) span.abort('replacement attempt failed');
+        // Every session this attempt opened is closed, including those whose open completes only after another
+        // open failed (Promise.all does not wait for them); none is left holding cache on its server.
+        for (const open of opens) open.then((span) => void span.close(), () => {});
         if (!(error instanceof RemoteSpanError) || error.failure === 'aborted') throw error;
         failures.push(error);
         failed.push(error.peerId);
