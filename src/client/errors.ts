@@ -2,7 +2,7 @@
  * Client-side failures. Each is a CorollaError with a stable code, so callers can branch on `code` or `instanceof`
  * and the cause chain tells the whole story.
  */
-import { CorollaError, RemoteError } from '../errors.js';
+import { CorollaError, RemoteError, type ErrorCode } from '../errors.js';
 import type { BlockRange } from '../util/blocks.js';
 
 /** Why a server was left out of route planning. */
@@ -106,6 +106,18 @@ export class ReplayDivergedError extends CorollaError {
     super('SWARM_UNAVAILABLE', `server ${shortPeer(peerId)} (blocks [${start}, ${end})) holds a cache computed from outputs the replacement does not reproduce, and rewinding it failed`, { cause });
     this.peerId = peerId;
     this.span = { start, end };
+  }
+}
+
+/**
+ * The client's own step could not be sent: its tensor holds a non-finite value, or its frame exceeds the client's own
+ * frame limit. The fault is ours, so no server is blamed or banned. `code` is the encoding failure's
+ * (TENSOR_NON_FINITE, FRAME_TOO_LARGE, …).
+ */
+export class LocalEncodingError extends CorollaError {
+  override readonly name: string = 'LocalEncodingError';
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown } = {}) {
+    super(code, `cannot send this step: ${message}`, options);
   }
 }
 

@@ -33,7 +33,7 @@ import { SwarmTimeoutError } from '../swarm/errors.js';
 import { silentLogger, type ComponentLogger, type Logger } from '../util/logger.js';
 import type { Codec } from '../wire/messages.js';
 import { BanList } from './bans.js';
-import { NoRouteError, RemoteSpanError, ReplayDivergedError, SessionClosedError, SwarmUnavailableError, shortPeer } from './errors.js';
+import { LocalEncodingError, NoRouteError, RemoteSpanError, ReplayDivergedError, SessionClosedError, SwarmUnavailableError, shortPeer } from './errors.js';
 import { hopCostMs, planRoute, type CostModel, type PlannerRecord, type RecordLike, type Route } from './route-planner.js';
 import { openRemoteSpan, type DialerNode, type RemoteSpan, type StepInput } from './remote-span.js';
 
@@ -247,6 +247,9 @@ export class SwarmInferenceSession {
         input = { position, tokens, hidden: output };
         index++;
       } catch (error) {
+        // Our own step could not be sent (a non-finite value, a frame over our limit): nobody is blamed, and when
+        // nothing reached the hop the session is intact (this step simply did not happen).
+        if (error instanceof LocalEncodingError && hop.span.usable && index === 0) throw error;
         if (!(error instanceof RemoteSpanError) || error.failure === 'aborted') {
           this.broken = error;
           throw error;

@@ -1,0 +1,10 @@
+/**
+ * Defaults of the client's issue-7 limits (exactness, blame, measured routing), once, each with why.
+ */
+
+/**
+ * Largest |value| a hop may return in a hidden state. LLM residual streams reach a few thousand ("massive
+ * activations", ~1e4 at most in published models); a value past this is a broken or hostile server, and is charged
+ * to the hop that produced it rather than to the next one, which would fail on it.
+ */
+export const DEFAULT_MAX_HIDDEN_MAGNITUDE = 1e6;
