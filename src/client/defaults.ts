@@ -8,3 +8,10 @@
  * to the hop that produced it rather than to the next one, which would fail on it.
  */
 export const DEFAULT_MAX_HIDDEN_MAGNITUDE = 1e6;
+
+/**
+ * Route cost added to a replacement whose engine fingerprint differs from the failed hop's (ms): 10 s per step is
+ * more than any real route costs, so a matching server always wins where one exists, and a mismatching one is still
+ * used (with a downstream rewind) where none does.
+ */
+export const DEFAULT_ENGINE_MISMATCH_PENALTY_MS = 10_000;

@@ -262,7 +262,7 @@ export class SwarmInferenceSession {
         this.hops.splice(index, 1);
         hop.span.abort('failed');
         try {
-          const result = await this.rebuild(index, hop.start, [...hop.inputs, input], failures, started, failed);
+          const result = await this.rebuild(index, hop.start, [...hop.inputs, input], failures, started, failed, hop.record.engine);
           index = result.nextIndex;
           input = result.output!;
         } catch (fatal) {
@@ -335,6 +335,8 @@ export class SwarmInferenceSession {
     failures: unknown[],
     started: number,
     failed: string[],
+    /** The failed hop's engine fingerprint: replacements with the same one replay bit-identically. */
+    preferEngine?: string,
   ): Promise<{ nextIndex: number; output?: StepInput }> {
     const { numBlocks } = this.options;
     const deadline = started + this.deadlineMs;
@@ -387,6 +389,7 @@ export class SwarmInferenceSession {
             banned,
             rttMs: rtt,
             subSpans: this.options.subSpans,
+            preferEngine,
           });
         try {
           route = plan(this.bans.predicate);

@@ -19,6 +19,7 @@ import { STORIES_GGUF } from '../support/models.js';
 import { eventually, sleep } from '../support/wait.js';
 
 const STEPS = 8;
+const CPU_INT8 = 'ort-cpu/f32/act-int8';
 const PROMPT = [1, 403, 407, 261, 378];
 let source: LoadedModelSource;
 let embeddings: EmbeddingTable;
@@ -30,14 +31,17 @@ let first: FakeServer;
 let flaky: FakeServer;
 let other: FakeServer;
 let last: FakeServer;
+let fast: FakeServer;
 let records: PlannerRecord[];
 
 beforeAll(async () => {
   source = await openModel(STORIES_GGUF);
   embeddings = loadEmbeddings(source);
   lmHead = await loadLmHead(source);
-  // first [0,2); flaky [2,4) (fastest, chosen first); other [2,4) (the replacement); last [4,5)
-  const layout: [number, number, number][] = [[0, 2, 100], [2, 4, 500], [2, 4, 100], [4, 5, 100]];
+  // first [0,2); flaky [2,4) (fast, chosen first); other [2,4) (the replacement); last [4,5); fast [2,4) (faster than
+  // other, but on another engine)
+  const layout: [number, number, number][] = [[0, 2, 100], [2, 4, 500], [2, 4, 100], [4, 5, 100], [2, 4, 400]];
+  const engines = [CPU_INT8, CPU_INT8, CPU_INT8, CPU_INT8, 'ort-cuda/f32/act-f32'];
   const servers: FakeServer[] = [];
   for (const [start, end] of layout) {
     const span = await loadSpan(source, { start, end });
@@ -46,7 +50,7 @@ beforeAll(async () => {
     nodes.push(node);
     servers.push(await serveFakeBlocks(node, span));
   }
-  [first, flaky, other, last] = servers as [FakeServer, FakeServer, FakeServer, FakeServer];
+  [first, flaky, other, last, fast] = servers as [FakeServer, FakeServer, FakeServer, FakeServer, FakeServer];
   records = layout.map(([start, end, compute], i) => ({
     peerId: servers[i]!.peerId,
     addrs: nodes[i]!.multiaddrs,
@@ -56,6 +60,7 @@ beforeAll(async () => {
     throughput: { compute, network: 1e6, effective: compute },
     cacheTokensLeft: 100_000,
     load: { activeSessions: 0, queuedSteps: 0 },
+    engine: engines[i],
   }));
   client = await createSwarmNode({ transport: 'memory' });
 });
@@ -126,6 +131,41 @@ describe('exact failover', () => {
     await expect(session.step(embeddings.embed(ids), 1)).rejects.toThrow(/failed earlier/);
     await session.close();
     last.fault = undefined;
+  });
+});
+
+describe('engine fingerprints', () => {
+  it('failover picks the replacement with the failed hop\'s engine fingerprint over a cheaper one on another engine', async () => {
+    flaky.fault = { kind: 'error', atStep: 3 };
+    other.fault = undefined;
+    last.fault = undefined;
+    const session = await open(only(first, flaky, other, last, fast));
+    expect(session.route.map((hop) => hop.peerId)).toEqual([first.peerId, flaky.peerId, last.peerId]);
+    let ids = PROMPT;
+    for (let i = 0; i < 5; i++) ids = [argmax(await lmHead.logits(await session.step(embeddings.embed(ids), ids.length)))];
+    expect(session.route.map((hop) => hop.peerId)).toEqual([first.peerId, other.peerId, last.peerId]);
+    expect(session.stats.replayMismatches).toBe(0);
+    await session.close();
+    flaky.fault = undefined;
+  });
+
+  it('batched decode is bit-identical to single steps (so batching never breaks replay identity)', async () => {
+    const span = await loadSpan(source, { start: 0, end: 5 }, { maxBatch: 8 });
+    try {
+      const H = source.config.hiddenSize;
+      const row = (seed: number, n = 1) => Float32Array.from({ length: n * H }, (_, i) => Math.sin(i * 0.37 + seed) * 0.5);
+      for (let k = 0; k < 3; k++) {
+        for (const kind of ['b', 's']) span.openSession(`${kind}${k}`, 32);
+        for (const kind of ['b', 's']) await span.step({ sessionId: `${kind}${k}`, hidden: row(k, 2 + k) });
+      }
+      for (let t = 0; t < 4; t++) {
+        const rows = [0, 1, 2].map((k) => row(10 * t + k));
+        const batched = await span.stepBatch(rows.map((hidden, k) => ({ sessionId: `b${k}`, hidden })));
+        for (let k = 0; k < 3; k++) expect(batched[k]).toEqual(await span.step({ sessionId: `s${k}`, hidden: rows[k]! }));
+      }
+    } finally {
+      await span.dispose();
+    }
   });
 });
 
