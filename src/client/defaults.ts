@@ -15,3 +15,12 @@ export const DEFAULT_MAX_HIDDEN_MAGNITUDE = 1e6;
  * used (with a downstream rewind) where none does.
  */
 export const DEFAULT_ENGINE_MISMATCH_PENALTY_MS = 10_000;
+
+/**
+ * Longest a directory lookup may take as a whole (ms). The registry bounds each DHT query, but a walk over many
+ * unresponsive (or hostile, slow-answering) peers can add those up; past this the client keeps its cached view.
+ */
+export const DEFAULT_LOOKUP_DEADLINE_MS = 15_000;
+
+/** Step latencies kept per server; the planner uses their median (one slow step does not condemn a server). */
+export const MEASURED_STEP_SAMPLES = 16;

@@ -34,7 +34,8 @@ import { silentLogger, type ComponentLogger, type Logger } from '../util/logger.
 import type { Codec } from '../wire/messages.js';
 import { BanList } from './bans.js';
 import { LocalEncodingError, NoRouteError, RemoteSpanError, ReplayDivergedError, SessionClosedError, SwarmUnavailableError, shortPeer } from './errors.js';
-import { hopCostMs, planRoute, type CostModel, type PlannerRecord, type RecordLike, type Route } from './route-planner.js';
+import { ServerMeasurements } from './measurements.js';
+import { hopCostMs, planRoute, recordOf, type CostModel, type PlannerRecord, type RecordLike, type Route } from './route-planner.js';
 import { openRemoteSpan, type DialerNode, type RemoteSpan, type StepInput } from './remote-span.js';
 
 /** Where a session gets server records and round-trip times from (a registry view; tests may pass a fixed list). */
@@ -75,6 +76,12 @@ export interface SwarmSessionOptions {
   readonly replayWindow?: number;
   /** Route cost parameters. */
   readonly cost?: CostModel;
+  /**
+   * What this client measured about servers (step latencies, cache answers), shared across sessions: planning uses
+   * it in place of the records' throughput, load and cache claims once a server has been measured. Default: a
+   * private one.
+   */
+  readonly measurements?: ServerMeasurements;
   /** Servers accept sub-ranges of their spans (default false). */
   readonly subSpans?: boolean;
   /** Aborts the session: steps in flight fail with the abort's reason. */
@@ -149,6 +156,7 @@ export class SwarmInferenceSession {
   readonly maxLength: number;
   readonly stats: SessionStats = { steps: 0, failures: 0, failovers: 0, replayedSteps: 0, replayMismatches: 0, downstreamReplays: 0, banned: [], recoveries: [] };
   private readonly bans: BanList;
+  private readonly measurements: ServerMeasurements;
   private readonly maxRetries: number;
   private readonly deadlineMs: number;
   private readonly log: Logger;
@@ -164,6 +172,7 @@ export class SwarmInferenceSession {
   private constructor(private readonly options: SwarmSessionOptions) {
     this.maxLength = options.maxLength;
     this.bans = options.bans ?? new BanList();
+    this.measurements = options.measurements ?? new ServerMeasurements();
     this.maxRetries = options.maxRetries ?? 5;
     this.deadlineMs = options.failoverDeadlineMs ?? 60_000;
     this.log = (options.logger ?? silentLogger).forComponent('corolla:client:session');
@@ -241,7 +250,10 @@ export class SwarmInferenceSession {
     while (index < this.hops.length) {
       const hop = this.hops[index]!;
       try {
+        const sent = performance.now();
         const output = await hop.span.step(input);
+        // Our own timing of the server, which planning trusts over its record once it has it.
+        if (tokens === 1) this.measurements.recordStep(hop.span.peerId, hop.end - hop.start, performance.now() - sent);
         hop.inputs.push(input);
         this.count(hop.usage, tokens);
         input = { position, tokens, hidden: output };
@@ -363,8 +375,13 @@ export class SwarmInferenceSession {
         // An existing hop already holds our cache, and the load its record shows includes our own session: cost it
         // unloaded, and 10% cheaper still, so that a healthy hop is only swapped for a clearly better one (a swap
         // costs a replay of its history).
-        const idle = { ...hop.record, load: { activeSessions: 0, queuedSteps: 0 }, cacheTokensLeft: Number.MAX_SAFE_INTEGER };
-        rest += 0.9 * hopCostMs(idle, hop.start, hop.end, { ...this.options.cost, rttMs: rtt, maxLength: this.maxLength });
+        // Costed by the better of its record and our measurements, as the candidates are: a fresh session on the same
+        // server must never look cheaper than the one we hold.
+        const costOf = (record: PlannerRecord) => {
+          const idle = { ...record, load: { activeSessions: 0, queuedSteps: 0 }, cacheTokensLeft: Number.MAX_SAFE_INTEGER };
+          return hopCostMs(idle, hop.start, hop.end, { ...this.options.cost, rttMs: rtt, maxLength: this.maxLength });
+        };
+        rest += 0.9 * Math.min(costOf(hop.record), costOf(this.measurements.adjust(hop.record, rtt?.get(hop.span.peerId))));
         endCostMs.set(hop.start, rest);
       }
 
@@ -373,11 +390,16 @@ export class SwarmInferenceSession {
       try {
         // A lookup may be slow while the DHT still lists dead peers; never let it run past the deadline.
         const fresh = attempt > 1 || (history.length > 0 && this.options.failoverRecords === 'fresh');
-        const records = await withTimeout(
+        const announced = await withTimeout(
           this.options.source.records({ fresh }),
           Math.max(1, deadline - performance.now()),
           () => new SwarmTimeoutError(`looking up servers took longer than the ${this.deadlineMs} ms recovery budget`),
         );
+        // A record's throughput, load and cache figures are its claims: once we have measured a server, ours win.
+        const records = announced.map((value) => {
+          const record = recordOf(value);
+          return this.measurements.adjust(record, rtt?.get(record.peerId));
+        });
         const plan = (banned?: (peerId: string) => boolean) =>
           planRoute(records, {
             ...this.options.cost,
@@ -431,6 +453,7 @@ export class SwarmInferenceSession {
             ),
         );
         const spans = await Promise.all(opens);
+        for (const span of spans) this.measurements.recordOpen(span.peerId, span.cacheTokensLeft);
         replayStarted = performance.now();
         const newHops: Hop[] = [];
         let steps = history;

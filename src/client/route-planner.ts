@@ -88,7 +88,8 @@ export interface Route {
   readonly costMs: number;
 }
 
-const recordOf = (value: RecordLike): PlannerRecord => ('envelope' in value && 'record' in value ? value.record : value) as PlannerRecord;
+/** The planner's view of a record (a verified record's typed fields, or the plain record). */
+export const recordOf = (value: RecordLike): PlannerRecord => ('envelope' in value && 'record' in value ? value.record : value) as PlannerRecord;
 
 const MIN_RATE = 1e-3;
 

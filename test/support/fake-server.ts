@@ -14,7 +14,9 @@ export type FaultKind =
   /** Step `atStep`'s output is scaled by 1e30 (finite, but no hidden state is that large). */
   | 'huge'
   /** The `opened` reply comes `atStep` ms late. */
-  | 'open-slow';
+  | 'open-slow'
+  /** Every step's reply comes `atStep` ms late (a server slower than its record claims). */
+  | 'slow-steps';
 
 export interface Fault {
   readonly kind: FaultKind;
@@ -63,6 +65,7 @@ export async function serveFakeBlocks(node: SwarmNode, span: SpanExecutor, initi
           state.steps++;
           const H = span.hiddenSize;
           const out = await span.step({ sessionId: prefix + header.sessionId, hidden: tensor!, position: header.position });
+          if (fault?.kind === 'slow-steps') await new Promise((resolve) => setTimeout(resolve, fault.atStep));
           let reply = { type: 'stepResult' as const, sessionId: header.sessionId, stepId: header.stepId, position: header.position };
           let data = out;
           let shape = [header.tokens, H];
