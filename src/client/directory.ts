@@ -38,7 +38,7 @@ export interface CoverageProgress {
 }
 
 export class SwarmDirectory implements RouteSource {
-  /** This client's own measurements of servers (round trips here, step timings from sessions). */
+  /** This client's own measurements of servers (step timings and open answers, from its sessions). */
   readonly measurements = new ServerMeasurements();
   private cached: VerifiedRecord[] = [];
   private fetchedAt = -Infinity;
@@ -115,9 +115,7 @@ export class SwarmDirectory implements RouteSource {
           if (addrs.length > 0) await this.node.libp2p.peerStore.merge(peer, { multiaddrs: addrs });
           const signal = AbortSignal.timeout(this.options.pingTimeoutMs ?? 2_000);
           setMaxListeners(Infinity, signal);
-          const rtt = await this.node.libp2p.services.ping.ping(peer, { signal });
-          this.rtts.set(peerId, rtt);
-          this.measurements.recordRtt(peerId, rtt);
+          this.rtts.set(peerId, await this.node.libp2p.services.ping.ping(peer, { signal }));
         } catch (error) {
           this.log(`ping ${peerId} failed: ${(error as Error)?.message ?? String(error)}`);
         }
@@ -145,7 +143,7 @@ export class SwarmDirectory implements RouteSource {
     for (let round = 0; ; round++) {
       const records = await this.records({ fresh: round > 0 });
       try {
-        const plan = () => planRoute(records.map(({ record }) => this.measurements.adjust(record, this.rtts.get(record.peerId))), { ...options.cost, numBlocks: this.numBlocks, maxLength: options.maxLength ?? 1, banned: options.banned, rttMs: this.rtts });
+        const plan = () => planRoute(records.map(({ record }) => this.measurements.adjust(record)), { ...options.cost, numBlocks: this.numBlocks, maxLength: options.maxLength ?? 1, banned: options.banned, rttMs: this.rtts });
         plan(); // throws NoRouteError while blocks are missing
         // covered: measure round trips to the candidates, then plan with them
         await this.measure(usableServers(records, { numBlocks: this.numBlocks, maxLength: options.maxLength ?? 1, banned: options.banned }).servers.map((s) => s.peerId));

@@ -381,7 +381,7 @@ export class SwarmInferenceSession {
           const idle = { ...record, load: { activeSessions: 0, queuedSteps: 0 }, cacheTokensLeft: Number.MAX_SAFE_INTEGER };
           return hopCostMs(idle, hop.start, hop.end, { ...this.options.cost, rttMs: rtt, maxLength: this.maxLength });
         };
-        rest += 0.9 * Math.min(costOf(hop.record), costOf(this.measurements.adjust(hop.record, rtt?.get(hop.span.peerId))));
+        rest += 0.9 * Math.min(costOf(hop.record), costOf(this.measurements.adjust(hop.record)));
         endCostMs.set(hop.start, rest);
       }
 
@@ -396,10 +396,7 @@ export class SwarmInferenceSession {
           () => new SwarmTimeoutError(`looking up servers took longer than the ${this.deadlineMs} ms recovery budget`),
         );
         // A record's throughput, load and cache figures are its claims: once we have measured a server, ours win.
-        const records = announced.map((value) => {
-          const record = recordOf(value);
-          return this.measurements.adjust(record, rtt?.get(record.peerId));
-        });
+        const records = announced.map((value) => this.measurements.adjust(recordOf(value)));
         const plan = (banned?: (peerId: string) => boolean) =>
           planRoute(records, {
             ...this.options.cost,

@@ -3,12 +3,12 @@
  * load or cache numbers at face value beyond first contact (a Sybil announcing 1e9 tok/s wins one route, not all).
  *
  * - Step latency: every single-token step a session runs through a hop is timed (send to reply). The median of the
- *   recent samples, less the measured round trip, is the server's compute time for the hop's blocks; scaled to its
- *   whole span it replaces the record's `throughput.compute`.
+ *   recent samples, per block and scaled to the server's whole span, replaces the record's `throughput.compute`.
+ *   The round trip is left in (subtracting a separately pinged RTT makes small timings noise): it counts once more
+ *   per hop, which only favours routes with fewer hops.
  * - Load: a measured latency already includes the server's queueing, so a measured server's record `load` is
  *   ignored (counted as idle) rather than added on top.
  * - Cache: the `cacheTokensLeft` the server answered to our own `open` caps the record's.
- * - Round trips: from libp2p pings (SwarmDirectory.measure) or recorded here.
  */
 import { MEASURED_STEP_SAMPLES } from './defaults.js';
 import type { PlannerRecord } from './route-planner.js';
@@ -17,7 +17,6 @@ interface Measured {
   /** Recent single-token step latencies (ms), blocks per step: [ms, blocks]. */
   readonly steps: [number, number][];
   cacheTokensLeft?: number;
-  rttMs?: number;
 }
 
 export class ServerMeasurements {
@@ -42,21 +41,16 @@ export class ServerMeasurements {
     this.entry(peerId).cacheTokensLeft = cacheTokensLeft;
   }
 
-  recordRtt(peerId: string, ms: number): void {
-    if (ms >= 0) this.entry(peerId).rttMs = ms;
-  }
-
   /** Whether we have timed any step of this server. */
   measured(peerId: string): boolean {
     return (this.byPeer.get(peerId)?.steps.length ?? 0) > 0;
   }
 
-  /** Median measured milliseconds per block of one decode step, excluding the round trip; undefined if unmeasured. */
-  msPerBlock(peerId: string, rttMs?: number): number | undefined {
+  /** Median measured milliseconds per block of one decode step (round trip included); undefined if unmeasured. */
+  msPerBlock(peerId: string): number | undefined {
     const entry = this.byPeer.get(peerId);
     if (!entry || entry.steps.length === 0) return undefined;
-    const rtt = rttMs ?? entry.rttMs ?? 0;
-    const perBlock = entry.steps.map(([ms, blocks]) => Math.max(ms - rtt, 0.01) / blocks).sort((a, b) => a - b);
+    const perBlock = entry.steps.map(([ms, blocks]) => Math.max(ms, 0.01) / blocks).sort((a, b) => a - b);
     return perBlock[Math.floor(perBlock.length / 2)]!;
   }
 
@@ -65,11 +59,11 @@ export class ServerMeasurements {
    * timings), cache capped by what the server told us directly. Unmeasured servers are taken at their word (first
    * contact); the network figure is kept (it prices the hidden-state transfer, not the server's speed).
    */
-  adjust<T extends PlannerRecord>(record: T, rttMs?: number): T {
+  adjust<T extends PlannerRecord>(record: T): T {
     const entry = this.byPeer.get(record.peerId);
     if (!entry) return record;
     let adjusted: T = record;
-    const perBlock = this.msPerBlock(record.peerId, rttMs);
+    const perBlock = this.msPerBlock(record.peerId);
     if (perBlock !== undefined) {
       const compute = 1000 / (perBlock * (record.span.end - record.span.start));
       adjusted = { ...adjusted, throughput: { ...record.throughput, compute, effective: Math.min(compute, record.throughput.network) }, load: { activeSessions: 0, queuedSteps: 0 } };

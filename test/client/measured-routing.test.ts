@@ -77,15 +77,15 @@ describe('measured routing', () => {
     const record: PlannerRecord = { ...records[2]!, load: { activeSessions: 0, queuedSteps: 1_000 }, cacheTokensLeft: 1e9 };
     expect(m.adjust(record)).toBe(record); // first contact: taken at its word
     m.recordStep(record.peerId, 2, 12);
-    m.recordStep(record.peerId, 2, 8);
+    m.recordStep(record.peerId, 2, 10);
     m.recordStep(record.peerId, 2, 1_000); // one outlier does not move the median
     m.recordOpen(record.peerId, 500);
-    const adjusted = m.adjust(record, 2);
+    const adjusted = m.adjust(record);
     expect(adjusted.load).toEqual({ activeSessions: 0, queuedSteps: 0 });
     expect(adjusted.cacheTokensLeft).toBe(500);
-    // median of (ms − rtt) / blocks = 5 ms per block; the span has 2 blocks → 100 tok/s
-    expect(adjusted.throughput.compute).toBeCloseTo(100, 6);
-    expect(adjusted.throughput.effective).toBeCloseTo(100, 6);
+    // median of ms / blocks = 6 ms per block; the span has 2 blocks → 1000 / 12 tok/s
+    expect(adjusted.throughput.compute).toBeCloseTo(1000 / 12, 6);
+    expect(adjusted.throughput.effective).toBeCloseTo(1000 / 12, 6);
   });
 });
 
