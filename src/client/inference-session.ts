@@ -436,21 +436,22 @@ export class SwarmInferenceSession {
       let opens: Promise<RemoteSpan>[] = [];
       try {
         opens = route.hops.map((hop) =>
-            openRemoteSpan(
-              this.options.node,
-              { peerId: hop.peerId, addrs: hop.record.addrs },
-              { maxLength: this.maxLength, start: hop.start, end: hop.end, hiddenSize: this.options.hiddenSize },
-              {
-                codec: this.options.codec,
-                stepTimeoutMs: this.options.stepTimeoutMs,
-                // opening and replaying count against the recovery deadline
-                openTimeoutMs: Math.max(1, Math.min(this.options.openTimeoutMs ?? 10_000, deadline - performance.now())),
-                signal: this.options.signal,
-              },
-            ),
+          openRemoteSpan(
+            this.options.node,
+            { peerId: hop.peerId, addrs: hop.record.addrs },
+            { maxLength: this.maxLength, start: hop.start, end: hop.end, hiddenSize: this.options.hiddenSize },
+            {
+              codec: this.options.codec,
+              stepTimeoutMs: this.options.stepTimeoutMs,
+              // opening and replaying count against the recovery deadline
+              openTimeoutMs: Math.max(1, Math.min(this.options.openTimeoutMs ?? 10_000, deadline - performance.now())),
+              signal: this.options.signal,
+            },
+          ),
         );
         const spans = await Promise.all(opens);
-        for (const span of spans) this.measurements.recordOpen(span.peerId, span.cacheTokensLeft);
+        // The server answered with what is left after reserving our session; what it had for us is that plus ours.
+        for (const span of spans) this.measurements.recordOpen(span.peerId, span.cacheTokensLeft + span.maxLength);
         replayStarted = performance.now();
         const newHops: Hop[] = [];
         let steps = history;
@@ -467,6 +468,7 @@ export class SwarmInferenceSession {
         const j = index + downstream.findIndex((hop) => hop.start === route.end);
         const takeover = route.end === numBlocks ? this.hops.length : j;
         const dropped = this.hops.splice(index, takeover - index, ...newHops);
+        for (const hop of dropped) void hop.span.close();
         // Hops downstream computed their caches from the failed server's outputs; where the replacement's differ
         // (another backend rounds differently), they are rewound and replayed too, never left on a stale cache.
         if (index + newHops.length < this.hops.length) await this.rewindDownstream(index + newHops.length, steps.slice(0, -1), deadline);
@@ -478,7 +480,6 @@ export class SwarmInferenceSession {
           this.count(hop.usage, inFlight);
           this.usages.push(hop.usage);
         }
-        for (const hop of dropped) void hop.span.close();
 
         if (history.length > 0 || failures.length > 0) {
           const recovery: RecoveryInfo = {

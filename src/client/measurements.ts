@@ -8,7 +8,8 @@
  *   per hop, which only favours routes with fewer hops.
  * - Load: a measured latency already includes the server's queueing, so a measured server's record `load` is
  *   ignored (counted as idle) rather than added on top.
- * - Cache: the `cacheTokensLeft` the server answered to our own `open` caps the record's.
+ * - Cache: what the server answered to our own latest `open` (its `cacheTokensLeft` plus our reservation) caps the
+ *   record's.
  */
 import { MEASURED_STEP_SAMPLES } from './defaults.js';
 import type { PlannerRecord } from './route-planner.js';
@@ -36,7 +37,7 @@ export class ServerMeasurements {
     if (steps.length > MEASURED_STEP_SAMPLES) steps.shift();
   }
 
-  /** The server answered our `open` with this many cache tokens left. */
+  /** The server had this many cache tokens free for us at our latest `open`. */
   recordOpen(peerId: string, cacheTokensLeft: number): void {
     this.entry(peerId).cacheTokensLeft = cacheTokensLeft;
   }
