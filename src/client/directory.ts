@@ -1,6 +1,7 @@
 /**
  * The client's view of one model's servers: registry lookups, cached and refreshed about every 60 s (Petals' DHT
  * refresh), forced fresh on failover, plus round-trip times measured with libp2p ping. Implements RouteSource.
+ * A lookup has one overall deadline (lookupDeadlineMs), whatever the DHT walk does; past it the cached view stays.
  */
 import { setMaxListeners } from 'node:events';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -8,7 +9,10 @@ import { multiaddr } from '@multiformats/multiaddr';
 import type { Registry } from '../swarm/registry/index.js';
 import type { SwarmNode } from '../swarm/node.js';
 import type { VerifiedRecord } from '../swarm/records/index.js';
+import { SwarmTimeoutError } from '../swarm/errors.js';
+import { DEFAULT_LOOKUP_DEADLINE_MS } from './defaults.js';
 import { NoRouteError, SwarmUnavailableError } from './errors.js';
+import { ServerMeasurements } from './measurements.js';
 import type { RouteSource } from './inference-session.js';
 import { silentLogger, type ComponentLogger, type Logger } from '../util/logger.js';
 import { planRoute, usableServers, type CostModel, type Route } from './route-planner.js';
@@ -16,8 +20,13 @@ import { planRoute, usableServers, type CostModel, type Route } from './route-pl
 export interface DirectoryOptions {
   /** Cached records are re-fetched after this long (ms). Default 60 000. */
   readonly refreshMs?: number;
-  /** Budget of one lookup (ms). Default: the registry's. */
+  /** Budget of one lookup (ms), passed to the registry. Default: the registry's. */
   readonly lookupTimeoutMs?: number;
+  /**
+   * Overall deadline of one lookup, however the registry spends it (ms); past it the cached view is kept.
+   * Default DEFAULT_LOOKUP_DEADLINE_MS.
+   */
+  readonly lookupDeadlineMs?: number;
   /** Budget of one ping (ms). Default 2 000. */
   readonly pingTimeoutMs?: number;
 }
@@ -29,6 +38,8 @@ export interface CoverageProgress {
 }
 
 export class SwarmDirectory implements RouteSource {
+  /** This client's own measurements of servers (step timings and open answers, from its sessions). */
+  readonly measurements = new ServerMeasurements();
   private cached: VerifiedRecord[] = [];
   private fetchedAt = -Infinity;
   private inFlight?: Promise<VerifiedRecord[]>;
@@ -60,7 +71,14 @@ export class SwarmDirectory implements RouteSource {
   refresh(): Promise<VerifiedRecord[]> {
     this.inFlight ??= (async () => {
       try {
-        const records = await this.registry.lookup(this.modelId, { numBlocks: this.numBlocks, timeoutMs: this.options.lookupTimeoutMs });
+        const deadlineMs = this.options.lookupDeadlineMs ?? DEFAULT_LOOKUP_DEADLINE_MS;
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const records = await Promise.race([
+          this.registry.lookup(this.modelId, { numBlocks: this.numBlocks, timeoutMs: this.options.lookupTimeoutMs }),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new SwarmTimeoutError(`lookup of ${this.modelId} took longer than ${deadlineMs} ms`)), deadlineMs);
+          }),
+        ]).finally(() => clearTimeout(timer));
         this.cached = records;
         this.fetchedAt = performance.now();
         return records;
@@ -125,7 +143,7 @@ export class SwarmDirectory implements RouteSource {
     for (let round = 0; ; round++) {
       const records = await this.records({ fresh: round > 0 });
       try {
-        const plan = () => planRoute(records, { ...options.cost, numBlocks: this.numBlocks, maxLength: options.maxLength ?? 1, banned: options.banned, rttMs: this.rtts });
+        const plan = () => planRoute(records.map(({ record }) => this.measurements.adjust(record)), { ...options.cost, numBlocks: this.numBlocks, maxLength: options.maxLength ?? 1, banned: options.banned, rttMs: this.rtts });
         plan(); // throws NoRouteError while blocks are missing
         // covered: measure round trips to the candidates, then plan with them
         await this.measure(usableServers(records, { numBlocks: this.numBlocks, maxLength: options.maxLength ?? 1, banned: options.banned }).servers.map((s) => s.peerId));

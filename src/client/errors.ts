@@ -2,7 +2,7 @@
  * Client-side failures. Each is a CorollaError with a stable code, so callers can branch on `code` or `instanceof`
  * and the cause chain tells the whole story.
  */
-import { CorollaError, RemoteError } from '../errors.js';
+import { CorollaError, RemoteError, type ErrorCode } from '../errors.js';
 import type { BlockRange } from '../util/blocks.js';
 
 /** Why a server was left out of route planning. */
@@ -90,6 +90,34 @@ export class SwarmUnavailableError extends CorollaError {
     super('SWARM_UNAVAILABLE', message, { cause: last, details: details || undefined });
     this.failures = init.failures;
     this.elapsedMs = init.elapsedMs;
+  }
+}
+
+/**
+ * A replacement's replayed outputs differ from what a downstream hop computed its cache from, and rewinding that hop
+ * failed: the session cannot continue with outputs that match its route, so it stops rather than drift silently.
+ * Retryable as a whole (start the generation again).
+ */
+export class ReplayDivergedError extends CorollaError {
+  override readonly name: string = 'ReplayDivergedError';
+  readonly peerId: string;
+  readonly span: BlockRange;
+  constructor(peerId: string, start: number, end: number, cause: unknown) {
+    super('SWARM_UNAVAILABLE', `server ${shortPeer(peerId)} (blocks [${start}, ${end})) holds a cache computed from outputs the replacement does not reproduce, and rewinding it failed`, { cause });
+    this.peerId = peerId;
+    this.span = { start, end };
+  }
+}
+
+/**
+ * The client's own step could not be sent: its tensor holds a non-finite value, or its frame exceeds the client's own
+ * frame limit. The fault is ours, so no server is blamed or banned. `code` is the encoding failure's
+ * (TENSOR_NON_FINITE, FRAME_TOO_LARGE, …).
+ */
+export class LocalEncodingError extends CorollaError {
+  override readonly name: string = 'LocalEncodingError';
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown } = {}) {
+    super(code, `cannot send this step: ${message}`, options);
   }
 }
 

@@ -16,8 +16,11 @@
  *      engine is deterministic for equal inputs and equal step shapes. (Replaying everything as one prefill, as Petals
  *      does, would take one engine call instead of n, but a prefill of n tokens does not round the same way as n
  *      single-token steps: on stories260K the hidden states differ by ~4e-6, which can change a sampled token.);
- *   4. checks that the replayed outputs equal what the next existing hop received before (stats.replayMismatches
- *      counts differences), replaces the hop(s), and continues the step from there.
+ *   4. checks that the replayed outputs equal what the next existing hop received before. Where they differ (a
+ *      replacement on another engine rounds differently; stats.replayMismatches counts it), that hop is rewound to
+ *      the first differing step and replayed with the new inputs, and so on down the route, so no cache is left
+ *      holding states the current route would not compute (a hop failing meanwhile: ReplayDivergedError). Then it
+ *      replaces the hop(s) and continues the step from there.
  * Attribution. `usage()` lists every server that computed blocks of this session and for how many tokens, prompt
  * and generated apart. A failed server keeps the tokens it served before failing; its replacement's replay of the
  * history is counted as `replayedTokens`, apart from what it serves afterwards.
@@ -31,8 +34,9 @@ import { SwarmTimeoutError } from '../swarm/errors.js';
 import { silentLogger, type ComponentLogger, type Logger } from '../util/logger.js';
 import type { Codec } from '../wire/messages.js';
 import { BanList } from './bans.js';
-import { NoRouteError, RemoteSpanError, SessionClosedError, SwarmUnavailableError, shortPeer } from './errors.js';
-import { hopCostMs, planRoute, type CostModel, type PlannerRecord, type RecordLike, type Route } from './route-planner.js';
+import { LocalEncodingError, NoRouteError, RemoteSpanError, ReplayDivergedError, SessionClosedError, SwarmUnavailableError, shortPeer } from './errors.js';
+import { ServerMeasurements } from './measurements.js';
+import { hopCostMs, planRoute, recordOf, type CostModel, type PlannerRecord, type RecordLike, type Route } from './route-planner.js';
 import { openRemoteSpan, type DialerNode, type RemoteSpan, type StepInput } from './remote-span.js';
 
 /** Where a session gets server records and round-trip times from (a registry view; tests may pass a fixed list). */
@@ -78,6 +82,12 @@ export interface SwarmSessionOptions {
   readonly replayWindow?: number;
   /** Route cost parameters. */
   readonly cost?: CostModel;
+  /**
+   * What this client measured about servers (step latencies, cache answers), shared across sessions: planning uses
+   * it in place of the records' throughput, load and cache claims once a server has been measured. Default: a
+   * private one.
+   */
+  readonly measurements?: ServerMeasurements;
   /** Servers accept sub-ranges of their spans (default false). */
   readonly subSpans?: boolean;
   /** Aborts the session: steps in flight fail with the abort's reason. */
@@ -126,8 +136,10 @@ export interface SessionStats {
   failovers: number;
   /** Steps replayed onto replacements, summed over replacement hops. */
   replayedSteps: number;
-  /** Replayed outputs that differed from what the next hop had received (should stay 0). */
+  /** Downstream hops whose recorded inputs differed from a replacement's replayed outputs (0 with identical engines). */
   replayMismatches: number;
+  /** Downstream hops rewound and replayed because of such a difference. */
+  downstreamReplays: number;
   /** Every server banned by this session, in order. */
   banned: string[];
   recoveries: RecoveryInfo[];
@@ -148,8 +160,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class SwarmInferenceSession {
   readonly maxLength: number;
-  readonly stats: SessionStats = { steps: 0, failures: 0, failovers: 0, replayedSteps: 0, replayMismatches: 0, banned: [], recoveries: [] };
+  readonly stats: SessionStats = { steps: 0, failures: 0, failovers: 0, replayedSteps: 0, replayMismatches: 0, downstreamReplays: 0, banned: [], recoveries: [] };
   private readonly bans: BanList;
+  private readonly measurements: ServerMeasurements;
   private readonly maxRetries: number;
   private readonly deadlineMs: number;
   private readonly log: Logger;
@@ -165,6 +178,7 @@ export class SwarmInferenceSession {
   private constructor(private readonly options: SwarmSessionOptions) {
     this.maxLength = options.maxLength;
     this.bans = options.bans ?? new BanList();
+    this.measurements = options.measurements ?? new ServerMeasurements();
     this.maxRetries = options.maxRetries ?? 5;
     this.deadlineMs = options.failoverDeadlineMs ?? 60_000;
     this.log = (options.logger ?? silentLogger).forComponent('corolla:client:session');
@@ -252,12 +266,18 @@ export class SwarmInferenceSession {
     while (index < this.hops.length) {
       const hop = this.hops[index]!;
       try {
+        const sent = performance.now();
         const output = await hop.span.step(input);
+        // Our own timing of the server, which planning trusts over its record once it has it.
+        if (tokens === 1) this.measurements.recordStep(hop.span.peerId, hop.end - hop.start, performance.now() - sent);
         hop.inputs.push(input);
         this.count(hop.usage, tokens);
         input = { position, tokens, hidden: output };
         index++;
       } catch (error) {
+        // Our own step could not be sent (a non-finite value, a frame over our limit): nobody is blamed, and when
+        // nothing reached the hop the session is intact (this step simply did not happen).
+        if (error instanceof LocalEncodingError && hop.span.usable && index === 0) throw error;
         if (!(error instanceof RemoteSpanError) || error.failure === 'aborted') {
           this.broken = error;
           throw error;
@@ -270,7 +290,7 @@ export class SwarmInferenceSession {
         this.hops.splice(index, 1);
         hop.span.abort('failed');
         try {
-          const result = await this.rebuild(index, hop.start, [...hop.inputs, input], failures, started, failed);
+          const result = await this.rebuild(index, hop.start, [...hop.inputs, input], failures, started, failed, hop.record.engine);
           index = result.nextIndex;
           input = result.output!;
         } catch (fatal) {
@@ -282,6 +302,39 @@ export class SwarmInferenceSession {
     this.currentPosition = position + tokens;
     this.stats.steps++;
     return input.hidden;
+  }
+
+  /**
+   * Makes the hops from `from` on consistent with `inputs` (the steps already processed, as the new upstream hop
+   * produced them): finds the first step whose input differs from what hops[from] received, rewinds that hop to it
+   * and replays the rest, then does the same one hop further with the new outputs, until the outputs agree again or
+   * the route ends. A hop that fails here ends the session with ReplayDivergedError (its cache is half-rewritten).
+   */
+  private async rewindDownstream(from: number, inputs: readonly StepInput[], deadline: number): Promise<void> {
+    // changed[k] is the new input of step offset + k for hops[h].
+    let changed = inputs;
+    let offset = 0;
+    for (let h = from; h < this.hops.length; h++) {
+      const hop = this.hops[h]!;
+      const k = changed.findIndex((step, i) => !sameFloats(step.hidden, hop.inputs[offset + i]!.hidden));
+      if (k < 0) return;
+      const first = offset + k;
+      const tail = changed.slice(k);
+      this.stats.replayMismatches++;
+      this.log(`replayed output of step ${first} differs from what ${shortPeer(hop.span.peerId)} received: rewinding it and replaying ${tail.length} steps`);
+      let outputs: Float32Array[];
+      try {
+        outputs = await hop.span.replay(tail, { window: this.options.replayWindow, deadline });
+      } catch (error) {
+        throw new ReplayDivergedError(hop.span.peerId, hop.start, hop.end, error);
+      }
+      hop.inputs.splice(first, tail.length, ...tail);
+      hop.usage.replayedTokens += tail.reduce((sum, step) => sum + step.tokens, 0);
+      this.stats.replayedSteps += tail.length;
+      this.stats.downstreamReplays++;
+      changed = tail.map((step, i) => ({ position: step.position, tokens: step.tokens, hidden: outputs[i]! }));
+      offset = first;
+    }
   }
 
   private count(usage: ServerUsage, tokens: number): void {
@@ -310,6 +363,8 @@ export class SwarmInferenceSession {
     failures: unknown[],
     started: number,
     failed: string[],
+    /** The failed hop's engine fingerprint: replacements with the same one replay bit-identically. */
+    preferEngine?: string,
   ): Promise<{ nextIndex: number; output?: StepInput }> {
     const { numBlocks } = this.options;
     const deadline = started + this.deadlineMs;
@@ -336,8 +391,13 @@ export class SwarmInferenceSession {
         // An existing hop already holds our cache, and the load its record shows includes our own session: cost it
         // unloaded, and 10% cheaper still, so that a healthy hop is only swapped for a clearly better one (a swap
         // costs a replay of its history).
-        const idle = { ...hop.record, load: { activeSessions: 0, queuedSteps: 0 }, cacheTokensLeft: Number.MAX_SAFE_INTEGER };
-        rest += 0.9 * hopCostMs(idle, hop.start, hop.end, { ...this.options.cost, rttMs: rtt, maxLength: this.maxLength });
+        // Costed by the better of its record and our measurements, as the candidates are: a fresh session on the same
+        // server must never look cheaper than the one we hold.
+        const costOf = (record: PlannerRecord) => {
+          const idle = { ...record, load: { activeSessions: 0, queuedSteps: 0 }, cacheTokensLeft: Number.MAX_SAFE_INTEGER };
+          return hopCostMs(idle, hop.start, hop.end, { ...this.options.cost, rttMs: rtt, maxLength: this.maxLength });
+        };
+        rest += 0.9 * Math.min(costOf(hop.record), costOf(this.measurements.adjust(hop.record)));
         endCostMs.set(hop.start, rest);
       }
 
@@ -346,11 +406,13 @@ export class SwarmInferenceSession {
       try {
         // A lookup may be slow while the DHT still lists dead peers; never let it run past the deadline.
         const fresh = attempt > 1 || (history.length > 0 && this.options.failoverRecords === 'fresh');
-        const records = await withTimeout(
+        const announced = await withTimeout(
           this.options.source.records({ fresh }),
           Math.max(1, deadline - performance.now()),
           () => new SwarmTimeoutError(`looking up servers took longer than the ${this.deadlineMs} ms recovery budget`),
         );
+        // A record's throughput, load and cache figures are its claims: once we have measured a server, ours win.
+        const records = announced.map((value) => this.measurements.adjust(recordOf(value)));
         const plan = (banned?: (peerId: string) => boolean) =>
           planRoute(records, {
             ...this.options.cost,
@@ -362,6 +424,7 @@ export class SwarmInferenceSession {
             banned,
             rttMs: rtt,
             subSpans: this.options.subSpans,
+            preferEngine,
           });
         try {
           route = plan(this.bans.predicate);
@@ -384,26 +447,27 @@ export class SwarmInferenceSession {
         continue;
       }
 
-      const opened: RemoteSpan[] = [];
       const openStarted = performance.now();
       let replayStarted = openStarted;
+      let opens: Promise<RemoteSpan>[] = [];
       try {
-        const spans = await Promise.all(
-          route.hops.map((hop) =>
-            openRemoteSpan(
-              this.options.node,
-              { peerId: hop.peerId, addrs: hop.record.addrs },
-              { maxLength: this.maxLength, start: hop.start, end: hop.end, hiddenSize: this.options.hiddenSize },
-              {
-                codec: this.options.codec,
-                stepTimeoutMs: this.options.stepTimeoutMs,
-                // opening and replaying count against the recovery deadline
-                openTimeoutMs: Math.max(1, Math.min(this.options.openTimeoutMs ?? 10_000, deadline - performance.now())),
-                signal: this.options.signal,
-              },
-            ).then((span) => (opened.push(span), span)),
+        opens = route.hops.map((hop) =>
+          openRemoteSpan(
+            this.options.node,
+            { peerId: hop.peerId, addrs: hop.record.addrs },
+            { maxLength: this.maxLength, start: hop.start, end: hop.end, hiddenSize: this.options.hiddenSize },
+            {
+              codec: this.options.codec,
+              stepTimeoutMs: this.options.stepTimeoutMs,
+              // opening and replaying count against the recovery deadline
+              openTimeoutMs: Math.max(1, Math.min(this.options.openTimeoutMs ?? 10_000, deadline - performance.now())),
+              signal: this.options.signal,
+            },
           ),
         );
+        const spans = await Promise.all(opens);
+        // The server answered with what is left after reserving our session; what it had for us is that plus ours.
+        for (const span of spans) this.measurements.recordOpen(span.peerId, span.cacheTokensLeft + span.maxLength);
         replayStarted = performance.now();
         const newHops: Hop[] = [];
         let steps = history;
@@ -419,17 +483,11 @@ export class SwarmInferenceSession {
         // replayed, minus the in-flight step it has not seen yet.
         const j = index + downstream.findIndex((hop) => hop.start === route.end);
         const takeover = route.end === numBlocks ? this.hops.length : j;
-        if (takeover < this.hops.length) {
-          const seen = this.hops[takeover]!.inputs;
-          for (let k = 0; k < seen.length; k++) {
-            if (!sameFloats(seen[k]!.hidden, steps[k]!.hidden)) {
-              this.stats.replayMismatches++;
-              this.log(`replayed output of step ${k} differs from what ${shortPeer(this.hops[takeover]!.span.peerId)} received`);
-              break;
-            }
-          }
-        }
         const dropped = this.hops.splice(index, takeover - index, ...newHops);
+        for (const hop of dropped) void hop.span.close();
+        // Hops downstream computed their caches from the failed server's outputs; where the replacement's differ
+        // (another backend rounds differently), they are rewound and replayed too, never left on a stale cache.
+        if (index + newHops.length < this.hops.length) await this.rewindDownstream(index + newHops.length, steps.slice(0, -1), deadline);
         // History replayed onto the new hops is counted apart; the step in flight (history's last) is theirs.
         const inFlight = history.at(-1)?.tokens ?? 0;
         const replayed = history.reduce((sum, step) => sum + step.tokens, 0) - inFlight;
@@ -438,7 +496,6 @@ export class SwarmInferenceSession {
           this.count(hop.usage, inFlight);
           this.usages.push(hop.usage);
         }
-        for (const hop of dropped) void hop.span.close();
 
         if (history.length > 0 || failures.length > 0) {
           const recovery: RecoveryInfo = {
@@ -463,7 +520,9 @@ export class SwarmInferenceSession {
         this.options.onEvent?.({ type: 'route', hops: this.route });
         return { nextIndex: index + newHops.length, output: steps[steps.length - 1] };
       } catch (error) {
-        for (const span of opened) span.abort('replacement attempt failed');
+        // Every session this attempt opened is closed, including those whose open completes only after another
+        // open failed (Promise.all does not wait for them); none is left holding cache on its server.
+        for (const open of opens) open.then((span) => void span.close(), () => {});
         if (!(error instanceof RemoteSpanError) || error.failure === 'aborted') throw error;
         failures.push(error);
         failed.push(error.peerId);

@@ -259,6 +259,7 @@ export class RemoteModel extends TypedEventEmitter<RemoteModelEvents> implements
       hiddenSize: this.config.hiddenSize,
       maxLength,
       bans: this.bans,
+      measurements: this.directory.measurements,
       codec: o.codec,
       stepTimeoutMs: o.stepTimeoutMs,
       openTimeoutMs: o.openTimeoutMs,

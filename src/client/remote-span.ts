@@ -11,10 +11,12 @@ import { randomBytes } from 'node:crypto';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { Libp2p, Stream } from '@libp2p/interface';
+import { CorollaError } from '../errors.js';
 import { messageChannel, type MessageChannel } from '../wire/channel.js';
 import type { Codec, DecodedMessage, Message } from '../wire/messages.js';
 import { BLOCK_PROTOCOL, BLOCK_STREAMS_PER_PEER } from '../wire/protocols.js';
-import { RemoteSpanError, type RemoteSpanFailure } from './errors.js';
+import { DEFAULT_MAX_HIDDEN_MAGNITUDE } from './defaults.js';
+import { LocalEncodingError, RemoteSpanError, type RemoteSpanFailure } from './errors.js';
 
 /** What a hop needs of the libp2p node: dialing, and a peer store to learn addresses from records. */
 export type DialerNode = Pick<Libp2p, 'dialProtocol' | 'peerStore'>;
@@ -48,6 +50,8 @@ export interface RemoteSpanOptions {
   readonly maxFrameBytes?: number;
   /** Aborts dialing, opening, and any step in flight. */
   readonly signal?: AbortSignal;
+  /** Largest |value| accepted in a reply; a larger one is the replying server's fault. Default DEFAULT_MAX_HIDDEN_MAGNITUDE. */
+  readonly maxHiddenMagnitude?: number;
 }
 
 /** One step's input: hidden states [tokens, hidden] for positions [position, position + tokens). */
@@ -125,6 +129,7 @@ export class RemoteSpan {
   private readonly stepTimeoutMs: number;
   private readonly closeTimeoutMs: number;
   private readonly signal?: AbortSignal;
+  private readonly maxMagnitude: number;
   private nextStepId = 0;
   private currentPosition = 0;
   private queue: Promise<unknown> = Promise.resolve();
@@ -151,6 +156,7 @@ export class RemoteSpan {
     this.stepTimeoutMs = Math.max(1, Math.ceil(options.stepTimeoutMs ?? DEFAULTS.stepTimeoutMs));
     this.closeTimeoutMs = Math.max(1, Math.ceil(options.closeTimeoutMs ?? DEFAULTS.closeTimeoutMs));
     this.signal = options.signal;
+    this.maxMagnitude = options.maxHiddenMagnitude ?? DEFAULT_MAX_HIDDEN_MAGNITUDE;
   }
 
   /** Tokens in the server's cache for this session, as far as the client knows. */
@@ -224,6 +230,9 @@ export class RemoteSpan {
         throw new RangeError(`step at position ${input.position} (+${input.tokens}) does not fit a session at ${expectedPosition} of ${this.maxLength}`);
       }
       expectedPosition = input.position + input.tokens;
+      // Our own bad tensor is our error: refuse it before anything is sent, so no server is blamed for choking on it.
+      const bad = firstNonFinite(input.hidden);
+      if (bad >= 0) throw new LocalEncodingError('TENSOR_NON_FINITE', `non-finite value ${input.hidden[bad]} at element ${bad} of our own hidden states`);
     }
     const outputs: Float32Array[] = [];
     const stepIds: number[] = [];
@@ -234,11 +243,17 @@ export class RemoteSpan {
           const input = inputs[sent]!;
           const stepId = this.nextStepId++;
           stepIds.push(stepId);
-          await this.channel.send(
-            { type: 'step', sessionId: this.sessionId, stepId, position: input.position, tokens: input.tokens },
-            { data: input.hidden, shape: [input.tokens, this.hiddenSize], dtype: this.codec },
-            { signal: this.stepSignal((timeoutMs = timeout())) },
-          );
+          await this.channel
+            .send(
+              { type: 'step', sessionId: this.sessionId, stepId, position: input.position, tokens: input.tokens },
+              { data: input.hidden, shape: [input.tokens, this.hiddenSize], dtype: this.codec },
+              { signal: this.stepSignal((timeoutMs = timeout())) },
+            )
+            .catch((error: unknown) => {
+              // Encoding fails before a byte is written (a frame over our own limit): our fault, not the server's.
+              if (!isEncodingError(error)) throw error;
+              throw new LocalEncodingError((error as CorollaError).code, messageOf(error), { cause: error });
+            });
           sent++;
         }
         const index = outputs.length;
@@ -248,6 +263,12 @@ export class RemoteSpan {
       }
       return outputs;
     } catch (error) {
+      if (error instanceof LocalEncodingError) {
+        // Nothing of the failed step was written. With no reply outstanding the hop is intact and stays usable;
+        // otherwise it is dropped (without blaming the server: the failure is 'aborted').
+        if (sent > outputs.length) this.abort(`our own step could not be encoded: ${error.message}`);
+        throw error;
+      }
       this.failure = error instanceof RemoteSpanError ? error : this.classify(error, timeoutMs);
       this.channel.abort(asError(error));
       throw this.failure;
@@ -283,9 +304,16 @@ export class RemoteSpan {
     const tensor = reply.tensor;
     if (!tensor || tensor.length !== input.tokens * this.hiddenSize) problems.push('tensor size mismatch');
     else {
+      const max = this.maxMagnitude;
       for (let i = 0; i < tensor.length; i++) {
-        if (!Number.isFinite(tensor[i]!)) {
-          problems.push(`non-finite value ${tensor[i]} at ${i}`);
+        const value = tensor[i]!;
+        if (!Number.isFinite(value)) {
+          problems.push(`non-finite value ${value} at ${i}`);
+          break;
+        }
+        // Charged here, to the hop that produced it, not to the next hop that would fail on it.
+        if (value > max || value < -max) {
+          problems.push(`implausible magnitude ${value} at ${i} (limit ${max})`);
           break;
         }
       }
@@ -293,6 +321,17 @@ export class RemoteSpan {
     if (problems.length > 0) throw this.error('malformed', `bad stepResult for step ${stepId}: ${problems.join('; ')}`);
     return tensor!;
   }
+}
+
+function firstNonFinite(data: Float32Array): number {
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i]!)) return i;
+  return -1;
+}
+
+/** Errors our own encoder throws (before writing): a frame or tensor over our limits, a tensor it cannot encode. */
+function isEncodingError(error: unknown): boolean {
+  if (!(error instanceof CorollaError)) return false;
+  return error.code === 'FRAME_TOO_LARGE' || error.code === 'TENSOR_TOO_LARGE' || error.code === 'TENSOR_NON_FINITE' || error.code === 'MALFORMED_TENSOR' || error.code === 'UNSUPPORTED_CODEC';
 }
 
 function isMalformed(error: unknown): boolean {

@@ -15,11 +15,12 @@
  * tokens left than the session needs are excluded; load (queued steps, active sessions) and tight cache add cost.
  */
 import type { ServerRecord, VerifiedRecord } from '../swarm/records/index.js';
+import { DEFAULT_ENGINE_MISMATCH_PENALTY_MS } from './defaults.js';
 import { NoRouteError, type ExcludedServer } from './errors.js';
 
 /** What the planner reads of a server record. */
 export type PlannerRecord = Pick<ServerRecord, 'peerId' | 'span' | 'numBlocks' | 'state' | 'throughput' | 'cacheTokensLeft' | 'load'> &
-  Partial<Pick<ServerRecord, 'addrs' | 'modelId'>>;
+  Partial<Pick<ServerRecord, 'addrs' | 'modelId' | 'engine'>>;
 
 export type RecordLike = VerifiedRecord | PlannerRecord;
 
@@ -34,6 +35,11 @@ export interface CostModel {
   readonly activeSessionWeight?: number;
   /** Extra cost when a server has room for the session but less than twice its length (ms). Default 5. */
   readonly tightCachePenaltyMs?: number;
+  /**
+   * Extra cost of a server whose engine fingerprint differs from `preferEngine` (ms). Default
+   * DEFAULT_ENGINE_MISMATCH_PENALTY_MS: large enough that a matching server wins wherever one can serve.
+   */
+  readonly engineMismatchPenaltyMs?: number;
 }
 
 export interface PlanOptions extends CostModel {
@@ -55,6 +61,11 @@ export interface PlanOptions extends CostModel {
   readonly rttMs?: ReadonlyMap<string, number>;
   /** Whether servers accept sub-ranges of their span (default false: whole spans only). */
   readonly subSpans?: boolean;
+  /**
+   * Engine fingerprint to prefer (failover: the failed hop's), so that replayed outputs are bit-identical and the
+   * downstream hops need no rewind. Servers with another or no fingerprint cost engineMismatchPenaltyMs more.
+   */
+  readonly preferEngine?: string;
 }
 
 export interface RouteHop {
@@ -77,7 +88,8 @@ export interface Route {
   readonly costMs: number;
 }
 
-const recordOf = (value: RecordLike): PlannerRecord => ('envelope' in value && 'record' in value ? value.record : value) as PlannerRecord;
+/** The planner's view of a record (a verified record's typed fields, or the plain record). */
+export const recordOf = (value: RecordLike): PlannerRecord => ('envelope' in value && 'record' in value ? value.record : value) as PlannerRecord;
 
 const MIN_RATE = 1e-3;
 
@@ -104,6 +116,10 @@ function enterCostMs(record: PlannerRecord, rtt: number, options: CostModel): nu
 
 function cachePenaltyMs(record: PlannerRecord, options: CostModel & { maxLength?: number }): number {
   return options.maxLength !== undefined && record.cacheTokensLeft < 2 * options.maxLength ? options.tightCachePenaltyMs ?? 5 : 0;
+}
+
+function enginePenaltyMs(record: PlannerRecord, options: PlanOptions): number {
+  return options.preferEngine !== undefined && record.engine !== options.preferEngine ? options.engineMismatchPenaltyMs ?? DEFAULT_ENGINE_MISMATCH_PENALTY_MS : 0;
 }
 
 /** Splits records into usable servers and the reasons the others were excluded. */
@@ -213,7 +229,7 @@ export function planRoute(records: readonly RecordLike[], options: PlanOptions):
   const adjacency: { to: number; cost: number }[][] = Array.from({ length: total }, () => []);
   servers.forEach((server, i) => {
     const rtt = options.rttMs?.get(server.peerId) ?? options.defaultRttMs ?? 20;
-    const enter = enterCostMs(server, rtt, options) + cachePenaltyMs(server, options);
+    const enter = enterCostMs(server, rtt, options) + cachePenaltyMs(server, options) + enginePenaltyMs(server, options);
     const block = perBlockMs(server);
     const { start: s, end: e } = server.span;
     for (let b = s; b <= e; b++) {

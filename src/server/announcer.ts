@@ -3,6 +3,7 @@
  * throughput once it serves, live load as sessions come and go, OFFLINE on stop. Also reads the swarm's records
  * of the same model, for span choice and rebalancing.
  */
+import type { EngineOptions } from '../engine/types.js';
 import type { Accelerator, ServerState, Throughput } from '../swarm/records/index.js';
 import type { AnnounceInput, Registry } from '../swarm/registry/index.js';
 import { formatBlockRange, type BlockRange } from '../util/blocks.js';
@@ -25,6 +26,14 @@ export interface AnnouncerInit {
 
 type RecordBase = Omit<AnnounceInput, 'state' | 'span' | 'throughput' | 'cacheTokensLeft'>;
 
+/**
+ * What decides the bits of our outputs besides the weights: the backend, the activation precision, and whether
+ * quantized matmuls quantize activations to int8 (the span is loaded with the engine's default, which does).
+ */
+export function engineFingerprint(engine: Pick<EngineOptions, 'executionProvider' | 'quantizedActivations'>): string {
+  return `ort-${engine.executionProvider ?? 'cpu'}/f32/${engine.quantizedActivations === false ? 'act-f32' : 'act-int8'}`;
+}
+
 export class Announcer {
   private readonly registry: Registry;
   private readonly base: RecordBase;
@@ -39,6 +48,7 @@ export class Announcer {
       dtype: 'f32',
       quantization: init.quantization,
       softwareVersion: SOFTWARE_VERSION,
+      engine: engineFingerprint(settings),
       accelerator: init.accelerator,
       ...(settings.publicName !== undefined ? { publicName: settings.publicName } : {}),
       ...(settings.location !== undefined ? { location: settings.location } : {}),

@@ -4,8 +4,9 @@
  * header):
  *
  * - `f32`: `n` IEEE-754 binary32 values, 4 bytes each. Lossless.
- * - `f16`: `n` IEEE-754 binary16 values, 2 bytes each. Round-to-nearest-even; values beyond ±65504 become ±Infinity,
- *   tiny values become f16 subnormals or signed zero, NaN stays NaN. Relative error ≤ 2^-11 in the normal range.
+ * - `f16`: `n` IEEE-754 binary16 values, 2 bytes each. Round-to-nearest-even; finite values beyond ±65504 saturate to
+ *   ±65504 (never ±Infinity), tiny values become f16 subnormals or signed zero, ±Infinity and NaN stay what they are.
+ *   Relative error ≤ 2^-11 in the normal range. (The scalar f32BitsToF16Bits is plain IEEE: it overflows to ±Inf.)
  * - `int8`: blockwise symmetric quantisation along the last dimension. With `L = shape[last]`, `R = n / L` rows and
  *   `B = ceil(L / 64)` blocks per row (a row's last block may be shorter than 64; blocks never cross rows):
  *
@@ -232,11 +233,18 @@ function encodeF32(data: Float32Array, out: Uint8Array, offset: number): void {
   for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i]!, true);
 }
 
+/** Bits of 65504, the largest finite f16. */
+const F16_MAX_BITS = 0x7bff;
+
 function encodeF16(data: Float32Array, out: Uint8Array, offset: number): void {
   const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
   let o = offset;
   for (let i = 0; i < bits.length; i++) {
-    const h = f32BitsToF16Bits(bits[i]!);
+    const x = bits[i]!;
+    let h = f32BitsToF16Bits(x);
+    // Saturate: a finite value beyond the f16 range is sent as ±65504, never as an infinity the next hop would choke
+    // on (and blame on whoever sent it).
+    if ((h & 0x7fff) === 0x7c00 && (x & 0x7f800000) !== 0x7f800000) h = (h & 0x8000) | F16_MAX_BITS;
     out[o] = h & 0xff;
     out[o + 1] = h >>> 8;
     o += 2;

@@ -75,6 +75,8 @@ describe('announcements', () => {
     expect(calls[0]!.span).toEqual({ start: 0, end: 5 });
 
     const record = await eventually(async () => (await observer.lookup(STORIES_MODEL_ID)).find((r) => r.record.peerId === nodes[0]!.peerId)?.record);
+    // issue 7: the engine fingerprint, from the server's engine settings (CPU, default int8 activations)
+    expect(record?.engine).toBe('ort-cpu/f32/act-int8');
     expect(record).toMatchObject({
       modelId: STORIES_MODEL_ID,
       peerId: nodes[0]!.peerId,

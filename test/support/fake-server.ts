@@ -7,7 +7,16 @@ import type { SwarmNode } from '../../src/swarm/node.js';
 import { messageChannel } from '../../src/wire/channel.js';
 import { BLOCK_PROTOCOL } from '../../src/wire/protocols.js';
 
-export type FaultKind = 'error' | 'step-id' | 'position' | 'session' | 'shape' | 'dtype' | 'nan' | 'hang' | 'reset' | 'open-refused';
+export type FaultKind =
+  | 'error' | 'step-id' | 'position' | 'session' | 'shape' | 'dtype' | 'nan' | 'hang' | 'reset' | 'open-refused'
+  /** From step `atStep` on, every output is scaled by 1 + 1e-6 (another engine that rounds differently). */
+  | 'perturb'
+  /** Step `atStep`'s output is scaled by 1e30 (finite, but no hidden state is that large). */
+  | 'huge'
+  /** The `opened` reply comes `atStep` ms late. */
+  | 'open-slow'
+  /** Every step's reply comes `atStep` ms late (a server slower than its record claims). */
+  | 'slow-steps';
 
 export interface Fault {
   readonly kind: FaultKind;
@@ -19,12 +28,14 @@ export interface FakeServer {
   readonly peerId: string;
   steps: number;
   readonly faultsFired: FaultKind[];
+  /** Sessions open on this server right now (closed by `close` or by the stream ending). */
+  openSessions: number;
   /** The fault of streams opened from now on (each stream counts its own steps). */
   fault?: Fault;
 }
 
 export async function serveFakeBlocks(node: SwarmNode, span: SpanExecutor, initial?: Fault): Promise<FakeServer> {
-  const state: FakeServer = { peerId: node.peerId, steps: 0, faultsFired: [], fault: initial };
+  const state: FakeServer = { peerId: node.peerId, steps: 0, faultsFired: [], openSessions: 0, fault: initial };
   let serial = 0;
   await node.libp2p.handle(BLOCK_PROTOCOL, async (stream) => {
     const channel = messageChannel(stream);
@@ -41,19 +52,28 @@ export async function serveFakeBlocks(node: SwarmNode, span: SpanExecutor, initi
             await channel.send({ type: 'error', code: 'CACHE_FULL', message: 'injected: no room', sessionId: header.sessionId });
             continue;
           }
+          if (fault?.kind === 'open-slow') {
+            state.faultsFired.push('open-slow');
+            await new Promise((resolve) => setTimeout(resolve, fault.atStep));
+          }
           span.openSession(prefix + header.sessionId, header.maxLength);
           opened.add(prefix + header.sessionId);
+          state.openSessions++;
           await channel.send({ type: 'opened', sessionId: header.sessionId, position: 0, cacheTokensLeft: span.cacheTokensLeft() });
         } else if (header.type === 'step') {
           steps++;
           state.steps++;
           const H = span.hiddenSize;
           const out = await span.step({ sessionId: prefix + header.sessionId, hidden: tensor!, position: header.position });
+          if (fault?.kind === 'slow-steps') await new Promise((resolve) => setTimeout(resolve, fault.atStep));
           let reply = { type: 'stepResult' as const, sessionId: header.sessionId, stepId: header.stepId, position: header.position };
           let data = out;
           let shape = [header.tokens, H];
           let dtype = header.tensor.dtype;
-          if (fault && steps === fault.atStep) {
+          if (fault?.kind === 'perturb' && steps >= fault.atStep) {
+            if (steps === fault.atStep) state.faultsFired.push('perturb');
+            data = out.map((value) => value * (1 + 1e-6));
+          } else if (fault && steps === fault.atStep) {
             state.faultsFired.push(fault.kind);
             switch (fault.kind) {
               case 'error':
@@ -79,6 +99,9 @@ export async function serveFakeBlocks(node: SwarmNode, span: SpanExecutor, initi
                 data = out.slice();
                 data[3] = Number.NaN;
                 break;
+              case 'huge':
+                data = out.map((value) => value * 1e30);
+                break;
               case 'hang':
                 await new Promise(() => {});
                 break;
@@ -90,7 +113,7 @@ export async function serveFakeBlocks(node: SwarmNode, span: SpanExecutor, initi
           await channel.send(reply, { data, shape, dtype });
         } else if (header.type === 'close') {
           span.closeSession(prefix + header.sessionId);
-          opened.delete(prefix + header.sessionId);
+          if (opened.delete(prefix + header.sessionId)) state.openSessions--;
           await channel.send({ type: 'closed', sessionId: header.sessionId });
         } else if (header.type === 'ping') {
           await channel.send({ type: 'pong', nonce: header.nonce });
@@ -100,6 +123,7 @@ export async function serveFakeBlocks(node: SwarmNode, span: SpanExecutor, initi
       // stream ended
     } finally {
       for (const id of opened) span.closeSession(id);
+      state.openSessions -= opened.size;
     }
   }, { maxInboundStreams: 64 });
   return state;

@@ -31,6 +31,8 @@ const PEER_ID = /^[1-9A-HJ-NP-Za-km-z]+$/; // base58btc (Qm… and 12D3Koo… id
 const TOKEN = /^[a-z0-9][a-z0-9_.\-]*$/;
 const ETH_ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 const NONCE = /^[A-Za-z0-9_\-+/=]+$/;
+/** 1..8 lowercase tokens joined by '/', e.g. "ort-cpu/f32/act-int8". */
+const ENGINE = /^[a-z0-9][a-z0-9_.\-]*(\/[a-z0-9][a-z0-9_.\-]*){0,7}$/;
 
 const isMultiaddr = (value: string): boolean => {
   try {
@@ -84,6 +86,12 @@ export const serverRecordSchema = openObject({
   /** Weight quantization, e.g. "none", "q8_0", "q4_0". */
   quantization: text(1, 32, TOKEN),
   softwareVersion: text(1, 64, /^[\x21-\x7e]+$/),
+  /**
+   * Engine fingerprint: backend, activation precision, activation quantization ("ort-cpu/f32/act-int8"). Servers
+   * with equal fingerprints (and model id) compute bit-identical outputs for equal steps, so failover prefers a
+   * replacement with the failed server's. Optional (a minor addition): older records have none.
+   */
+  engine: text(1, 64, ENGINE).optional(),
   publicName: text(1, 64).optional(),
   location: text(1, 64).optional(),
   accelerator,

@@ -68,6 +68,7 @@ export async function createSignedServerRecord(
     dtype: input.dtype,
     quantization: input.quantization,
     softwareVersion: input.softwareVersion,
+    engine: input.engine,
     publicName: input.publicName,
     location: input.location,
     accelerator: stripUndefined({ ...input.accelerator }),
