@@ -9,7 +9,7 @@
  * process (VmHWM from /proc/<pid>/status) and the longest event-loop stall the servers logged (--stats-interval).
  * The last stdout line is JSON.
  *
- *   npm run soak [-- --minutes 2 --clients 2 --kill-every 20]
+ *   npm run soak [-- --minutes 2 --clients 2 --kill-every 20 --hostile all|none|0..3 --trace-stalls]
  */
 import '../src/util/polyfills.js';
 import fs from 'node:fs';
@@ -38,6 +38,10 @@ const { values } = parseArgs({
     'max-tokens': { type: 'string', default: '24' },
     'kill-every': { type: 'string', default: '30' },
     'request-timeout': { type: 'string', default: '60' },
+    // which hostile attacks run: 'all' (default), 'none', or one attack's index (0..3, see ATTACKS)
+    hostile: { type: 'string', default: 'all' },
+    // log every server stats interval whose longest event-loop stall exceeds 250 ms
+    'trace-stalls': { type: 'boolean', default: false },
   },
 });
 const minutes = Number(values.minutes);
@@ -99,6 +103,7 @@ async function startServer(server: Server): Promise<void> {
       const match = /stats max_event_loop_delay_ms=([\d.]+)/.exec(line);
       if (!match) return;
       if (statsSinceReady >= 1) maxStallMs = Math.max(maxStallMs, Number(match[1]));
+      if (values['trace-stalls'] && Number(match[1]) > 250) log(`stall ${server.name}: ${match[1]} ms (stats interval ${statsSinceReady} after ready)`);
       else maxStartupStallMs = Math.max(maxStartupStallMs, Number(match[1]));
       if (statsSinceReady >= 0) statsSinceReady++;
     },
@@ -185,7 +190,7 @@ const hostile = (async () => {
   const node = await createSwarmNode({ bootstrap: [bootstrap], dhtClientMode: true });
   const registry = await createRegistry(node, {});
   try {
-    while (Date.now() < deadline) {
+    while (Date.now() < deadline && values.hostile !== 'none') {
       let targets: { peerId: string; addrs: string[] }[] = [];
       try {
         targets = (await registry.lookup(modelId)).filter((r) => r.record.state === 'online').map((r) => ({ peerId: r.record.peerId, addrs: r.record.addrs }));
@@ -194,7 +199,7 @@ const hostile = (async () => {
       }
       for (const target of targets) {
         if (Date.now() > deadline) break;
-        const attack = ATTACKS[Math.floor(Math.random() * ATTACKS.length)]!;
+        const attack = ATTACKS[values.hostile === 'all' ? Math.floor(Math.random() * ATTACKS.length) : Number(values.hostile)]!;
         hostileStats.streams++;
         try {
           const peer = peerIdFromString(target.peerId);
