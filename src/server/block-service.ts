@@ -37,7 +37,7 @@ import type { SpanExecutor } from '../engine/types.js';
 import type { BlockRange } from '../util/blocks.js';
 import { silentLogger, type ComponentLogger, type Logger } from '../util/logger.js';
 import { messageChannel, type MessageChannel } from '../wire/channel.js';
-import { FrameTooLargeError } from '../wire/errors.js';
+import { FrameTooLargeError, TinyMessageError } from '../wire/errors.js';
 import { FRAME_PREFIX_BYTES, HEADER_LENGTH_BYTES } from '../wire/frames.js';
 import {
   MAX_HEADER_BYTES,
@@ -67,6 +67,7 @@ import {
   DEFAULT_MIN_SESSION_RATE,
   DEFAULT_PEER_CACHE_SHARE,
   DEFAULT_SLOW_SESSION_GRACE_MS,
+  MAX_TINY_MESSAGES_IN_A_ROW,
   STREAM_CLOSE_TIMEOUT_MS,
 } from './defaults.js';
 import { PeerQuotas, type QuotaLimits } from './quotas.js';
@@ -214,6 +215,7 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
     this.streams.add(state);
     let graceful = true;
     let lastWork = Date.now();
+    let tiny = 0; // messages in a row shorter than a frame
     try {
       for (;;) {
         let pending: PendingMessage;
@@ -226,8 +228,11 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
             break; // the byte stream cannot be resynchronised
           }
           if (error instanceof CorollaError) {
-            // A whole frame arrived but is not a valid message: say why and keep serving.
-            if (!(await this.reply(channel, { header: errorMessage(error) }))) break;
+            // A whole message arrived but is not a valid one: say why and keep serving, unless the stream keeps
+            // sending messages too short to be frames (one byte of junk reads as a whole empty message, so answering
+            // each would send a hundred bytes for one).
+            tiny = error instanceof TinyMessageError ? tiny + 1 : 0;
+            if (!(await this.reply(channel, { header: errorMessage(error) })) || tiny >= MAX_TINY_MESSAGES_IN_A_ROW) break;
             continue;
           }
           // end of stream, reset, or idle timeout
@@ -235,6 +240,7 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
           break;
         }
         const header = pending.header;
+        tiny = 0;
         if (this.closedReason !== undefined) {
           await this.reply(channel, { header: errorMessage(new ShuttingDownError(this.closedReason), idsOf(header)) });
           break;

@@ -33,6 +33,11 @@ export const DEFAULT_MAX_FORWARD_TOKENS = 4096;
 export const DEFAULT_MAX_STEP_TOKENS = 2 * DEFAULT_PREFILL_CHUNK_TOKENS;
 /** Ids of server-expired sessions remembered per stream (so late requests get SESSION_EXPIRED). */
 export const MAX_EXPIRED_PER_STREAM = 64;
+/**
+ * Messages shorter than a frame (empty, or under the 6-byte minimum) a stream may send in a row before it is closed:
+ * each is answered with an error of ~100 bytes, so a run of junk bytes must not buy a run of replies.
+ */
+export const MAX_TINY_MESSAGES_IN_A_ROW = 16;
 /** How long a graceful stream close may take before the stream is aborted. */
 export const STREAM_CLOSE_TIMEOUT_MS = 2000;
 /**

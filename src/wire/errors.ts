@@ -13,6 +13,11 @@ export class MalformedMessageError extends CorollaError {
   }
 }
 
+/** A message too short to be a frame (empty, or under the 6-byte minimum): junk, or a stream out of step. */
+export class TinyMessageError extends MalformedMessageError {
+  override readonly name: string = 'TinyMessageError';
+}
+
 /**
  * A frame's declared length exceeds the configured maximum. Raised from the 4-byte length prefix alone, before
  * any buffer for the frame is allocated. The stream cannot be resynchronised after this: close it.

@@ -13,7 +13,7 @@
  * the prefix alone, before any allocation.
  */
 import { PROTOCOLS } from './protocols.js';
-import { FrameTooLargeError, MalformedMessageError, TruncatedFrameError } from './errors.js';
+import { FrameTooLargeError, MalformedMessageError, TinyMessageError, TruncatedFrameError } from './errors.js';
 
 /** Bytes of the u32 length prefix. */
 export const FRAME_PREFIX_BYTES = 4;
@@ -82,7 +82,7 @@ export function encodeFrame(header: Uint8Array, payload?: Uint8Array, options: F
 export function splitFrame(frame: Uint8Array, options: FrameOptions = {}): { header: Uint8Array; payload: Uint8Array } {
   const max = maxFrameBytesOf(options);
   if (frame.length < FRAME_PREFIX_BYTES + HEADER_LENGTH_BYTES) {
-    throw new MalformedMessageError(`frame of ${frame.length} bytes is shorter than the 6-byte minimum`);
+    throw new TinyMessageError(`frame of ${frame.length} bytes is shorter than the 6-byte minimum`);
   }
   if (frame.length > max) throw new FrameTooLargeError(frame.length, max);
   const declared = readU32BE(frame, 0);
