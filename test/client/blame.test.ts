@@ -10,13 +10,12 @@ import { openRemoteSpan } from '../../src/client/remote-span.js';
 import type { PlannerRecord } from '../../src/client/route-planner.js';
 import { loadEmbeddings, type EmbeddingTable } from '../../src/engine/embeddings.js';
 import { loadLmHead } from '../../src/engine/lm-head.js';
-import { loadSpan } from '../../src/engine/span-executor.js';
-import type { LmHead, SpanExecutor } from '../../src/engine/types.js';
+import type { LmHead } from '../../src/engine/types.js';
 import { argmax } from '../../src/inference/sampling/index.js';
 import { openModel, type LoadedModelSource } from '../../src/model/load.js';
-import { createSwarmNode, type SwarmNode } from '../../src/swarm/node.js';
+import type { SwarmNode } from '../../src/swarm/node.js';
 import { decodeTensor, encodeTensor } from '../../src/wire/tensor-codec.js';
-import { serveFakeBlocks, type FakeServer } from '../support/fake-server.js';
+import { startFakeSwarm, type FakeServer, type FakeSwarm } from '../support/fake-server.js';
 import { STORIES_GGUF } from '../support/models.js';
 import { localReference } from '../support/reference.js';
 
@@ -25,8 +24,7 @@ let source: LoadedModelSource;
 let reference: Awaited<ReturnType<typeof localReference>>;
 let embeddings: EmbeddingTable;
 let lmHead: LmHead;
-const spans: SpanExecutor[] = [];
-const nodes: SwarmNode[] = [];
+let swarm: FakeSwarm;
 let client: SwarmNode;
 let first: FakeServer;
 let flaky: FakeServer;
@@ -40,31 +38,15 @@ beforeAll(async () => {
   embeddings = loadEmbeddings(source);
   lmHead = await loadLmHead(source);
   const layout: [number, number, number][] = [[0, 2, 100], [2, 4, 500], [2, 4, 100], [4, 5, 100]];
-  const servers: FakeServer[] = [];
-  for (const [start, end] of layout) {
-    const span = await loadSpan(source, { start, end });
-    spans.push(span);
-    const node = await createSwarmNode({ transport: 'memory' });
-    nodes.push(node);
-    servers.push(await serveFakeBlocks(node, span));
-  }
+  swarm = await startFakeSwarm(source, layout.map(([start, end, compute]) => ({ start, end, compute })));
+  const { servers } = swarm;
   [first, flaky, backup, last] = servers as [FakeServer, FakeServer, FakeServer, FakeServer];
-  records = layout.map(([start, end, compute], i) => ({
-    peerId: servers[i]!.peerId,
-    addrs: nodes[i]!.multiaddrs,
-    span: { start, end },
-    numBlocks: 5,
-    state: 'online',
-    throughput: { compute, network: 1e6, effective: compute },
-    cacheTokensLeft: 100_000,
-    load: { activeSessions: 0, queuedSteps: 0 },
-  }));
-  client = await createSwarmNode({ transport: 'memory' });
+  records = swarm.records;
+  client = swarm.client;
 });
 
 afterAll(async () => {
-  await Promise.all([client, ...nodes].map((node) => node?.stop()));
-  for (const span of spans) await span.dispose();
+  await swarm?.stop();
   source?.close();
 });
 
@@ -108,7 +90,7 @@ describe('blame', () => {
 
   it('a frame over our own limit is our error: the hop is not failed and stays usable', async () => {
     const H = source.config.hiddenSize;
-    const span = await openRemoteSpan(client.libp2p, { peerId: first.peerId, addrs: nodes[0]!.multiaddrs }, { maxLength: 64, start: 0, end: 2, hiddenSize: H }, { maxFrameBytes: 4 * H * 4 + 512 });
+    const span = await openRemoteSpan(client.libp2p, { peerId: first.peerId, addrs: swarm.nodes[0]!.multiaddrs }, { maxLength: 64, start: 0, end: 2, hiddenSize: H }, { maxFrameBytes: 4 * H * 4 + 512 });
     const error = await span.step({ position: 0, tokens: 8, hidden: new Float32Array(8 * H).fill(0.1) }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(LocalEncodingError);
     expect(error).not.toBeInstanceOf(RemoteSpanError);

@@ -10,11 +10,11 @@ import type { PlannerRecord } from '../../src/client/route-planner.js';
 import { loadEmbeddings, type EmbeddingTable } from '../../src/engine/embeddings.js';
 import { loadLmHead } from '../../src/engine/lm-head.js';
 import { loadSpan } from '../../src/engine/span-executor.js';
-import type { LmHead, SpanExecutor } from '../../src/engine/types.js';
+import type { LmHead } from '../../src/engine/types.js';
 import { argmax } from '../../src/inference/sampling/index.js';
 import { openModel, type LoadedModelSource } from '../../src/model/load.js';
-import { createSwarmNode, type SwarmNode } from '../../src/swarm/node.js';
-import { serveFakeBlocks, type FakeServer } from '../support/fake-server.js';
+import type { SwarmNode } from '../../src/swarm/node.js';
+import { startFakeSwarm, type FakeServer, type FakeSwarm } from '../support/fake-server.js';
 import { STORIES_GGUF } from '../support/models.js';
 import { eventually, sleep } from '../support/wait.js';
 
@@ -24,8 +24,7 @@ const PROMPT = [1, 403, 407, 261, 378];
 let source: LoadedModelSource;
 let embeddings: EmbeddingTable;
 let lmHead: LmHead;
-const spans: SpanExecutor[] = [];
-const nodes: SwarmNode[] = [];
+let swarm: FakeSwarm;
 let client: SwarmNode;
 let first: FakeServer;
 let flaky: FakeServer;
@@ -42,32 +41,15 @@ beforeAll(async () => {
   // other, but on another engine)
   const layout: [number, number, number][] = [[0, 2, 100], [2, 4, 500], [2, 4, 100], [4, 5, 100], [2, 4, 400]];
   const engines = [CPU_INT8, CPU_INT8, CPU_INT8, CPU_INT8, 'ort-cuda/f32/act-f32'];
-  const servers: FakeServer[] = [];
-  for (const [start, end] of layout) {
-    const span = await loadSpan(source, { start, end });
-    spans.push(span);
-    const node = await createSwarmNode({ transport: 'memory' });
-    nodes.push(node);
-    servers.push(await serveFakeBlocks(node, span));
-  }
+  swarm = await startFakeSwarm(source, layout.map(([start, end, compute], i) => ({ start, end, compute, engine: engines[i] })));
+  const { servers } = swarm;
   [first, flaky, other, last, fast] = servers as [FakeServer, FakeServer, FakeServer, FakeServer, FakeServer];
-  records = layout.map(([start, end, compute], i) => ({
-    peerId: servers[i]!.peerId,
-    addrs: nodes[i]!.multiaddrs,
-    span: { start, end },
-    numBlocks: 5,
-    state: 'online',
-    throughput: { compute, network: 1e6, effective: compute },
-    cacheTokensLeft: 100_000,
-    load: { activeSessions: 0, queuedSteps: 0 },
-    engine: engines[i],
-  }));
-  client = await createSwarmNode({ transport: 'memory' });
+  records = swarm.records;
+  client = swarm.client;
 });
 
 afterAll(async () => {
-  await Promise.all([client, ...nodes].map((node) => node?.stop()));
-  for (const span of spans) await span.dispose();
+  await swarm?.stop();
   source?.close();
 });
 
@@ -79,7 +61,7 @@ const open = (route: RouteSource, extra: Partial<Parameters<typeof SwarmInferenc
 /** The chain computed in this process, with the middle span's outputs scaled as the perturbing server does. */
 async function localChain(scaleMiddle: number): Promise<(hidden: Float32Array) => Promise<Float32Array>> {
   const id = `local-${Math.random()}`;
-  const [a, b, c] = [spans[0]!, spans[2]!, spans[3]!];
+  const [a, b, c] = [swarm.spans[0]!, swarm.spans[2]!, swarm.spans[3]!];
   for (const span of [a, b, c]) span.openSession(id, 64);
   return async (hidden) => {
     const x = await a.step({ sessionId: id, hidden });

@@ -10,12 +10,11 @@ import { openRemoteSpan } from '../../src/client/remote-span.js';
 import type { PlannerRecord } from '../../src/client/route-planner.js';
 import { loadEmbeddings, type EmbeddingTable } from '../../src/engine/embeddings.js';
 import { argmax } from '../../src/inference/sampling/index.js';
-import { loadSpan } from '../../src/engine/span-executor.js';
 import { loadLmHead } from '../../src/engine/lm-head.js';
-import type { LmHead, SpanExecutor } from '../../src/engine/types.js';
+import type { LmHead } from '../../src/engine/types.js';
 import { openModel, type LoadedModelSource } from '../../src/model/load.js';
 import { createSwarmNode, type SwarmNode } from '../../src/swarm/node.js';
-import { serveFakeBlocks, type FakeServer, type FaultKind } from '../support/fake-server.js';
+import { startFakeSwarm, type FakeServer, type FakeSwarm, type FaultKind } from '../support/fake-server.js';
 import { STORIES_GGUF } from '../support/models.js';
 import { localReference } from '../support/reference.js';
 
@@ -24,8 +23,7 @@ let source: LoadedModelSource;
 let reference: Awaited<ReturnType<typeof localReference>>;
 let embeddings: EmbeddingTable;
 let lmHead: LmHead;
-const spans: SpanExecutor[] = [];
-const nodes: SwarmNode[] = [];
+let swarm: FakeSwarm;
 let client: SwarmNode;
 let first: FakeServer;
 let flaky: FakeServer;
@@ -54,22 +52,15 @@ beforeAll(async () => {
   lmHead = await loadLmHead(source);
   // first [0,2); flaky [2,4) (fastest, chosen first); backup [2,4); last [4,5); wide [2,5) (slow, a last resort)
   const layout: [number, number, number][] = [[0, 2, 100], [2, 4, 500], [2, 4, 100], [4, 5, 100], [2, 5, 20]];
-  const servers: FakeServer[] = [];
-  for (const [start, end] of layout) {
-    const span = await loadSpan(source, { start, end });
-    spans.push(span);
-    const node = await createSwarmNode({ transport: 'memory' });
-    nodes.push(node);
-    servers.push(await serveFakeBlocks(node, span));
-  }
+  swarm = await startFakeSwarm(source, layout.map(([start, end, compute]) => ({ start, end, compute })));
+  const { servers } = swarm;
   [first, flaky, backup, last, wide] = servers as [FakeServer, FakeServer, FakeServer, FakeServer, FakeServer];
-  records = layout.map(([start, end, compute], i) => record(servers[i]!, nodes[i]!, start, end, compute));
+  records = layout.map(([start, end, compute], i) => record(servers[i]!, swarm.nodes[i]!, start, end, compute));
   client = await createSwarmNode({ transport: 'memory' });
 });
 
 afterAll(async () => {
-  await Promise.all([client, ...nodes].map((node) => node?.stop()));
-  for (const span of spans) await span.dispose();
+  await swarm?.stop();
   source?.close();
 });
 
@@ -232,7 +223,7 @@ describe('remote span', () => {
   it('validates replies and reports typed failures', async () => {
     flaky.fault = { kind: 'nan', atStep: 2 };
     const H = source.config.hiddenSize;
-    const span = await openRemoteSpan(client.libp2p, { peerId: flaky.peerId, addrs: nodes[1]!.multiaddrs }, { maxLength: 16, start: 2, end: 4, hiddenSize: H });
+    const span = await openRemoteSpan(client.libp2p, { peerId: flaky.peerId, addrs: swarm.nodes[1]!.multiaddrs }, { maxLength: 16, start: 2, end: 4, hiddenSize: H });
     expect(span.position).toBe(0);
     await span.step({ position: 0, tokens: 2, hidden: new Float32Array(2 * H).fill(0.5) });
     expect(span.position).toBe(2);
@@ -248,7 +239,7 @@ describe('remote span', () => {
   it('refuses an open on the wrong span with the server error code, and dialing nobody fails fast', async () => {
     const H = source.config.hiddenSize;
     flaky.fault = { kind: 'open-refused', atStep: 0 };
-    const refused = await openRemoteSpan(client.libp2p, { peerId: flaky.peerId, addrs: nodes[1]!.multiaddrs }, { maxLength: 16, start: 2, end: 4, hiddenSize: H }).catch((e: unknown) => e);
+    const refused = await openRemoteSpan(client.libp2p, { peerId: flaky.peerId, addrs: swarm.nodes[1]!.multiaddrs }, { maxLength: 16, start: 2, end: 4, hiddenSize: H }).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(RemoteSpanError);
     expect((refused as RemoteSpanError).failure).toBe('server');
     expect((refused as RemoteSpanError).serverCode).toBe('CACHE_FULL');

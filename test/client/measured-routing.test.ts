@@ -7,17 +7,14 @@ import { SwarmDirectory } from '../../src/client/directory.js';
 import { SwarmInferenceSession, type RouteSource } from '../../src/client/inference-session.js';
 import { ServerMeasurements } from '../../src/client/measurements.js';
 import type { PlannerRecord } from '../../src/client/route-planner.js';
-import { loadSpan } from '../../src/engine/span-executor.js';
-import type { SpanExecutor } from '../../src/engine/types.js';
 import { openModel, type LoadedModelSource } from '../../src/model/load.js';
 import type { Registry } from '../../src/swarm/registry/index.js';
-import { createSwarmNode, type SwarmNode } from '../../src/swarm/node.js';
-import { serveFakeBlocks, type FakeServer } from '../support/fake-server.js';
+import type { SwarmNode } from '../../src/swarm/node.js';
+import { startFakeSwarm, type FakeServer, type FakeSwarm } from '../support/fake-server.js';
 import { STORIES_GGUF } from '../support/models.js';
 
 let source: LoadedModelSource;
-const spans: SpanExecutor[] = [];
-const nodes: SwarmNode[] = [];
+let swarm: FakeSwarm;
 let client: SwarmNode;
 let servers: FakeServer[];
 let records: PlannerRecord[];
@@ -26,31 +23,15 @@ beforeAll(async () => {
   source = await openModel(STORIES_GGUF);
   // first [0,2); liar [2,4) claims 1e9 tok/s and answers 40 ms late; honest [2,4) claims 50 tok/s; last [4,5)
   const layout: [number, number, number][] = [[0, 2, 100], [2, 4, 1e9], [2, 4, 50], [4, 5, 100]];
-  servers = [];
-  for (const [start, end] of layout) {
-    const span = await loadSpan(source, { start, end });
-    spans.push(span);
-    const node = await createSwarmNode({ transport: 'memory' });
-    nodes.push(node);
-    servers.push(await serveFakeBlocks(node, span));
-  }
+  swarm = await startFakeSwarm(source, layout.map(([start, end, compute]) => ({ start, end, compute })));
+  servers = swarm.servers;
   servers[1]!.fault = { kind: 'slow-steps', atStep: 40 };
-  records = layout.map(([start, end, compute], i) => ({
-    peerId: servers[i]!.peerId,
-    addrs: nodes[i]!.multiaddrs,
-    span: { start, end },
-    numBlocks: 5,
-    state: 'online',
-    throughput: { compute, network: 1e6, effective: compute },
-    cacheTokensLeft: 100_000,
-    load: { activeSessions: 0, queuedSteps: 0 },
-  }));
-  client = await createSwarmNode({ transport: 'memory' });
+  records = swarm.records;
+  client = swarm.client;
 });
 
 afterAll(async () => {
-  await Promise.all([client, ...nodes].map((node) => node?.stop()));
-  for (const span of spans) await span.dispose();
+  await swarm?.stop();
   source?.close();
 });
 

@@ -2,8 +2,11 @@
  * A block-protocol server with injectable faults, for testing how the client treats every kind of bad reply. It runs
  * the real engine (a SpanExecutor), so until its fault fires its replies are exactly a real server's.
  */
+import type { PlannerRecord } from '../../src/client/route-planner.js';
+import { loadSpan } from '../../src/engine/span-executor.js';
 import type { SpanExecutor } from '../../src/engine/types.js';
-import type { SwarmNode } from '../../src/swarm/node.js';
+import type { ModelSource } from '../../src/model/types.js';
+import { createSwarmNode, type SwarmNode } from '../../src/swarm/node.js';
 import { messageChannel } from '../../src/wire/channel.js';
 import { BLOCK_PROTOCOL } from '../../src/wire/protocols.js';
 
@@ -127,4 +130,61 @@ export async function serveFakeBlocks(node: SwarmNode, span: SpanExecutor, initi
     }
   }, { maxInboundStreams: 64 });
   return state;
+}
+
+/** One fake server of a fake swarm: its blocks and the compute (tok/s) and engine its record claims. */
+export interface FakeServerSpec {
+  readonly start: number;
+  readonly end: number;
+  readonly compute: number;
+  readonly engine?: string;
+}
+
+export interface FakeSwarm {
+  /** In the order of the specs. */
+  readonly servers: FakeServer[];
+  readonly nodes: SwarmNode[];
+  readonly spans: SpanExecutor[];
+  /** The records a directory would hold for them (online, plenty of cache, no load). */
+  readonly records: PlannerRecord[];
+  /** A client node (not connected yet: sessions dial the records' addresses). */
+  readonly client: SwarmNode;
+  stop(): Promise<void>;
+}
+
+/** Starts one fake block server per spec (real spans of `source` on the memory transport), their records, and a client. */
+export async function startFakeSwarm(source: ModelSource, specs: readonly FakeServerSpec[]): Promise<FakeSwarm> {
+  const servers: FakeServer[] = [];
+  const nodes: SwarmNode[] = [];
+  const spans: SpanExecutor[] = [];
+  for (const { start, end } of specs) {
+    const span = await loadSpan(source, { start, end });
+    spans.push(span);
+    const node = await createSwarmNode({ transport: 'memory' });
+    nodes.push(node);
+    servers.push(await serveFakeBlocks(node, span));
+  }
+  const records: PlannerRecord[] = specs.map(({ start, end, compute, engine }, i) => ({
+    peerId: servers[i]!.peerId,
+    addrs: nodes[i]!.multiaddrs,
+    span: { start, end },
+    numBlocks: source.config.numLayers,
+    state: 'online',
+    throughput: { compute, network: 1e6, effective: compute },
+    cacheTokensLeft: 100_000,
+    load: { activeSessions: 0, queuedSteps: 0 },
+    ...(engine ? { engine } : {}),
+  }));
+  const client = await createSwarmNode({ transport: 'memory' });
+  return {
+    servers,
+    nodes,
+    spans,
+    records,
+    client,
+    async stop() {
+      await Promise.all([client, ...nodes].map((node) => node.stop()));
+      for (const span of spans) await span.dispose();
+    },
+  };
 }
