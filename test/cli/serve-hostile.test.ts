@@ -5,7 +5,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from 'node:net';
-import type { Stream } from '@libp2p/interface';
 import { loadSpan } from '../../src/engine/span-executor.js';
 import type { SpanExecutor } from '../../src/engine/types.js';
 import type { LoadedModelSource } from '../../src/model/load.js';
@@ -14,7 +13,7 @@ import { encodeMessage, MAX_HEADER_BYTES, MAX_STEP_TOKENS, type DecodedMessage }
 import { killCorollaProcesses, spawnCorolla } from '../support/cli.js';
 import { openStories, STORIES_GGUF } from '../support/models.js';
 import { randomHidden } from '../support/random.js';
-import { openBlockStream, type RawClient } from '../support/servers.js';
+import { openBlockStream, sendLengthPrefixed, type RawClient } from '../support/servers.js';
 
 const H = 64;
 let source: LoadedModelSource;
@@ -49,16 +48,6 @@ async function peerDialing(address: string): Promise<SwarmNode> {
 
 const kind = (reply: DecodedMessage) => reply.header as { type: string; code?: string; message?: string };
 const open = (c: RawClient, sessionId: string, maxLength: number) => c.request({ type: 'open', sessionId, maxLength, spanStart: 0, spanEnd: 5, codec: 'f32' });
-
-function sendLengthPrefixed(stream: Stream, bytes: Uint8Array): void {
-  const prefix: number[] = [];
-  let n = bytes.length;
-  do {
-    prefix.push((n & 0x7f) | (n > 0x7f ? 0x80 : 0));
-    n >>>= 7;
-  } while (n > 0);
-  stream.send(Uint8Array.from([...prefix, ...bytes]));
-}
 
 describe('corolla serve under hostile peers', () => {
   it('refuses a cache hog, a session hoarder, a poisoned step and an oversized frame; the honest session stays exact', async () => {

@@ -2,7 +2,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lpStream } from '@libp2p/utils';
 import { peerIdFromString } from '@libp2p/peer-id';
-import type { Stream } from '@libp2p/interface';
 import { loadSpan } from '../../src/engine/span-executor.js';
 import type { SpanExecutor } from '../../src/engine/types.js';
 import type { LoadedModelSource } from '../../src/model/load.js';
@@ -10,7 +9,7 @@ import { encodeMessage } from '../../src/wire/messages.js';
 import { BLOCK_PROTOCOL } from '../../src/wire/protocols.js';
 import { openStories } from '../support/models.js';
 import { randomHidden } from '../support/random.js';
-import { openBlockStream, startTestServer, type TestServer } from '../support/servers.js';
+import { openBlockStream, sendLengthPrefixed, startTestServer, type TestServer } from '../support/servers.js';
 import { sleep } from '../support/wait.js';
 
 const H = 64;
@@ -29,17 +28,6 @@ afterAll(async () => {
   await reference?.dispose();
   source?.close();
 });
-
-/** Writes `bytes` with a varint length prefix straight onto the stream (as lpStream would). */
-function sendLengthPrefixed(stream: Stream, bytes: Uint8Array): void {
-  const prefix: number[] = [];
-  let n = bytes.length;
-  do {
-    prefix.push((n & 0x7f) | (n > 0x7f ? 0x80 : 0));
-    n >>>= 7;
-  } while (n > 0);
-  stream.send(Uint8Array.from([...prefix, ...bytes]));
-}
 
 const sameBits = (a: Float32Array, b: Float32Array) => expect(Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))).toBe(true);
 

@@ -3,7 +3,6 @@
  * error or bounded, and an honest peer's session on the same server keeps working and stays exact.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Stream } from '@libp2p/interface';
 import { openRemoteSpan } from '../../src/client/remote-span.js';
 import { loadSpan } from '../../src/engine/span-executor.js';
 import type { SpanExecutor } from '../../src/engine/types.js';
@@ -14,7 +13,7 @@ import { createSwarmNode, type SwarmNode } from '../../src/swarm/node.js';
 import { encodeMessage, MAX_HEADER_BYTES, MAX_STEP_TOKENS, type DecodedMessage } from '../../src/wire/messages.js';
 import { openStories } from '../support/models.js';
 import { randomHidden } from '../support/random.js';
-import { openBlockStream, startTestServer, type RawClient, type TestServer } from '../support/servers.js';
+import { openBlockStream, sendLengthPrefixed, startTestServer, type RawClient, type TestServer } from '../support/servers.js';
 import { eventually, sleep } from '../support/wait.js';
 
 const H = 64;
@@ -69,17 +68,6 @@ async function honestSession(c: RawClient, id: string, maxLength = 32): Promise<
   } finally {
     reference.closeSession(id);
   }
-}
-
-/** Writes `bytes` with a varint length prefix straight onto the stream (as lpStream would). */
-function sendLengthPrefixed(stream: Stream, bytes: Uint8Array): void {
-  const prefix: number[] = [];
-  let n = bytes.length;
-  do {
-    prefix.push((n & 0x7f) | (n > 0x7f ? 0x80 : 0));
-    n >>>= 7;
-  } while (n > 0);
-  stream.send(Uint8Array.from([...prefix, ...bytes]));
 }
 
 /** An int8 step frame whose first scale is NaN: decoding its tensor would fail with MALFORMED. */

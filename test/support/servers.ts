@@ -71,3 +71,14 @@ export async function openBlockStream(client: SwarmNode, serverPeerId: string, o
     close: () => channel.close(),
   };
 }
+
+/** Writes `bytes` with a varint length prefix straight onto the stream (as lpStream would). */
+export function sendLengthPrefixed(stream: Stream, bytes: Uint8Array): void {
+  const prefix: number[] = [];
+  let n = bytes.length;
+  do {
+    prefix.push((n & 0x7f) | (n > 0x7f ? 0x80 : 0));
+    n >>>= 7;
+  } while (n > 0);
+  stream.send(Uint8Array.from([...prefix, ...bytes]));
+}
