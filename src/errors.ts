@@ -89,6 +89,25 @@ export const ERROR_CODES = {
   GENERATE_MISBEHAVED: code(502, true),
   /** A peer answered with a code this version does not know. */
   REMOTE_ERROR: code(502, true),
+  // gateway (HTTP)
+  /** A missing, unknown or revoked API key. */
+  UNAUTHORIZED: code(401),
+  /** An API key that may not do this (admin routes). */
+  FORBIDDEN: code(403),
+  /** A request field this gateway does not support and would change the result (n > 1, tools, logprobs…). */
+  UNSUPPORTED_PARAMETER: code(400),
+  /** The gateway serves no model by that name. */
+  UNKNOWN_MODEL: code(404),
+  /** A request id that the ledger already holds. */
+  REQUEST_ID_TAKEN: code(409),
+  /** No usage record has that id. */
+  UNKNOWN_REQUEST: code(404),
+  /** A per-key or per-client rate limit; retry after the time given. */
+  RATE_LIMITED: code(429, true),
+  /** The ledger (Postgres/PGlite) failed; the message may quote the database. */
+  LEDGER_FAILED: internalCode(500),
+  /** Redis (shared state) failed or is unreachable. */
+  SHARED_STATE_FAILED: code(503, true),
   /** An exception nobody raised on purpose; its text never leaves the process. */
   INTERNAL: internalCode(500),
 } as const satisfies Record<string, ErrorCodeInfo>;
