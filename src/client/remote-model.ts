@@ -67,6 +67,11 @@ export interface RemoteModelOptions {
   readonly cost?: CostModel;
   /** How long start() waits for servers covering every block (ms). Default 60 000. */
   readonly coverageTimeoutMs?: number;
+  /**
+   * Whether start() waits for servers covering every block (default true). A gateway starts without waiting and
+   * answers "unavailable" until coverage appears; sessions opened before then fail with SwarmUnavailableError.
+   */
+  readonly waitForCoverage?: boolean;
   readonly directory?: DirectoryOptions;
   /** Hub endpoint, token and cache root, for a Hub model id. */
   readonly hub?: OpenModelOptions['hub'];
@@ -194,6 +199,10 @@ export class RemoteModel extends TypedEventEmitter<RemoteModelEvents> implements
       if (!components.node) await node.waitForPeers(1, Math.min(5_000, options.coverageTimeoutMs ?? 60_000)).catch(() => {});
       const numBlocks = source.config.numLayers;
       const directory = new SwarmDirectory({ node, registry, logger: components.logger }, modelId, numBlocks, options.directory);
+      if (options.waitForCoverage === false) {
+        this.started = { modelId, tokenizer, node, registry, directory, embeddings, lmHead, source };
+        return;
+      }
       let lastSaid = 0;
       const route = await directory.waitForCoverage({
         timeoutMs: options.coverageTimeoutMs ?? 60_000,

@@ -7,8 +7,11 @@ import { CorollaError, ERROR_CODES, isPeerSafe, type ErrorCode } from '../errors
 /** A request body or query that is malformed, of the wrong type, or out of range. `param` names the field. */
 export class InvalidRequestError extends CorollaError {
   override readonly name = 'InvalidRequestError';
-  constructor(message: string, readonly param: string | null = null, options: { cause?: unknown } = {}) {
+  /** The OpenAI error code, when a more precise one than invalid_request applies (context_length_exceeded). */
+  readonly openaiCode?: string;
+  constructor(message: string, readonly param: string | null = null, options: { cause?: unknown; openaiCode?: string } = {}) {
     super('INVALID_REQUEST', message, options);
+    if (options.openaiCode) this.openaiCode = options.openaiCode;
   }
 }
 
@@ -114,7 +117,7 @@ export function errorBody(error: unknown): { status: number; body: ErrorBody } {
     return { status: 500, body: { error: { message: 'internal error', type: 'server_error', param: null, code: 'internal_error' } } };
   }
   const status = ERROR_CODES[error.code].httpStatus;
-  const param = (error as { param?: unknown }).param;
+  const { param, openaiCode } = error as { param?: unknown; openaiCode?: unknown };
   return {
     status,
     body: {
@@ -122,7 +125,7 @@ export function errorBody(error: unknown): { status: number; body: ErrorBody } {
         message: error.message,
         type: OPENAI_TYPES[status] ?? (status >= 500 ? 'server_error' : 'invalid_request_error'),
         param: typeof param === 'string' ? param : null,
-        code: OPENAI_CODES[error.code] ?? error.code.toLowerCase(),
+        code: typeof openaiCode === 'string' ? openaiCode : (OPENAI_CODES[error.code] ?? error.code.toLowerCase()),
       },
     },
   };

@@ -137,3 +137,14 @@ export interface SharedState {
   sessions(): Promise<LiveSession[]>;
   close(): Promise<void>;
 }
+
+/** Who a request is from, once authenticated. */
+export interface AuthContext {
+  /** The API key's id; null without API keys (anonymous). */
+  readonly keyId: string | null;
+  /** What rate limits count against: the key id, or the client's address when there are no keys. */
+  readonly subject: string;
+  readonly limits: KeyLimits;
+  /** May read usage records and revoke keys. */
+  readonly admin: boolean;
+}

@@ -1,0 +1,38 @@
+/** The gateway's defaults and limits, in one place. */
+
+export const DEFAULT_GATEWAY_PORT = 8100;
+export const DEFAULT_GATEWAY_HOST = '127.0.0.1';
+/** Far Mesh's default price per generated token, in FAR (a decimal string; stored exactly as base units). */
+export const DEFAULT_PRICE_PER_TOKEN_FAR = '0.0001';
+/** The service name `/health` reports. */
+export const SERVICE_NAME = 'corolla-gateway';
+
+/** Largest request body accepted (bytes); larger ones get a 413 before they are read whole. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+/** Longest prompt or message content accepted (characters), before tokenization. */
+export const MAX_PROMPT_CHARS = 512 * 1024;
+export const MAX_MESSAGES = 1024;
+/** OpenAI allows up to four stop sequences. */
+export const MAX_STOP_SEQUENCES = 4;
+export const MAX_STOP_CHARS = 256;
+/** Longest request id / user / wallet accepted (characters). */
+export const MAX_ID_CHARS = 128;
+
+/** How often a model's servers are looked up again (ms). */
+export const DEFAULT_MODEL_REFRESH_MS = 2_000;
+/** Progress of a streaming request is written to the ledger at most this often (ms)… */
+export const LEDGER_FLUSH_MS = 250;
+/** …or after this many tokens, whichever comes first. */
+export const LEDGER_FLUSH_TOKENS = 64;
+/** A `running` ledger row not written for this long belongs to a dead gateway and becomes `interrupted` (ms). */
+export const STALE_REQUEST_MS = 2 * 60_000;
+/** How often the stale-request sweep runs (ms). */
+export const RECOVER_INTERVAL_MS = 60_000;
+/** Live sessions in the shared state are refreshed this often (ms). */
+export const LIVE_SESSION_UPDATE_MS = 1_000;
+/** The dashboard feed pushes a snapshot this often (ms). */
+export const DASHBOARD_PUSH_MS = 1_000;
+/** Recent requests the dashboard shows. */
+export const DASHBOARD_RECENT_REQUESTS = 20;
+/** How long close() waits for in-flight generations to end after aborting them (ms). */
+export const SHUTDOWN_GRACE_MS = 5_000;
