@@ -9,6 +9,7 @@ const commands: Record<string, { summary: string; load: () => Promise<{ run(argv
   chat: { summary: 'interactive chat with a model, using its chat template', load: () => import('./chat.js') },
   serve: { summary: 'serve a span of blocks to the swarm', load: () => import('./serve.js') },
   dht: { summary: 'run a bootstrap-only DHT peer', load: () => import('./dht.js') },
+  gateway: { summary: 'serve the Far Mesh and OpenAI-compatible HTTP APIs, dashboard and chat over a swarm', load: () => import('./gateway.js') },
   demo: { summary: 'start a local swarm (bootstrap + 3 servers) and stream a generation through it', load: () => import('./demo.js') },
   dev: { summary: 'developer tools: dev make-model', load: () => import('./dev.js') },
 };
