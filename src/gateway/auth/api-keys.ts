@@ -87,7 +87,7 @@ export function parseApiKeys(json: unknown, file: string): ApiKeys {
   parsed.data.keys.forEach((entry, index) => {
     const hash = entry.key !== undefined ? sha256(entry.key) : Buffer.from(entry.sha256!, 'hex');
     const sameId = indexById.get(entry.id);
-    if (sameId !== undefined) throw new ApiKeysFileError(file, `keys[${index}]: the id "${entry.id}" is also keys[${sameId}]'s`);
+    if (sameId !== undefined) throw new ApiKeysFileError(file, `keys[${index}] repeats the id "${entry.id}" of keys[${sameId}]`);
     const sameKey = indexByHash.get(hash.toString('hex'));
     if (sameKey !== undefined) {
       throw new ApiKeysFileError(file, `keys[${index}] ("${entry.id}") has the same key as keys[${sameKey}] ("${parsed.data.keys[sameKey]!.id}")`);
