@@ -31,10 +31,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await gatewayA?.close();
   await gatewayB?.close();
-  if (raw) {
-    await deleteKeys(raw, prefix);
-    raw.disconnect();
-  }
+  raw?.disconnect();
+  await deleteKeys(prefix);
 });
 
 function session(id: string, gatewayId: string): LiveSession {

@@ -7,7 +7,7 @@ import { RateLimitedError } from '../../src/gateway/errors.js';
 import { MemorySharedState } from '../../src/gateway/state/memory.js';
 import type { LiveSession, SharedState } from '../../src/gateway/types.js';
 import { sleep } from '../support/wait.js';
-import { connectTestState, deleteKeys, rawRedis, uniquePrefix } from './state-redis-support.js';
+import { connectTestState, deleteKeys, uniquePrefix } from './state-redis-support.js';
 
 const SESSION_TTL_MS = 1_000;
 const prefix = uniquePrefix('state');
@@ -15,13 +15,7 @@ const opened: SharedState[] = [];
 
 afterAll(async () => {
   await Promise.all(opened.map((state) => state.close()));
-  const redis = rawRedis();
-  try {
-    await redis.connect();
-    await deleteKeys(redis, prefix);
-  } finally {
-    redis.disconnect();
-  }
+  await deleteKeys(prefix);
 });
 
 const implementations: Array<[string, () => Promise<SharedState>]> = [
