@@ -1,9 +1,9 @@
 /**
  * The ledger and shared state of in-process test gateways.
- * TEMPORARY: simple in-memory stand-ins until the PGlite ledger and the memory state land; then these open the real
- * ones (PGlite in memory, MemorySharedState) and this note goes.
+ * TEMPORARY ledger: a simple in-memory stand-in until the PGlite ledger lands. The state is the real MemorySharedState.
  */
-import type { Ledger, LiveSession, SharedState, UsageEntry } from '../../src/gateway/types.js';
+import { MemorySharedState } from '../../src/gateway/state/memory.js';
+import type { Ledger, SharedState, UsageEntry } from '../../src/gateway/types.js';
 import { RequestIdTakenError } from '../../src/gateway/errors.js';
 
 export async function openTestLedger(): Promise<Ledger> {
@@ -36,27 +36,5 @@ export async function openTestLedger(): Promise<Ledger> {
 }
 
 export async function openTestState(): Promise<SharedState> {
-  const sessions = new Map<string, LiveSession>();
-  const revoked = new Set<string>();
-  return {
-    async takeRequest() {},
-    async checkTokens() {},
-    async chargeTokens() {},
-    async revokeKey(id) {
-      revoked.add(id);
-    },
-    async isRevoked(id) {
-      return revoked.has(id);
-    },
-    async putSession(s) {
-      sessions.set(s.id, { ...s });
-    },
-    async removeSession(id) {
-      sessions.delete(id);
-    },
-    async sessions() {
-      return [...sessions.values()];
-    },
-    async close() {},
-  };
+  return new MemorySharedState();
 }
