@@ -136,6 +136,30 @@ describe('web pages', () => {
     await expect.poll(() => page.getAttribute('#live', 'data-state')).toBe('live');
   });
 
+  it('dashboard: shows strangers\' strings as text, and a block without a server in red', async () => {
+    const evil = '<img src=x onerror="window.pwned=1">';
+    const server = { peerId: '12D3KooWEvilPeer00000000', name: evil, blocks: { start: 0, end: 1 }, state: 'online', version: '<i>v</i>', engine: null, quantization: 'q8_0', throughput: 10, activeSessions: 0, cacheTokensLeft: 100, location: '<b>here</b>', accelerator: 'cpu', ethAddress: null, rttMs: null };
+    const model = { name: '<script>window.pwned=2</script>', modelId: null, status: 'unavailable', reason: 'no server serves block 1', numBlocks: 3, contextLength: 2048, coverage: [1, 0, 2], servers: [server], updatedAt: 0 };
+    const session = { id: 'req_<u>x</u>', model: model.name, api: 'chat.completions', gatewayId: evil, startedAt: Date.now(), promptTokens: 1, completionTokens: 2, servers: [evil] };
+    const snapshot = { gateway: { id: evil, version: '1', price_per_token_far: '0.0001' }, models: [model], sessions: [session], recent: [], time: Date.now() };
+    try {
+      await page.route(`${gateway.url}/dashboard/feed`, (route) => route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream' }, body: `event: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n` }));
+      await page.goto(`${gateway.url}/dashboard`, { waitUntil: 'domcontentloaded' });
+      await page.locator('.server-row').waitFor();
+      expect(await page.locator('.server-row .name').textContent()).toBe(evil);
+      expect(await page.locator('.model h2').textContent()).toContain(model.name);
+      expect(await page.locator('#gateway').textContent()).toContain(evil);
+      expect(await page.locator('body img, body script:not([src]), body b, body i, body u').count()).toBe(0);
+      expect(await page.evaluate('typeof window.pwned')).toBe('undefined');
+      expect(await page.locator('.coverage .cell').evaluateAll((cells) => cells.map((c) => [c.className, c.textContent]))).toEqual([['cell single', '01'], ['cell missing', '10'], ['cell multi', '22']]);
+      expect(await page.locator('.coverage .cell.missing').evaluate((cell) => cell.ownerDocument.defaultView!.getComputedStyle(cell).backgroundColor)).toBe('rgb(229, 83, 75)');
+      expect(await page.locator('.model .reason').textContent()).toBe('no server serves block 1');
+      await page.screenshot({ path: path.join(shots, 'dashboard-uncovered.png') });
+    } finally {
+      await page.unrouteAll();
+    }
+  });
+
   it('dashboard: a session appears while a long generation streams, then the request in recent usage', async () => {
     await page.goto(`${gateway.url}/dashboard`);
     await page.locator('.server-row').first().waitFor();

@@ -51,9 +51,13 @@ function modelCard(model) {
     h(
       'p',
       { class: 'muted' },
-      model.modelId ? h('code', {}, model.modelId) : null,
-      ` · ${model.numBlocks} blocks · context ${formatCount(model.contextLength)} · ${model.servers.length} server${model.servers.length === 1 ? '' : 's'}`,
-      missing > 0 ? ` · ${missing} block${missing === 1 ? '' : 's'} uncovered` : null,
+      model.modelId ? [h('code', {}, model.modelId), ' · '] : null,
+      [
+        `${model.numBlocks} blocks`,
+        `context ${formatCount(model.contextLength)}`,
+        `${model.servers.length} server${model.servers.length === 1 ? '' : 's'}`,
+        missing > 0 ? `${missing} block${missing === 1 ? '' : 's'} uncovered` : null,
+      ].filter(Boolean).join(' · '),
     ),
     model.reason ? h('p', { class: 'reason' }, model.reason) : null,
     h('h3', {}, 'Block coverage ', h('span', { class: 'muted' }, '(servers per block)')),
