@@ -10,6 +10,7 @@ import type { GatewayContext, GatewayEnv } from './context.js';
 import { MAX_BODY_BYTES } from './defaults.js';
 import { CorollaError } from '../errors.js';
 import { errorBody, RateLimitedError } from './errors.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 import { farMeshRoutes } from './routes/far-mesh.js';
 import { healthRoute } from './routes/health.js';
 import { metricsRoute } from './routes/metrics.js';
@@ -63,6 +64,7 @@ export function createGatewayApp(ctx: GatewayContext): Hono<GatewayEnv> {
   completionsRoute(app, ctx);
   usageRoutes(app, ctx);
   metricsRoute(app, ctx);
+  dashboardRoutes(app, ctx);
 
   app.notFound((c) => c.json({ error: { message: `no route for ${c.req.method} ${new URL(c.req.url).pathname.slice(0, 200)}`, type: 'not_found_error', param: null, code: 'not_found' } }, 404));
   app.onError((error, c) => {

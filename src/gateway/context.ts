@@ -22,6 +22,8 @@ export interface GatewayContext {
     /** Price per generated token in FAR, as a decimal string. */
     readonly pricePerTokenFar: string;
     readonly version: string;
+    /** How often the dashboard feed pushes a snapshot (ms). */
+    readonly dashboardPushMs: number;
   };
 }
 

@@ -20,7 +20,7 @@ import { silentLogger, type ComponentLogger } from '../util/logger.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { createGatewayApp } from './app.js';
 import type { GatewayContext } from './context.js';
-import { DEFAULT_GATEWAY_HOST, DEFAULT_PRICE_PER_TOKEN_FAR, RECOVER_INTERVAL_MS, SHUTDOWN_GRACE_MS, STALE_REQUEST_MS } from './defaults.js';
+import { DASHBOARD_PUSH_MS, DEFAULT_GATEWAY_HOST, DEFAULT_PRICE_PER_TOKEN_FAR, RECOVER_INTERVAL_MS, SHUTDOWN_GRACE_MS, STALE_REQUEST_MS } from './defaults.js';
 import { GenerationService } from './generation.js';
 import { parseFar } from './ledger/money.js';
 import { GatewayMetrics } from './metrics.js';
@@ -45,6 +45,8 @@ export interface GatewaySettings {
   readonly pricePerTokenFar?: string;
   /** This gateway's name in the ledger (several may share one database). Default: host:port once listening. */
   readonly gatewayId?: string;
+  /** How often the dashboard feed pushes a snapshot (ms). Default DASHBOARD_PUSH_MS. */
+  readonly dashboardPushMs?: number;
 }
 
 export interface Gateway {
@@ -72,7 +74,7 @@ export async function createGateway(components: GatewayComponents, settings: Gat
   const hosts = settings.models.map((m) => new ModelHost({ node: components.node, registry: components.registry, bans, logger }, m));
   const models = new ModelCatalog(hosts);
   const metrics = new GatewayMetrics();
-  const settingsView = { gatewayId: settings.gatewayId ?? `gateway-${components.node.peerId.slice(-12)}`, pricePerTokenFar: price, version: SOFTWARE_VERSION };
+  const settingsView = { gatewayId: settings.gatewayId ?? `gateway-${components.node.peerId.slice(-12)}`, pricePerTokenFar: price, version: SOFTWARE_VERSION, dashboardPushMs: settings.dashboardPushMs ?? DASHBOARD_PUSH_MS };
   const generations = new GenerationService({ ledger: components.ledger, state: components.state, metrics, log }, { gatewayId: settingsView.gatewayId, pricePerTokenUnits });
   const context: GatewayContext = {
     models,
