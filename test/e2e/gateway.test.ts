@@ -67,7 +67,7 @@ async function startStream(url: string, requestId: string, maxTokens: number, af
   const decoder = new TextDecoder();
   const events: any[] = [];
   let buffer = '';
-  let reached: () => void;
+  let reached: () => void = () => {};
   const reachedAfter = new Promise<void>((resolve) => (reached = resolve));
   const rest = (async () => {
     try {
