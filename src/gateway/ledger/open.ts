@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PGlite as PGliteType } from '@electric-sql/pglite';
+import { DrizzleQueryError } from 'drizzle-orm';
 import type { MigrationConfig } from 'drizzle-orm/migrator';
 import type { Pool as PoolType } from 'pg';
 import { CorollaError } from '../../errors.js';
@@ -40,7 +41,9 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
     if (options.dataDir) return await openPglite(path.join(options.dataDir, 'ledger'), log, options.now);
   } catch (error) {
     if (error instanceof CorollaError) throw error;
-    throw new LedgerError(`cannot open the usage ledger at ${describeLocation(options)}: ${(error as Error).message}`, { cause: error });
+    // the driver's own words, not drizzle's "Failed query: <sql>"
+    const reason = error instanceof DrizzleQueryError && error.cause ? error.cause.message : (error as Error).message;
+    throw new LedgerError(`cannot open the usage ledger at ${describeLocation(options)}: ${reason}`, { cause: error });
   }
   throw new LedgerError('the usage ledger needs a database URL or a data directory');
 }
