@@ -55,7 +55,7 @@ describe('corolla ledger export', () => {
       contributions: [],
     });
     expect(entries[1].request).toMatchObject({ cost_units: '600000000000000', cost_far: '0.0006', completion_tokens: 6, first_token_at: '2026-02-01T00:00:00.100Z' });
-    expect(entries[1].contributions.map((c: { peer_id: string; generated_tokens: number }) => [c.peer_id, c.generated_tokens])).toEqual([
+    expect(entries[1].node_contributions.map((c: { peer_id: string; generated_tokens: number }) => [c.peer_id, c.generated_tokens])).toEqual([
       ['peer-a', 2],
       ['peer-b', 4],
     ]);

@@ -88,7 +88,7 @@ describe('usage export formats', () => {
     const parsed = JSON.parse([...usageJsonLines([entry, entry])].join(''));
     expect(parsed).toHaveLength(2);
     expect(parsed[0].request).toMatchObject({ id: 'req-1', cost_units: '100000000000000000001', cost_far: '100.000000000000000001', ended_at: '2026-01-01T00:00:01.000Z', first_token_at: null });
-    expect(parsed[0].contributions).toEqual([{ peer_id: 'p1', eth_address: '0xab', block_start: 0, block_end: 4, prompt_tokens: 3, generated_tokens: 4, replayed_tokens: 0, failed: false }]);
+    expect(parsed[0].node_contributions).toEqual([{ peer_id: 'p1', eth_address: '0xab', block_start: 0, block_end: 4, prompt_tokens: 3, generated_tokens: 4, replayed_tokens: 0, failed: false }]);
     expect(JSON.parse([...usageJsonLines([])].join(''))).toEqual([]);
   });
 });

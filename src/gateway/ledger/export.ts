@@ -81,7 +81,7 @@ export interface UsageEntryJson {
     readonly first_token_at: string | null;
     readonly ended_at: string | null;
   };
-  readonly contributions: Array<{
+  readonly node_contributions: Array<{
     readonly peer_id: string;
     readonly eth_address: string | null;
     readonly block_start: number;
@@ -112,7 +112,7 @@ export function usageEntryJson({ request, contributions }: UsageEntry): UsageEnt
       first_token_at: request.firstTokenAt?.toISOString() ?? null,
       ended_at: request.endedAt?.toISOString() ?? null,
     },
-    contributions: contributions.map((c) => ({
+    node_contributions: contributions.map((c) => ({
       peer_id: c.peerId,
       eth_address: c.ethAddress,
       block_start: c.blockStart,
