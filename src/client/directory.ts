@@ -46,7 +46,7 @@ export class SwarmDirectory implements RouteSource {
   private readonly rtts = new Map<string, number>();
   private readonly refreshMs: number;
   private readonly log: Logger;
-  private readonly node: SwarmNode;
+  readonly node: SwarmNode;
   private readonly registry: Registry;
 
   constructor(

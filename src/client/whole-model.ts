@@ -4,12 +4,14 @@
  * and detokenizes. Among whole-model servers the client prefers the least loaded (live, signed heartbeat), then the
  * fastest (announced compute throughput and measured round trip).
  */
+import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { emptyStats, TextStream, type GenerationEvent, type GenerationStream, type PromptOptions } from '../inference/generate.js';
 import type { ModelConfig, Tokenizer } from '../model/types.js';
 import type { Registry } from '../swarm/registry/index.js';
 import type { SwarmNode } from '../swarm/node.js';
 import { GENERATE_SAMPLING_KEYS, type GenerateSampling } from '../wire/generate.js';
+import { GENERATE_PROTOCOL } from '../wire/protocols.js';
 import type { BanList } from './bans.js';
 import { SwarmUnavailableError } from './errors.js';
 import type { SwarmDirectory } from './directory.js';
@@ -41,8 +43,11 @@ export async function rankWholeModelServers(
 ): Promise<RankedServer[]> {
   const records = await directory.records();
   const { servers } = usableServers(records, { numBlocks: options.numBlocks, maxLength: options.maxLength, banned: options.banned });
-  const whole = servers.filter((server) => server.span.start === 0 && server.span.end === options.numBlocks);
-  await directory.measure(whole.map((server) => server.peerId));
+  const spanning = servers.filter((server) => server.span.start === 0 && server.span.end === options.numBlocks);
+  await directory.measure(spanning.map((server) => server.peerId));
+  // a server may hold every block without offering whole-model generation (identify tells, once connected)
+  const offers = await Promise.all(spanning.map((server) => offersWholeModelGeneration(directory.node, server.peerId)));
+  const whole = spanning.filter((_, i) => offers[i]);
   const rtt = directory.rttMs();
   const ranked = await Promise.all(
     whole.map(async (record): Promise<RankedServer> => {
@@ -59,6 +64,19 @@ export async function rankWholeModelServers(
     }),
   );
   return ranked.sort((a, b) => a.score - b.score || (a.record.peerId < b.record.peerId ? -1 : 1));
+}
+
+/**
+ * False when `peerId`'s protocols are known (identify ran on a connection) and lack /corolla/generate: it serves every
+ * block to routed sessions but does not run whole generations. Unknown protocols count as offered.
+ */
+export async function offersWholeModelGeneration(node: SwarmNode, peerId: string): Promise<boolean> {
+  try {
+    const peer = await node.libp2p.peerStore.get(peerIdFromString(peerId));
+    return peer.protocols.length === 0 || peer.protocols.includes(GENERATE_PROTOCOL);
+  } catch {
+    return true;
+  }
 }
 
 interface WholeModelHost {

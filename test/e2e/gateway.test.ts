@@ -214,7 +214,10 @@ describe('corolla gateway on a multi-process swarm', () => {
       fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: JSON.stringify({ model: MODEL, prompt: 'Hi', max_tokens: 2 }) });
 
     // alice may make 3 requests a minute, whichever gateway she reaches
-    for (const url of [a.url, b.url, a.url]) expect((await complete(url, ALICE_KEY)).status).toBe(200);
+    for (const url of [a.url, b.url, a.url]) {
+      const response = await complete(url, ALICE_KEY);
+      expect(response.status, await response.text()).toBe(200);
+    }
     const limited = await complete(b.url, ALICE_KEY);
     expect(limited.status).toBe(429);
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
