@@ -7,7 +7,7 @@ import { startTestGateway, TEST_MODEL, type TestGateway } from '../support/gatew
 import { postJson, Reference, sseData } from './helpers.js';
 
 const REQUESTS = 100;
-const MAX_TOKENS = 16;
+const MAX_TOKENS = 8;
 const PROMPTS = ['Once upon a time', 'The little dog', 'Lily and her mom went', 'One day, a bird', 'Tom had a red ball'];
 const CHATS = [[{ role: 'user' as const, content: 'Tell me a story.' }], [{ role: 'system' as const, content: 'Be brief.' }, { role: 'user' as const, content: 'What is a cat?' }]];
 

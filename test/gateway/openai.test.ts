@@ -82,6 +82,23 @@ describe('completions', () => {
     expect(completion.usage!.completion_tokens).toBeLessThan(MAX_TOKENS);
   });
 
+  it('stops on a newline (the commonest stop string), streaming too', async () => {
+    const expected = await reference.generate(PROMPT, { maxTokens: 80, stop: ['\n'] });
+    expect(expected.finishReason).toBe('stop'); // the first paragraph ends within 80 tokens
+    const completion = await client.completions.create({ model: TEST_MODEL, prompt: PROMPT, max_tokens: 80, temperature: 0, stop: '\n' });
+    expect(completion.choices[0]!.text).toBe(expected.text);
+    expect(completion.choices[0]!.finish_reason).toBe('stop');
+    const stream = await client.completions.create({ model: TEST_MODEL, prompt: PROMPT, max_tokens: 80, temperature: 0, stop: ['\n', '\t'], stream: true });
+    let text = '';
+    let finish: string | null = null;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.text ?? '';
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    expect(text).toBe(expected.text);
+    expect(finish).toBe('stop');
+  });
+
   it('a seed makes sampling repeatable; different seeds differ', async () => {
     const sample = async (seed: number) => (await client.completions.create({ model: TEST_MODEL, prompt: 'Once', max_tokens: 32, temperature: 0.8, seed })).choices[0]!.text;
     const [a, b, c] = [await sample(1234), await sample(1234), await sample(98765)];
