@@ -290,3 +290,32 @@ it('answers every malformed request with a 4xx in the error shape, and still ser
   expect(await testGateway.state.sessions()).toEqual([]);
   expect((await testGateway.ledger.list()).length).toBe(2);
 });
+
+/** Values at the edges of what each field accepts: served (200), never refused or failed. */
+const EDGES: Record<string, unknown>[] = [
+  { top_p: 0 }, { top_p: 0, temperature: 2 }, { top_p: 1e-300 }, { top_k: 0 }, { top_k: 1_000_000 }, { min_p: 1 }, { min_p: 1e-300, temperature: 2 },
+  { repetition_penalty: 0.01 }, { repetition_penalty: 10 }, { temperature: 2 }, { temperature: 1e-300 }, { frequency_penalty: -2, presence_penalty: 2 },
+  { seed: Number.MIN_SAFE_INTEGER }, { seed: Number.MAX_SAFE_INTEGER }, { stop: ['\n', '\t', ' ', 'e'] }, { stop: '\u0000' }, { max_tokens: 1 },
+  { prompt: '' }, { prompt: ['x'] }, { prompt: '🙂é\u0000\ud800\u202e' }, { user: '' }, { n: 1, best_of: 1, echo: false, logprobs: null, suffix: null },
+  { stream: true, stream_options: { include_usage: true } }, { stream: false, stream_options: null }, { unknown_field: { nested: [1, 2] } },
+];
+
+it('serves every value at the edge of what a field accepts', async () => {
+  const failures: string[] = [];
+  for (const extra of EDGES) {
+    const response = await fetch(`${testGateway.url}/v1/completions`, { method: 'POST', headers: JSON_TYPE, body: JSON.stringify({ model: TEST_MODEL, prompt: 'Once upon a time', max_tokens: 2, ...extra }), signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    const text = await response.text();
+    if (response.status !== 200) failures.push(`${JSON.stringify(extra)}: ${response.status} ${text.slice(0, 200)}`);
+  }
+  for (const messages of [[{ role: 'assistant', content: null }], [{ role: 'user', content: [] }], [{ role: 'user', content: '' }], [{ role: 'developer', content: 'x' }, { role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'text', text: 'b' }] }]]) {
+    const response = await fetch(`${testGateway.url}/v1/chat/completions`, { method: 'POST', headers: JSON_TYPE, body: JSON.stringify({ model: TEST_MODEL, messages, max_tokens: 2 }), signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    const text = await response.text();
+    if (response.status !== 200) failures.push(`chat ${JSON.stringify(messages)}: ${response.status} ${text.slice(0, 200)}`);
+  }
+  for (const extra of [{ top_p: 0 }, { prompt: '' }, { temperature: 0, top_p: 1 }, { prompt: '🙂é\u0000\ud800' }, { user_wallet: null, request_id: null, model_id: null }, { request_id: 'a.b:c-d_e' }]) {
+    const response = await fetch(`${testGateway.url}/inference/generate`, { method: 'POST', headers: JSON_TYPE, body: JSON.stringify({ prompt: 'Once', max_tokens: 2, ...extra }), signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    const text = await response.text();
+    if (response.status !== 200 || !text.includes('"done":true')) failures.push(`far mesh ${JSON.stringify(extra)}: ${response.status} ${text.slice(0, 200)}`);
+  }
+  expect(failures, failures.join('\n')).toEqual([]);
+});
