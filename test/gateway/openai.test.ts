@@ -6,7 +6,7 @@
 import OpenAI, { APIError, BadRequestError, NotFoundError } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, TEST_MODEL, type TestGateway } from '../support/gateway.js';
-import { Reference } from './helpers.js';
+import { expectErrorShape, postJson, Reference } from './helpers.js';
 
 const PROMPT = 'Once upon a time, there was a little';
 const MESSAGES = [{ role: 'system' as const, content: 'You tell short stories.' }, { role: 'user' as const, content: 'Tell me about a cat.' }];
@@ -214,5 +214,35 @@ describe('models', () => {
     const one = await client.models.retrieve(TEST_MODEL);
     expect(one.id).toBe(TEST_MODEL);
     expect(await failure(() => client.models.retrieve('nope'))).toBeInstanceOf(NotFoundError);
+  });
+});
+
+// Last: it kills a server, leaving blocks 3–4 unserved for the rest of this file.
+describe('a failure mid-stream', () => {
+  it('is sent as an error event, then [DONE]; the ledger records the failure; new requests get 503', async () => {
+    const response = await postJson(`${testGateway.url}/v1/chat/completions`, { model: TEST_MODEL, messages: MESSAGES, max_tokens: 1500, temperature: 0, stream: true });
+    expect(response.status).toBe(200);
+    const requestId = response.headers.get('x-request-id')!;
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = '';
+    while (text.split('\n\n').length < 6) text += (await reader.read()).value ?? '';
+    await testGateway.swarm.kill(testGateway.swarm.servers[1]!.server.peerId);
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    const data = text.split('\n\n').filter((e) => e.trim() !== '').map((e) => e.replace(/^data: ?/, ''));
+    expect(data.at(-1)).toBe('[DONE]');
+    const error = expectErrorShape(JSON.parse(data.at(-2)!));
+    expect(error.type).toBe('service_unavailable');
+    const entry = await testGateway.ledger.get(requestId);
+    expect(entry!.request.status).toBe('failed');
+    expect(entry!.request.error).toBeTruthy();
+    expect(entry!.request.completionTokens).toBeGreaterThan(0);
+    expect(entry!.contributions.some((c) => c.blockStart === 3 && c.failed)).toBe(true);
+
+    const refused = await failure(() => client.completions.create({ model: TEST_MODEL, prompt: PROMPT, max_tokens: 2 }));
+    expect(refused.status).toBe(503);
   });
 });
