@@ -175,6 +175,28 @@ describe('POST /inference/generate', () => {
     expect(expectErrorShape(await response.json()).code).toBe('model_not_found');
   });
 
+  it('a prompt longer than the context is a 400 that says so', async () => {
+    const context = testGateway.gateway.models.get(TEST_MODEL).config.maxPositionEmbeddings;
+    const prompt = 'Once upon a time there was a cat. '.repeat(Math.ceil(context / 4));
+    const response = await generate({ prompt, max_tokens: 4 });
+    expect(response.status).toBe(400);
+    const error = expectErrorShape(await response.json());
+    expect(error.param).toBe('prompt');
+    expect(error.message).toContain(`context is ${context}`);
+  });
+
+  it('max_tokens past the room left is clipped to the context, as Far Mesh clients send a fixed 512', async () => {
+    const context = testGateway.gateway.models.get(TEST_MODEL).config.maxPositionEmbeddings;
+    const base = 'Once upon a time there was a cat. ';
+    const tokensPerCopy = reference.model.tokenizer.encode(base.repeat(11)).length - reference.model.tokenizer.encode(base.repeat(10)).length;
+    let prompt = base.repeat(Math.floor((context - 6) / tokensPerCopy));
+    while (reference.model.tokenizer.encode(prompt).length < context - 3) prompt += 'a ';
+    const promptTokens = reference.model.tokenizer.encode(prompt).length;
+    expect(promptTokens).toBeLessThan(context);
+    const events = (await sseData(await generate({ prompt, max_tokens: 512, temperature: 0 }))).map((d) => JSON.parse(d) as Record<string, unknown>);
+    expect(events.at(-1)).toMatchObject({ done: true, tokens_generated: context - promptTokens, finish_reason: 'length' });
+  });
+
   it('the named model_id serves', async () => {
     const response = await generate({ prompt: PROMPT, max_tokens: 2, model_id: TEST_MODEL });
     expect(response.status).toBe(200);
