@@ -21,6 +21,8 @@ import { usageRoutes } from './routes/usage.js';
 
 class BodyTooLargeError extends CorollaError {
   override readonly name = 'BodyTooLargeError';
+  /** REQUEST_TOO_LARGE alone would read as context_length_exceeded to OpenAI clients. */
+  readonly openaiCode = 'request_too_large';
   constructor() {
     super('REQUEST_TOO_LARGE', `the request body is larger than ${MAX_BODY_BYTES} bytes`);
   }
@@ -71,6 +73,8 @@ export function createGatewayApp(ctx: GatewayContext): Hono<GatewayEnv> {
     const { status, body } = errorBody(error);
     if (status >= 500) ctx.log.error('%s %s failed: %s', c.req.method, c.req.path, error instanceof Error ? (error.stack ?? error.message) : String(error));
     if (error instanceof RateLimitedError) c.header('Retry-After', String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))));
+    // the rest of an oversized body is never read: close the connection, or the client would reuse it mid-upload
+    if (error instanceof BodyTooLargeError) c.header('Connection', 'close');
     return c.json(body, status as 400);
   });
   return app;

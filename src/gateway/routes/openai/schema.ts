@@ -9,7 +9,9 @@ import { MAX_ID_CHARS, MAX_MESSAGES, MAX_PROMPT_CHARS, MAX_STOP_CHARS, MAX_STOP_
 import { UnsupportedParameterError } from '../../errors.js';
 
 const promptText = z.string({ error: 'must be a string' }).max(MAX_PROMPT_CHARS, { error: `must be at most ${MAX_PROMPT_CHARS} characters` });
-const stop = z.union([text(1, MAX_STOP_CHARS), z.array(text(1, MAX_STOP_CHARS), { error: 'must be a string or an array of strings' }).max(MAX_STOP_SEQUENCES, { error: `must hold at most ${MAX_STOP_SEQUENCES} sequences` })], { error: 'must be a string or an array of strings' });
+// stop strings are often control characters ("\n"), which `text` refuses
+const stopText = z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).max(MAX_STOP_CHARS, { error: `must be at most ${MAX_STOP_CHARS} characters` });
+const stop = z.union([stopText, z.array(stopText, { error: 'must be a string or an array of strings' }).max(MAX_STOP_SEQUENCES, { error: `must hold at most ${MAX_STOP_SEQUENCES} sequences` })], { error: 'must be a string or an array of strings' });
 
 const textPart = z.object({ type: z.literal('text', { error: 'must be "text" (only text content is supported)' }), text: promptText }, { error: 'must be a content part' });
 const content = z.union([promptText, z.array(textPart, { error: 'must be a string or an array of text parts' }).max(256)], { error: 'must be a string or an array of text parts' });
