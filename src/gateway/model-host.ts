@@ -10,6 +10,7 @@ import { TypedEventEmitter } from 'main-event';
 import { BanList } from '../client/bans.js';
 import { formatBlocks, NoRouteError } from '../client/errors.js';
 import { RemoteModel, type RemoteModelOptions } from '../client/remote-model.js';
+import { offersWholeModelGeneration } from '../client/whole-model.js';
 import { planRoute, usableServers } from '../client/route-planner.js';
 import { generate, type GenerationStream, type PromptOptions } from '../inference/generate.js';
 import type { ServerUsage } from '../inference/language-model.js';
@@ -208,7 +209,7 @@ export class ModelHost extends TypedEventEmitter<ModelHostEvents> {
     const ethAddresses = new Map(this.records.flatMap((r) => (r.ethAddress ? [[r.peerId, r.ethAddress] as const] : [])));
     const ethAddressOf = (peerId: string) => ethAddresses.get(peerId) ?? null;
     const maxLength = prompt.length + options.maxTokens;
-    if (this.wholeModelIsFaster(maxLength)) {
+    if (await this.wholeModelIsFaster(maxLength)) {
       const stream = this.model.generateOnWholeModelServer(prompt, options);
       return { stream, path: 'whole-model', usage: () => stream.stats.servers ?? [], ethAddressOf };
     }
@@ -226,11 +227,13 @@ export class ModelHost extends TypedEventEmitter<ModelHostEvents> {
   }
 
   /** One hop on the fastest whole-model server beats the routed chain when its estimated step time is lower. */
-  private wholeModelIsFaster(maxLength: number): boolean {
+  private async wholeModelIsFaster(maxLength: number): Promise<boolean> {
     const numBlocks = this.view.numBlocks;
     const banned = this.model.bans.predicate;
     const { servers } = usableServers(this.records, { numBlocks, maxLength, banned });
-    const whole = servers.filter((s) => s.span.start === 0 && s.span.end === numBlocks);
+    const spanning = servers.filter((s) => s.span.start === 0 && s.span.end === numBlocks);
+    const offers = await Promise.all(spanning.map((s) => offersWholeModelGeneration(this.model.node, s.peerId)));
+    const whole = spanning.filter((_, i) => offers[i]);
     if (whole.length === 0) return false;
     const rtt = this.model.directory.rttMs();
     const wholeMs = Math.min(...whole.map((s) => 1000 / Math.max(s.throughput.effective, 1e-3) + (rtt.get(s.peerId) ?? 0)));
