@@ -8,7 +8,7 @@ import { parseFar } from '../../src/gateway/ledger/money.js';
 import { DEFAULT_PRICE_PER_TOKEN_FAR } from '../../src/gateway/defaults.js';
 import { startTestGateway, TEST_MODEL, type TestGateway } from '../support/gateway.js';
 import { eventually, sleep } from '../support/wait.js';
-import { postJson } from './helpers.js';
+import { postJson } from '../support/http.js';
 
 // greedy stories260K does not end a story within this many tokens, so only the client can end these requests
 const LONG = 1500;

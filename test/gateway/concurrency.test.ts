@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startTestGateway, TEST_MODEL, type TestGateway } from '../support/gateway.js';
-import { postJson, Reference, sseData } from './helpers.js';
+import { postJson, Reference, sseData } from '../support/http.js';
 
 const REQUESTS = 100;
 const MAX_TOKENS = 8;

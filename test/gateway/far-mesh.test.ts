@@ -9,7 +9,7 @@ import { createBlockServer, type BlockServer } from '../../src/server/block-serv
 import { startTestGateway, TEST_MODEL, type TestGateway } from '../support/gateway.js';
 import { FAST } from '../support/swarm.js';
 import { eventually } from '../support/wait.js';
-import { expectErrorShape, postJson, Reference, sseData } from './helpers.js';
+import { expectErrorShape, postJson, Reference, sseData } from '../support/http.js';
 
 const PRICE = '0.0001';
 const PROMPT = 'Once upon a time';

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { MAX_BODY_BYTES } from '../../src/gateway/defaults.js';
 import { startTestGateway, TEST_MODEL, type TestGateway } from '../support/gateway.js';
 import { seededRandom } from '../support/random.js';
-import { expectErrorShape } from './helpers.js';
+import { expectErrorShape } from '../support/http.js';
 
 const SEED = 0xc0a011a;
 const REQUEST_TIMEOUT_MS = 10_000;

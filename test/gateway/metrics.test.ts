@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startTestGateway, TEST_MODEL, type TestGateway } from '../support/gateway.js';
 import { eventually } from '../support/wait.js';
-import { postJson, sseData } from './helpers.js';
+import { postJson, sseData } from '../support/http.js';
 
 interface Sample {
   readonly name: string;

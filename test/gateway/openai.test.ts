@@ -6,7 +6,7 @@
 import OpenAI, { APIError, BadRequestError, NotFoundError } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, TEST_MODEL, type TestGateway } from '../support/gateway.js';
-import { expectErrorShape, postJson, Reference } from './helpers.js';
+import { expectErrorShape, postJson, Reference } from '../support/http.js';
 
 const PROMPT = 'Once upon a time, there was a little';
 const MESSAGES = [{ role: 'system' as const, content: 'You tell short stories.' }, { role: 'user' as const, content: 'Tell me about a cat.' }];
@@ -105,6 +105,11 @@ describe('completions', () => {
     expect(a.length).toBeGreaterThan(0);
     expect(b).toBe(a);
     expect(c).not.toBe(a);
+  });
+  it('without max_tokens stops at 16 tokens, OpenAI\'s default for completions', async () => {
+    const completion = await client.completions.create({ model: TEST_MODEL, prompt: 'Once upon a time', temperature: 0 });
+    expect(completion.usage?.completion_tokens).toBe(16);
+    expect(completion.choices[0]!.finish_reason).toBe('length');
   });
 });
 

@@ -13,7 +13,7 @@ import { openSharedState } from '../../src/gateway/state/open.js';
 import { RedisSharedState } from '../../src/gateway/state/redis.js';
 import type { LiveSession, SharedState } from '../../src/gateway/types.js';
 import { eventually, sleep } from '../support/wait.js';
-import { connectTestState, deleteKeys, rawRedis, uniquePrefix } from './state-redis-support.js';
+import { connectTestState, deleteKeys, rawRedis, uniquePrefix } from '../support/redis.js';
 
 const prefix = uniquePrefix('state-redis');
 const SESSION_TTL_MS = 1_000;

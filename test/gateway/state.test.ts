@@ -7,7 +7,7 @@ import { RateLimitedError } from '../../src/gateway/errors.js';
 import { MemorySharedState } from '../../src/gateway/state/memory.js';
 import type { LiveSession, SharedState } from '../../src/gateway/types.js';
 import { sleep } from '../support/wait.js';
-import { connectTestState, deleteKeys, uniquePrefix } from './state-redis-support.js';
+import { connectTestState, deleteKeys, uniquePrefix } from '../support/redis.js';
 
 const SESSION_TTL_MS = 1_000;
 const prefix = uniquePrefix('state');

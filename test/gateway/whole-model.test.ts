@@ -9,7 +9,7 @@ import { parseFar } from '../../src/gateway/ledger/money.js';
 import { DEFAULT_PRICE_PER_TOKEN_FAR } from '../../src/gateway/defaults.js';
 import { startTestGateway, TEST_MODEL, type TestGateway } from '../support/gateway.js';
 import { eventually } from '../support/wait.js';
-import { postJson, Reference, sseData } from './helpers.js';
+import { postJson, Reference, sseData } from '../support/http.js';
 
 const PROMPT = 'Once upon a time';
 

@@ -11,8 +11,8 @@ import pg from 'pg';
 import { LEDGER_MIGRATIONS_DIR, openLedger, type OpenLedgerOptions } from '../../src/gateway/ledger/index.js';
 import type { Ledger } from '../../src/gateway/types.js';
 import { tempDir } from './files.js';
+import { TEST_DATABASE_URL } from './services.js';
 
-export const TEST_DATABASE_URL = process.env.COROLLA_TEST_DATABASE_URL ?? 'postgres://postgres:postgres@127.0.0.1:5432/postgres';
 
 const HOW_TO_START_POSTGRES =
   'start it with: service postgresql start && su postgres -c "psql -c \\"ALTER USER postgres PASSWORD \'postgres\'\\"" ' +

@@ -6,12 +6,15 @@ import { readJson } from '../body.js';
 import { promptOptions, respond, TEXT_SHAPE } from './respond.js';
 import { completionSchema, refuseUnsupported } from './schema.js';
 
+/** OpenAI's default max_tokens for /v1/completions. */
+const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
+
 export function completionsRoute(app: Hono<GatewayEnv>, ctx: GatewayContext): void {
   app.post('/v1/completions', async (c) => {
     const body = await readJson(c, completionSchema, refuseUnsupported);
     const host = ctx.models.get(body.model);
     await host.ready();
     const prompt = promptIds(host.tokenizer, typeof body.prompt === 'string' ? body.prompt : body.prompt[0]!);
-    return respond(c, ctx, TEXT_SHAPE, body, host, prompt, promptOptions(body, host, prompt.length, 'prompt'));
+    return respond(c, ctx, TEXT_SHAPE, body, host, prompt, promptOptions(body, host, prompt.length, 'prompt', COMPLETIONS_DEFAULT_MAX_TOKENS));
   });
 }

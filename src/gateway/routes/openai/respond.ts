@@ -15,8 +15,11 @@ import type { ChatCompletionRequest, CompletionRequest } from './schema.js';
 
 type OpenAiRequest = ChatCompletionRequest | CompletionRequest;
 
-/** Generation options from an OpenAI body: its sampling fields, and max tokens bounded by the context. */
-export function promptOptions(body: OpenAiRequest, host: ModelHost, promptTokens: number, param: string): Omit<PromptOptions, 'signal'> {
+/**
+ * Generation options from an OpenAI body: its sampling fields, and max tokens bounded by the context. Without
+ * max_tokens a generation may fill the context (chat) or stops at `defaultMaxTokens` (OpenAI's legacy completions: 16).
+ */
+export function promptOptions(body: OpenAiRequest, host: ModelHost, promptTokens: number, param: string, defaultMaxTokens = Infinity): Omit<PromptOptions, 'signal'> {
   const context = host.config.maxPositionEmbeddings;
   const asked = ('max_completion_tokens' in body ? body.max_completion_tokens : undefined) ?? body.max_tokens ?? undefined;
   const room = context - promptTokens;
@@ -29,7 +32,7 @@ export function promptOptions(body: OpenAiRequest, host: ModelHost, promptTokens
   }
   const stop = body.stop == null ? undefined : typeof body.stop === 'string' ? [body.stop] : body.stop;
   return {
-    maxTokens: asked ?? room,
+    maxTokens: asked ?? Math.min(defaultMaxTokens, room),
     temperature: body.temperature ?? 1,
     topP: body.top_p ?? 1,
     ...(body.top_k != null ? { topK: body.top_k } : {}),

@@ -1,9 +1,9 @@
 /** The Redis the shared-state tests use: COROLLA_TEST_REDIS_URL, or a local redis-server; missing, the tests FAIL saying how to start one. */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { TEST_REDIS_URL } from './services.js';
 import { RedisSharedState, type RedisSharedStateOptions } from '../../src/gateway/state/redis.js';
 
-export const TEST_REDIS_URL = process.env['COROLLA_TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 
 /** A key prefix no other test run shares, so test files (and concurrent runs) never see each other's keys. */
 export function uniquePrefix(name: string): string {

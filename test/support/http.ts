@@ -6,7 +6,7 @@ import { generateFrom, type PromptOptions } from '../../src/inference/generate.j
 import { LocalModel } from '../../src/inference/local-model.js';
 import { renderChat } from '../../src/model/tokenizer/index.js';
 import type { ChatMessage } from '../../src/model/types.js';
-import { STORIES_GGUF } from '../support/models.js';
+import { STORIES_GGUF } from './models.js';
 
 export interface LocalResult {
   readonly text: string;
