@@ -52,7 +52,7 @@ describe('corolla ledger export', () => {
     expect(entries.map((e: { request: { id: string } }) => e.request.id)).toEqual(['req-old', 'req-in']);
     expect(entries[0]).toEqual({
       request: expect.objectContaining({ id: 'req-old', status: 'running', cost_units: '0', cost_far: '0', ended_at: null }),
-      contributions: [],
+      node_contributions: [],
     });
     expect(entries[1].request).toMatchObject({ cost_units: '600000000000000', cost_far: '0.0006', completion_tokens: 6, first_token_at: '2026-02-01T00:00:00.100Z' });
     expect(entries[1].node_contributions.map((c: { peer_id: string; generated_tokens: number }) => [c.peer_id, c.generated_tokens])).toEqual([

@@ -115,7 +115,8 @@ describe('dashboard feed', () => {
       const response = await fetch(`${covered.url}/v1/chat/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ model: TEST_MODEL, messages: [{ role: 'user', content: 'Tell me a long story.' }], max_tokens: 300, temperature: 0, stream: true, stream_options: { include_usage: true } }),
+        // long enough (seconds, even on an idle machine) for the live session's token count to be updated at least once
+        body: JSON.stringify({ model: TEST_MODEL, messages: [{ role: 'user', content: 'Tell me a long story.' }], max_tokens: 1500, temperature: 0, stream: true, stream_options: { include_usage: true } }),
       });
       expect(response.status).toBe(200);
       const requestId = response.headers.get('x-request-id')!;
