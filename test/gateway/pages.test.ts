@@ -163,7 +163,7 @@ describe('web pages', () => {
   it('dashboard: a session appears while a long generation streams, then the request in recent usage', async () => {
     await page.goto(`${gateway.url}/dashboard`);
     await page.locator('.server-row').first().waitFor();
-    const response = await fetch(`${gateway.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chatRequest('Tell me a long story.', 300, true)) });
+    const response = await fetch(`${gateway.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chatRequest('Tell me a long story.', 1500, true)) });
     const id = response.headers.get('x-request-id')!;
     const session = page.locator(`.session-row[data-session-id="${id}"]`);
     await session.waitFor({ timeout: 15_000 });
