@@ -1,4 +1,6 @@
 /** The environment variables the CLI reads, in one place; library code takes these values as options instead. */
+import os from 'node:os';
+import path from 'node:path';
 import type { HubOptions } from '../model/hub.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -11,4 +13,9 @@ export function hubOptionsFromEnv(env: Env = process.env): Pick<HubOptions, 'end
     ...(token ? { token } : {}),
     ...(env.COROLLA_CACHE ? { cacheRoot: env.COROLLA_CACHE } : {}),
   };
+}
+
+/** Where `corolla gateway` keeps its embedded ledger by default (COROLLA_DATA_DIR overrides it). */
+export function defaultGatewayDataDir(env: Env = process.env): string {
+  return env.COROLLA_DATA_DIR || path.join(os.homedir(), '.corolla', 'gateway');
 }

@@ -3,19 +3,17 @@
  * Every flag can also come from the environment (names below). Once listening, stdout gets exactly one line,
  * `ready <url>`; logs go to stderr. SIGINT/SIGTERM stop generations in flight (recorded as `stopped`) and exit.
  */
-import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_GATEWAY_HOST, DEFAULT_GATEWAY_PORT, DEFAULT_PRICE_PER_TOKEN_FAR } from '../gateway/defaults.js';
 import { openGateway, type OpenedGateway } from '../gateway/open.js';
 import { parseFar } from '../gateway/ledger/money.js';
 import { loadPsk } from '../swarm/psk.js';
 import { lineLogger } from '../util/logger.js';
-import { hubOptionsFromEnv } from './env.js';
+import { defaultGatewayDataDir, hubOptionsFromEnv } from './env.js';
 import { UsageError } from './errors.js';
 import { numberOption, parse } from './options.js';
 import { terminalProgress } from './progress.js';
 
-const DEFAULT_DATA_DIR = path.join(os.homedir(), '.corolla', 'gateway');
 
 const usage = `usage: corolla gateway --bootstrap ADDR --model M [--model M2 …] [options]
 
@@ -36,7 +34,7 @@ Prints "ready <url>" on stdout once listening. A model whose blocks are not all 
   --database-url URL       PostgreSQL for the usage ledger (default: embedded PGlite in the data dir) [env DATABASE_URL]
   --redis-url URL          Redis for state shared by several gateways: rate limits, key revocations, live
                            sessions (default: in memory) [env REDIS_URL]
-  --data-dir DIR           where the embedded ledger lives (default ${DEFAULT_DATA_DIR}) [env COROLLA_DATA_DIR]
+  --data-dir DIR           where the embedded ledger lives (default ~/.corolla/gateway) [env COROLLA_DATA_DIR]
   --price-per-token X      price of a generated token in FAR, a decimal (default ${DEFAULT_PRICE_PER_TOKEN_FAR}) [env PRICE_PER_TOKEN_FAR]
   --api-keys FILE          API keys (JSON, see README); without it the APIs are open, limited per client address
                            [env COROLLA_API_KEYS]
@@ -105,7 +103,7 @@ export async function run(argv: string[]): Promise<void> {
   let gateway: OpenedGateway | undefined;
   try {
     const databaseUrl = values['database-url'] ?? env.DATABASE_URL;
-    const dataDir = values['data-dir'] ?? env.COROLLA_DATA_DIR ?? DEFAULT_DATA_DIR;
+    const dataDir = values['data-dir'] ?? defaultGatewayDataDir(env);
     log(`ledger: ${databaseUrl ? 'PostgreSQL' : `embedded PGlite in ${dataDir}`}; shared state: ${(values['redis-url'] ?? env.REDIS_URL) ? 'Redis' : 'in memory'}`);
     log(`loading ${models.map((m) => `${m.name} (${m.path})`).join(', ')}…`);
     gateway = await openGateway(

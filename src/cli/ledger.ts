@@ -3,9 +3,11 @@
  * notices go to stderr.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { openLedger, usageCsvLines, usageJsonLines } from '../gateway/ledger/index.js';
+import { defaultGatewayDataDir } from './env.js';
 import { UsageError } from './errors.js';
 import { parse } from './options.js';
 
@@ -21,11 +23,12 @@ options:
   --until ISO            end time, exclusive (default: now)
   --format csv|json      csv (default): one row per node contribution, joined with its request; the request's
                          cost (request_cost_far, decimal FAR) repeats on each of its rows.
-                         json: an array of {request, contributions}, money as decimal strings.
+                         json: an array of {request, node_contributions}, money as decimal strings.
   --out FILE             write there instead of stdout
   --database-url URL     the gateway's PostgreSQL database (default: $DATABASE_URL)
-  --data-dir DIR         the gateway's data directory, for its embedded ledger (DIR/ledger); the gateway must
-                         not be running, as only one process may open it
+  --data-dir DIR         the gateway's data directory, for its embedded ledger (DIR/ledger; default: the
+                         gateway's, \$COROLLA_DATA_DIR or ~/.corolla/gateway); the gateway must not be running,
+                         as only one process may open it
   -h, --help             show this help`;
 
 function dateOption(value: string | undefined, name: string): Date | undefined {
@@ -61,9 +64,13 @@ export async function run(argv: string[]): Promise<void> {
   if (!(FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format must be ${FORMATS.join(' or ')}, got "${format}"`);
   if (values['database-url'] && values['data-dir']) throw new UsageError('give --database-url or --data-dir, not both');
   const databaseUrl = values['data-dir'] ? undefined : (values['database-url'] ?? process.env.DATABASE_URL);
-  if (!databaseUrl && !values['data-dir']) throw new UsageError(`give --database-url (or DATABASE_URL) or --data-dir\n\n${USAGE}`);
+  const dataDir = databaseUrl ? undefined : (values['data-dir'] ?? defaultGatewayDataDir());
+  // an export never creates a ledger: a directory without one is a wrong path
+  if (dataDir && !fs.existsSync(path.join(dataDir, 'ledger'))) {
+    throw new UsageError(`no ledger in ${dataDir} (a gateway creates ${path.join(dataDir, 'ledger')} when it first starts); give --data-dir or --database-url (or DATABASE_URL)`);
+  }
 
-  const ledger = await openLedger({ databaseUrl, dataDir: values['data-dir'] });
+  const ledger = await openLedger({ databaseUrl, dataDir });
   try {
     const entries = await ledger.list({ since, until });
     const lines = format === 'csv' ? usageCsvLines(entries) : usageJsonLines(entries);

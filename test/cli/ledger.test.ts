@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openLedger } from '../../src/gateway/ledger/index.js';
 import { runCorolla } from '../support/cli.js';
+import { tempDir } from '../support/files.js';
 import { pgliteDataDir } from '../support/ledger.js';
 
 describe('corolla ledger export', () => {
@@ -66,14 +67,14 @@ describe('corolla ledger export', () => {
     const [help, noSince, noLocation, badDate] = await Promise.all([
       runCorolla(['ledger', 'export', '--help']),
       runCorolla(['ledger', 'export', '--data-dir', dataDir]),
-      runCorolla(['ledger', 'export', '--since', '2026-01-01'], { env: { DATABASE_URL: '' } }),
+      runCorolla(['ledger', 'export', '--since', '2026-01-01'], { env: { DATABASE_URL: '', COROLLA_DATA_DIR: tempDir('corolla-no-ledger-') } }),
       runCorolla(['ledger', 'export', '--since', 'yesterday', '--data-dir', dataDir]),
     ]);
     expect(help.stdout).toMatch(/--since ISO\s+start time, inclusive; required/);
     expect(noSince.code).toBe(1);
     expect(noSince.stderr).toMatch(/--since is required/);
     expect(noLocation.code).toBe(1);
-    expect(noLocation.stderr).toMatch(/--database-url \(or DATABASE_URL\) or --data-dir/);
+    expect(noLocation.stderr).toMatch(/no ledger in .*corolla-no-ledger-.*give --data-dir or --database-url/);
     expect(badDate.stderr).toMatch(/--since must be an ISO date/);
   });
 });
