@@ -7,7 +7,7 @@
  * - aggregate tok/s of 32 concurrent streams through the gateway.
  * Writes bench/results/gateway.json; the last stdout line is JSON with ttft_overhead_ms and decode_ratio.
  *
- *   npm run bench:gateway [-- --model M --tokens 128 --runs 7 --streams 32]
+ *   npm run bench:gateway [-- --model M --tokens 128 --runs 7 --streams 32 --database-url postgres://…]
  */
 import '../src/util/polyfills.js';
 import fs from 'node:fs';
@@ -19,7 +19,7 @@ import { startCorolla, type CorollaProcess } from '../src/cli/processes.js';
 import { DEFAULT_MODEL_PATH } from '../src/model/default-model.js';
 import { openModel } from '../src/model/load.js';
 
-const { values } = parseArgs({ options: { model: { type: 'string', default: DEFAULT_MODEL_PATH }, tokens: { type: 'string', default: '128' }, runs: { type: 'string', default: '7' }, streams: { type: 'string', default: '32' } } });
+const { values } = parseArgs({ options: { model: { type: 'string', default: DEFAULT_MODEL_PATH }, tokens: { type: 'string', default: '128' }, runs: { type: 'string', default: '7' }, streams: { type: 'string', default: '32' }, 'database-url': { type: 'string' } } });
 const model = values.model!;
 const tokens = Number(values.tokens);
 const runs = Number(values.runs);
@@ -95,7 +95,7 @@ async function throughLibrary(remote: RemoteModel): Promise<Run> {
 }
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'corolla-bench-gateway-'));
-const results: Record<string, unknown> = { model: path.relative(root, model), tokens, runs, streams };
+const results: Record<string, unknown> = { model: path.relative(root, model), tokens, runs, streams, ledger: values['database-url'] ? 'postgresql' : 'pglite' };
 try {
   const source = await openModel(model);
   const numBlocks = source.config.numLayers;
@@ -107,7 +107,7 @@ try {
   for (const blocks of [`0:${half}`, `${half}:${numBlocks}`]) {
     children.push(await startCorolla(`serve ${blocks}`, ['serve', '--model', model, '--blocks', blocks, '--bootstrap', bootstrap, '--threads', '1'], { ready: /^ready /, timeoutMs: 180_000 }));
   }
-  const gateway = await startCorolla('gateway', ['gateway', '--bootstrap', bootstrap, '--model', model, '--port', '0', '--data-dir', dataDir, '--threads', '1'], { ready: /^ready /, timeoutMs: 120_000 });
+  const gateway = await startCorolla('gateway', ['gateway', '--bootstrap', bootstrap, '--model', model, '--port', '0', '--data-dir', dataDir, '--threads', '1', ...(values['database-url'] ? ['--database-url', values['database-url']] : [])], { ready: /^ready /, timeoutMs: 120_000 });
   children.push(gateway);
   const url = gateway.readyLine.trim().slice('ready '.length);
   const name = path.basename(model).replace(/\.(gguf|bin)$/i, '');

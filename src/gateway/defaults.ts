@@ -21,9 +21,9 @@ export const MAX_ID_CHARS = 128;
 /** How often a model's servers are looked up again (ms). */
 export const DEFAULT_MODEL_REFRESH_MS = 2_000;
 /** Progress of a streaming request is written to the ledger at most this often (ms)… */
-export const LEDGER_FLUSH_MS = 250;
+export const LEDGER_FLUSH_MS = 1_000;
 /** …or after this many tokens, whichever comes first. */
-export const LEDGER_FLUSH_TOKENS = 64;
+export const LEDGER_FLUSH_TOKENS = 256;
 /** A `running` ledger row not written for this long belongs to a dead gateway and becomes `interrupted` (ms). */
 export const STALE_REQUEST_MS = 2 * 60_000;
 /** How often the stale-request sweep runs (ms). */

@@ -83,7 +83,11 @@ export class GenerationService {
     const startedAt = new Date();
     const started = performance.now();
     await state.checkTokens(auth.subject, auth.limits);
-    await ledger.begin({ id, api: request.api, apiKeyId: auth.keyId, wallet: request.wallet ?? null, model, gatewayId: this.settings.gatewayId, promptTokens: request.prompt.length, startedAt });
+    // The record is written while the servers open the session and prefill (it is awaited before the first token
+    // is handed out): an embedded PGlite write blocks this thread for milliseconds, a PostgreSQL one costs a round trip.
+    let beginFailed = false;
+    const begun = ledger.begin({ id, api: request.api, apiKeyId: auth.keyId, wallet: request.wallet ?? null, model, gatewayId: this.settings.gatewayId, promptTokens: request.prompt.length, startedAt });
+    begun.catch(() => (beginFailed = true));
 
     const controller = new AbortController();
     const onClientGone = () => controller.abort();
@@ -101,12 +105,18 @@ export class GenerationService {
     const live: LiveSession = { id, model, api: request.api, gatewayId: this.settings.gatewayId, startedAt: startedAt.getTime(), promptTokens: request.prompt.length, completionTokens: 0, servers: [] };
 
     // Ledger writes of one request run one after another; a failed write is logged and retried by the next one.
-    let writes = Promise.resolve();
     const contributions = (): NodeContribution[] =>
       usage().map((u) => ({ peerId: u.peerId, ethAddress: ethAddressOf(u.peerId), blockStart: u.blocks.start, blockEnd: u.blocks.end, promptTokens: u.promptTokens, generatedTokens: u.generatedTokens, replayedTokens: u.replayedTokens, failed: u.failed }));
     const progress = (): RequestProgress => ({ completionTokens: generated, costUnits: BigInt(generated) * price, firstTokenAt, contributions: contributions() });
+    // every write waits for the record itself; without one (a duplicate id) there is nothing to write to
+    let writes: Promise<void> = begun.then(
+      () => {},
+      () => {},
+    );
     const write = (run: () => Promise<void>) => {
-      writes = writes.then(run).catch((error) => log.error('ledger write for %s failed: %s', id, (error as Error).message));
+      writes = writes
+        .then(() => (beginFailed ? undefined : run()))
+        .catch((error) => log.error('ledger write for %s failed: %s', id, (error as Error).message));
       return writes;
     };
     let lastFlush = performance.now();
@@ -142,7 +152,7 @@ export class GenerationService {
     };
     const statusOf = (reason: FinishReason): RequestEnd['status'] => (reason !== 'abort' ? 'completed' : this.stopping && !request.signal.aborted ? 'stopped' : 'cancelled');
 
-    let iterator: AsyncGenerator<{ token: number; text: string }, void, undefined>;
+    let iterator: AsyncGenerator<{ token: number; text: string }, void, undefined> | undefined;
     let first: IteratorResult<{ token: number; text: string }, void>;
     try {
       const hosted = await host.generate(request.prompt, { ...request.options, signal: controller.signal });
@@ -152,16 +162,25 @@ export class GenerationService {
       stats = hosted.stream.stats;
       updateLive(performance.now());
       first = await iterator.next();
+      await begun;
     } catch (error) {
+      if (beginFailed) {
+        // no record (e.g. a request id already used): stop the generation and answer with the ledger's error
+        controller.abort();
+        await iterator?.return(undefined).catch(() => {});
+        await end('failed', error);
+        throw await begun.then(() => error, (reason: unknown) => reason);
+      }
       await end(controller.signal.aborted ? statusOf('abort') : 'failed', controller.signal.aborted ? undefined : error);
       throw error;
     }
 
+    const tokens = iterator!;
     async function* events(): AsyncGenerator<TokenEvent, void, undefined> {
       let status: RequestEnd['status'] | undefined;
       let failure: unknown;
       try {
-        for (let next = first; !next.done; next = await iterator.next()) {
+        for (let next = first; !next.done; next = await tokens.next()) {
           const now = performance.now();
           const event = next.value;
           if (event.token >= 0) {
@@ -199,7 +218,7 @@ export class GenerationService {
           finishReason = 'abort';
           status = statusOf('abort');
         }
-        await iterator.return(undefined).catch(() => {});
+        await tokens.return(undefined).catch(() => {});
         await end(status, failure);
       }
     }

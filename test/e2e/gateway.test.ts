@@ -11,6 +11,7 @@ import path from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startCorolla, type CorollaProcess } from '../../src/cli/processes.js';
+import { LEDGER_FLUSH_TOKENS } from '../../src/gateway/defaults.js';
 import { generateText } from '../../src/inference/generate.js';
 import { LocalModel } from '../../src/inference/local-model.js';
 import { tempDir } from '../support/files.js';
@@ -147,7 +148,7 @@ describe('corolla gateway on a multi-process swarm', () => {
     const maxTokens = 1500;
     const expected = await generateText(local, 'Once upon a time', { maxTokens, temperature: 0 });
     const { rest } = await startStream(url, requestId, maxTokens, 5);
-    // progress reaches the ledger every 64 tokens: it names the [3,5) server in the route
+    // progress reaches the ledger in batches (LEDGER_FLUSH_TOKENS, LEDGER_FLUSH_MS): it names the [3,5) server in the route
     let victim: string | undefined;
     for (const deadline = Date.now() + 30_000; !victim && Date.now() < deadline; ) {
       const { body } = await usage(url, requestId);
@@ -183,12 +184,12 @@ describe('corolla gateway on a multi-process swarm', () => {
     const dataDir = tempDir('corolla-gateway-ledger-');
     const first = await gateway(bootstrap, ['--data-dir', dataDir, '--gateway-id', 'gw-kill']);
     const requestId = `req_killed_${id}`;
-    const { events, rest } = await startStream(first.url, requestId, 1800, 200);
+    const { events, rest } = await startStream(first.url, requestId, 1800, 2 * LEDGER_FLUSH_TOKENS + 50);
     first.kill();
     await first.exited;
     await rest;
     const received = events.filter((e) => typeof e.token === 'string').length;
-    expect(received).toBeGreaterThanOrEqual(200);
+    expect(received).toBeGreaterThanOrEqual(2 * LEDGER_FLUSH_TOKENS + 50);
     expect(received).toBeLessThan(1800);
 
     const second = await gateway(bootstrap, ['--data-dir', dataDir, '--gateway-id', 'gw-kill']);
@@ -198,7 +199,7 @@ describe('corolla gateway on a multi-process swarm', () => {
     expect(request.status).toBe('interrupted');
     expect(request.ended_at).not.toBeNull();
     // written in batches: at least the first batch, at most what was streamed
-    expect(request.completion_tokens).toBeGreaterThanOrEqual(64);
+    expect(request.completion_tokens).toBeGreaterThanOrEqual(LEDGER_FLUSH_TOKENS);
     expect(request.completion_tokens).toBeLessThanOrEqual(received);
     expect(BigInt(request.cost_units)).toBe(BigInt(request.completion_tokens) * 100_000_000_000_000n);
     expect(contributions.map((n: any) => [n.block_start, n.block_end])).toEqual([[0, 3], [3, 5]]);
