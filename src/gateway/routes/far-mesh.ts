@@ -14,6 +14,7 @@ import { errorBody, InvalidRequestError } from '../errors.js';
 import { formatFar } from '../ledger/money.js';
 import type { ModelView } from '../model-host.js';
 import { readJson } from './body.js';
+import { SseQueue } from './sse-queue.js';
 import { promptIds } from '../../inference/generate.js';
 
 const FAR_MESH_DEFAULTS = { maxTokens: 512, temperature: 0.7, topP: 0.9 } as const;
@@ -87,22 +88,24 @@ export function farMeshRoutes(app: Hono<GatewayEnv>, ctx: GatewayContext): void 
     const requestId = running.id;
     c.header('x-request-id', requestId);
     return streamSSE(c, async (stream) => {
+      const events = new SseQueue(stream);
       let generated = 0;
       let cost = 0n;
       try {
         for await (const event of running.events) {
           generated = event.generated;
           cost = event.costUnits;
-          await stream.writeSSE({ data: JSON.stringify({ token: event.text, request_id: requestId, tokens_generated: event.generated, cost_far: formatFar(event.costUnits) }) });
+          await events.send(JSON.stringify({ token: event.text, request_id: requestId, tokens_generated: event.generated, cost_far: formatFar(event.costUnits) }));
         }
         const outcome = running.outcome();
-        await stream.writeSSE({ data: JSON.stringify({ done: true, request_id: requestId, tokens_generated: generated, cost_far: formatFar(cost), finish_reason: outcome.finishReason }) });
+        await events.send(JSON.stringify({ done: true, request_id: requestId, tokens_generated: generated, cost_far: formatFar(cost), finish_reason: outcome.finishReason }));
       } catch (error) {
         const { status, body: errorJson } = errorBody(error);
         ctx.metrics.httpErrors.inc({ route: '/inference/generate', status: String(status) });
-        await stream.writeSSE({ data: JSON.stringify({ ...errorJson, request_id: requestId }) });
-        await stream.writeSSE({ data: JSON.stringify({ done: true, request_id: requestId, tokens_generated: generated, cost_far: formatFar(cost), finish_reason: 'error' }) });
+        await events.send(JSON.stringify({ ...errorJson, request_id: requestId }));
+        await events.send(JSON.stringify({ done: true, request_id: requestId, tokens_generated: generated, cost_far: formatFar(cost), finish_reason: 'error' }));
       }
+      await events.flush();
     });
   });
 }

@@ -11,6 +11,7 @@ import { errorBody, InvalidRequestError } from '../../errors.js';
 import type { GatewayContext, GatewayEnv } from '../../context.js';
 import type { ModelHost } from '../../model-host.js';
 import type { RequestApi } from '../../types.js';
+import { SseQueue } from '../sse-queue.js';
 import type { ChatCompletionRequest, CompletionRequest } from './schema.js';
 
 type OpenAiRequest = ChatCompletionRequest | CompletionRequest;
@@ -95,12 +96,9 @@ export async function respond(c: Context<GatewayEnv>, ctx: GatewayContext, shape
 
   const includeUsage = body.stream_options?.include_usage === true;
   return streamSSE(c, async (stream) => {
-    const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) => stream.writeSSE({ data: JSON.stringify({ id, object: shape.chunkObject, created, model, system_fingerprint: null, choices, ...extra }) });
-    let first = shape.api === 'chat.completions';
-    if (first) {
-      await chunk([shape.choice('', null, true, true)]);
-      first = false;
-    }
+    const events = new SseQueue(stream);
+    const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) => events.send(JSON.stringify({ id, object: shape.chunkObject, created, model, system_fingerprint: null, choices, ...extra }));
+    if (shape.api === 'chat.completions') await chunk([shape.choice('', null, true, true)]);
     try {
       for await (const event of running.events) {
         if (event.text) await chunk([shape.choice(event.text, null, false, true)]);
@@ -109,8 +107,9 @@ export async function respond(c: Context<GatewayEnv>, ctx: GatewayContext, shape
       if (includeUsage) await chunk([], { usage: usage() });
     } catch (error) {
       ctx.metrics.httpErrors.inc({ route: c.req.routePath, status: String(errorBody(error).status) });
-      await stream.writeSSE({ data: JSON.stringify(errorBody(error).body) });
+      await events.send(JSON.stringify(errorBody(error).body));
     }
-    await stream.writeSSE({ data: '[DONE]' });
+    await events.send('[DONE]');
+    await events.flush();
   });
 }
