@@ -83,10 +83,17 @@ export class GenerationService {
     const startedAt = new Date();
     const started = performance.now();
     await state.checkTokens(auth.subject, auth.limits);
-    // The record is written while the servers open the session and prefill (it is awaited before the first token
-    // is handed out): an embedded PGlite write blocks this thread for milliseconds, a PostgreSQL one costs a round trip.
+    // The record is written while the servers compute the prefill, and awaited before the first token is handed
+    // out: an embedded PGlite write blocks this thread for milliseconds, a PostgreSQL one costs a round trip.
     let beginFailed = false;
-    const begun = ledger.begin({ id, api: request.api, apiKeyId: auth.keyId, wallet: request.wallet ?? null, model, gatewayId: this.settings.gatewayId, promptTokens: request.prompt.length, startedAt });
+    let beginStarted = false;
+    let startBegin!: () => void;
+    const begun = new Promise<void>((resolve, reject) => {
+      startBegin = () => {
+        beginStarted = true;
+        ledger.begin({ id, api: request.api, apiKeyId: auth.keyId, wallet: request.wallet ?? null, model, gatewayId: this.settings.gatewayId, promptTokens: request.prompt.length, startedAt }).then(resolve, reject);
+      };
+    });
     begun.catch(() => (beginFailed = true));
 
     const controller = new AbortController();
@@ -161,9 +168,15 @@ export class GenerationService {
       iterator = hosted.stream;
       stats = hosted.stream.stats;
       updateLive(performance.now());
-      first = await iterator.next();
+      const firstStep = iterator.next(); // sends the prompt to the servers
+      firstStep.catch(() => {}); // awaited below
+      await new Promise((resolve) => setImmediate(resolve));
+      startBegin();
+      first = await firstStep;
       await begun;
     } catch (error) {
+      if (!beginStarted) startBegin();
+      await begun.catch(() => {});
       if (beginFailed) {
         // no record (e.g. a request id already used): stop the generation and answer with the ledger's error
         controller.abort();
