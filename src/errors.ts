@@ -108,6 +108,13 @@ export const ERROR_CODES = {
   LEDGER_FAILED: internalCode(500),
   /** Redis (shared state) failed or is unreachable. */
   SHARED_STATE_FAILED: code(503, true),
+  // chain and incentives
+  /** A private key, keystore or password that cannot be used. */
+  INVALID_KEY: code(500),
+  /** A signature that does not verify, or was made by the wrong signer. */
+  INVALID_SIGNATURE: code(400),
+  /** A contract call or transaction failed. */
+  CHAIN_FAILED: code(502, true),
   /** An exception nobody raised on purpose; its text never leaves the process. */
   INTERNAL: internalCode(500),
 } as const satisfies Record<string, ErrorCodeInfo>;

@@ -12,7 +12,7 @@ const SRC = path.resolve(import.meta.dirname, '../../src');
 /** Bottom to top. A module may import its own folder and any folder on a lower layer. Keep in step with docs/ARCHITECTURE.md. */
 export const LAYERS: readonly (readonly string[])[] = [
   ['util', 'errors.ts', 'version.ts'],
-  ['wire', 'model'],
+  ['wire', 'model', 'chain'],
   ['engine', 'swarm'],
   ['inference'],
   ['client', 'server'],
