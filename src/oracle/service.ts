@@ -1,0 +1,368 @@
+/**
+ * The oracle: takes payer-signed receipts and server-signed metrics, keeps what passes every check, aggregates each
+ * epoch with the one formula of formula.ts, and reports the epoch's Merkle root to the RewardPool.
+ *
+ * Checks, in order, for each item: its shape (messages.ts), its EIP-712 signature under this deployment's domain, its
+ * signer (a receipt: a configured payer; metrics: the server itself), its time (not ahead of the clock, not older
+ * than the window, its epoch not closed), the server's registration (active), then its key: the same report again
+ * is a duplicate, a different one under a taken key a conflict (rejected and recorded).
+ */
+import { hashTypedData, type Address, type Hex, type TypedDataDomain } from 'viem';
+import { NODE_METRICS_TYPES, RECEIPT_TYPES, nodeMetricsSigner, receiptDomain, receiptSigner } from '../chain/receipts.js';
+import { silentLogger, type ComponentLogger, type Logger } from '../util/logger.js';
+import { DEFAULT_CLOSE_GRACE_MS, DEFAULT_MAX_CLOCK_SKEW_MS, MAX_BATCH_ITEMS } from './defaults.js';
+import { BatchTooLargeError, EpochNotEndedError } from './errors.js';
+import { allocate, contribution, receiptBlockTokens, uptimeWeightPpm } from './formula.js';
+import { buildMerkleTree, rewardLeaf } from './merkle.js';
+import { parseItem, signedMetricsSchema, signedReceiptSchema, type SignedMetrics, type SignedReceipt } from './messages.js';
+import type { FlaggedJson } from './schema.js';
+import type { MetricsRow, OracleStore, ReceiptRow, RewardRow } from './store.js';
+import type { BatchResult, Claimable, EpochReport, FlaggedMetrics, NodeReward, RegistryReader, RewardPoolWriter } from './types.js';
+
+export interface OracleSettings {
+  /** The deployment the signatures are bound to (the EIP-712 domain). */
+  readonly chainId: number;
+  readonly rewardPool: Address;
+  /** Gateways and clients whose receipts count. */
+  readonly payers: readonly Address[];
+  /** Epoch n covers [genesisMs + n·epochDurationMs, genesisMs + (n+1)·epochDurationMs), as the RewardPool counts them. */
+  readonly genesisMs: number;
+  readonly epochDurationMs: number;
+  /** Reports signed longer ago than this are refused (default: one epoch). */
+  readonly maxReportAgeMs?: number;
+  readonly maxClockSkewMs?: number;
+  /** An epoch may close this long after it ends (late receipts are still taken until then). */
+  readonly closeGraceMs?: number;
+}
+
+export interface OracleComponents {
+  readonly store: OracleStore;
+  readonly registry: RegistryReader;
+  readonly pool: RewardPoolWriter;
+  readonly logger?: ComponentLogger;
+  /** The clock (unix ms); tests move it. */
+  readonly now?: () => number;
+}
+
+export interface MetricsBatchResult extends BatchResult {
+  /** Accepted metrics claiming more tokens than the receipts so far show (re-checked at close). */
+  readonly flagged: readonly { readonly index: number; readonly excess: string }[];
+}
+
+interface Computed {
+  readonly nodes: NodeReward[];
+  readonly flagged: FlaggedMetrics[];
+}
+
+export class OracleService {
+  private readonly domain: TypedDataDomain;
+  private readonly payers: ReadonlySet<string>;
+  private readonly now: () => number;
+  private readonly log: Logger;
+  private readonly maxAgeMs: number;
+  private readonly skewMs: number;
+  private readonly graceMs: number;
+  /** One close at a time per epoch in this process. */
+  private readonly closing = new Map<number, Promise<EpochReport>>();
+
+  constructor(
+    private readonly settings: OracleSettings,
+    private readonly components: OracleComponents,
+  ) {
+    this.domain = receiptDomain(settings.chainId, settings.rewardPool);
+    this.payers = new Set(settings.payers.map((payer) => payer.toLowerCase()));
+    this.now = components.now ?? Date.now;
+    this.log = (components.logger ?? silentLogger).forComponent('corolla:oracle');
+    this.maxAgeMs = settings.maxReportAgeMs ?? settings.epochDurationMs;
+    this.skewMs = settings.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
+    this.graceMs = settings.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS;
+  }
+
+  epochAt(ms: number): number {
+    return Math.floor((ms - this.settings.genesisMs) / this.settings.epochDurationMs);
+  }
+
+  epochStart(epoch: number): number {
+    return this.settings.genesisMs + epoch * this.settings.epochDurationMs;
+  }
+
+  async acceptReceipts(items: readonly unknown[]): Promise<BatchResult> {
+    checkBatch('receipts', items);
+    const active = this.activeCache();
+    const result = { accepted: 0, duplicates: 0, rejected: [] as { index: number; reason: string }[] };
+    for (const [index, item] of items.entries()) {
+      const outcome = await this.acceptReceipt(item, active);
+      if (outcome === 'accepted') result.accepted++;
+      else if (outcome === 'duplicate') result.duplicates++;
+      else result.rejected.push({ index, reason: outcome.reason });
+    }
+    this.log('receipts: %d accepted, %d duplicates, %d rejected', result.accepted, result.duplicates, result.rejected.length);
+    return result;
+  }
+
+  async acceptMetrics(items: readonly unknown[]): Promise<MetricsBatchResult> {
+    checkBatch('metrics', items);
+    const active = this.activeCache();
+    const result = { accepted: 0, duplicates: 0, rejected: [] as { index: number; reason: string }[], flagged: [] as { index: number; excess: string }[] };
+    for (const [index, item] of items.entries()) {
+      const outcome = await this.acceptOneMetrics(item, active);
+      if (outcome === 'duplicate') result.duplicates++;
+      else if ('reason' in outcome) result.rejected.push({ index, reason: outcome.reason });
+      else {
+        result.accepted++;
+        if (outcome.excess > 0n) result.flagged.push({ index, excess: outcome.excess.toString() });
+      }
+    }
+    return result;
+  }
+
+  /** The epoch's totals: stored results once its close began, else a preview of contributions (no amounts). */
+  async epochReport(epochNumber: bigint): Promise<EpochReport> {
+    const epoch = Number(epochNumber);
+    const stored = await this.components.store.epoch(epoch);
+    const conflicts = (await this.components.store.conflicts(epoch)).map(({ id: _, epoch: __, ...conflict }) => conflict);
+    const span = { epoch: epochNumber, startsAt: this.epochStart(epoch), endsAt: this.epochStart(epoch + 1) };
+    if (!stored) {
+      const { nodes, flagged } = await this.compute(epoch);
+      const totalContribution = nodes.reduce((sum, node) => sum + node.contribution, 0n);
+      return { ...span, status: 'open', totalContribution, nodes, flagged, conflicts };
+    }
+    const { row, rewards } = stored;
+    return {
+      ...span,
+      status: row.status,
+      budget: row.budget,
+      totalContribution: row.totalContribution,
+      totalRewards: row.totalRewards,
+      dust: row.dust,
+      root: row.root,
+      ...(row.txHash ? { txHash: row.txHash } : {}),
+      nodes: rewards.map(({ epoch: _, ...node }) => node),
+      flagged: row.flagged.map(fromFlaggedJson),
+      conflicts,
+    };
+  }
+
+  /** The address's rewards in reported epochs, each with what claimReward needs. */
+  async claimable(address: Address): Promise<Claimable[]> {
+    const rows = await this.components.store.claimable(address.toLowerCase() as Address);
+    return rows.map((row) => ({ epoch: BigInt(row.epoch), amount: row.amount, contribution: row.contribution, proof: row.proof }));
+  }
+
+  /**
+   * Closes an ended epoch: computes the rewards, stores them with the Merkle root and proofs (status `submitting`),
+   * reports the root to the RewardPool, then records the transaction (`reported`). Idempotent: a reported epoch
+   * is returned as stored; a `submitting` one (a report that failed or was cut off by a restart) is re-sent with
+   * the stored values, never recomputed, and the pool's once-per-epoch guard refuses a second report.
+   */
+  closeEpoch(epochNumber: bigint): Promise<EpochReport> {
+    const epoch = Number(epochNumber);
+    const running = this.closing.get(epoch);
+    if (running) return running;
+    const closing = this.close(epoch).finally(() => this.closing.delete(epoch));
+    this.closing.set(epoch, closing);
+    return closing;
+  }
+
+  /** Closes every ended epoch (past its grace) that holds receipts and is not reported yet; one failure does not stop the others. */
+  async closeDueEpochs(): Promise<EpochReport[]> {
+    const now = this.now();
+    const closed: EpochReport[] = [];
+    for (const epoch of await this.components.store.unfinishedEpochs(this.epochAt(now))) {
+      if (now < this.epochStart(epoch + 1) + this.graceMs) continue;
+      try {
+        closed.push(await this.closeEpoch(BigInt(epoch)));
+      } catch (error) {
+        this.log.error('closing epoch %d failed: %s', epoch, (error as Error).message);
+      }
+    }
+    return closed;
+  }
+
+  private async close(epoch: number): Promise<EpochReport> {
+    const { store, pool } = this.components;
+    let stored = await store.epoch(epoch);
+    if (!stored) {
+      const closesAt = this.epochStart(epoch + 1) + this.graceMs;
+      if (this.now() < closesAt) throw new EpochNotEndedError(BigInt(epoch), closesAt);
+      const budget = await pool.epochBudget(BigInt(epoch));
+      const { nodes, flagged } = await this.compute(epoch);
+      const allocation = allocate(budget, new Map(nodes.map((node) => [node.address, node.contribution])));
+      const leaves = nodes.map((node) => rewardLeaf(node.address, BigInt(epoch), allocation.rewards.get(node.address)!, node.contribution));
+      const tree = buildMerkleTree(leaves);
+      const rewards: RewardRow[] = nodes.map((node, i) => ({
+        epoch,
+        address: node.address,
+        receipts: node.receipts,
+        blockTokens: node.blockTokens,
+        uptimeWeightPpm: node.uptimeWeightPpm,
+        contribution: node.contribution,
+        amount: allocation.rewards.get(node.address)!,
+        proof: tree.proof(i),
+      }));
+      const row = {
+        epoch,
+        status: 'submitting' as const,
+        budget,
+        totalContribution: allocation.totalContribution,
+        totalRewards: allocation.totalRewards,
+        dust: allocation.dust,
+        root: tree.root,
+        txHash: null,
+        flagged: flagged.map(toFlaggedJson),
+        closedAt: new Date(this.now()),
+        reportedAt: null,
+      };
+      if (await store.beginClose(row, rewards)) this.log('epoch %d closed: %d nodes, root %s, %s of %s paid, dust %s', epoch, nodes.length, tree.root, allocation.totalRewards, budget, allocation.dust);
+      stored = (await store.epoch(epoch))!;
+    }
+    const { row } = stored;
+    if (row.status === 'submitting') {
+      const txHash = await pool.reportEpoch(BigInt(epoch), row.root, row.totalRewards, row.totalContribution);
+      await store.markReported(epoch, txHash, new Date(this.now()));
+      this.log('epoch %d reported in %s', epoch, txHash);
+    }
+    return this.epochReport(BigInt(epoch));
+  }
+
+  /** The formula over the epoch's stored receipts and metrics (formula.ts, docs/oracle.md). */
+  private async compute(epoch: number): Promise<Computed> {
+    const [receiptRows, metricsRows] = await Promise.all([this.components.store.receipts(epoch), this.components.store.metrics(epoch)]);
+    const byServer = new Map<Address, ReceiptRow[]>();
+    for (const row of receiptRows) byServer.set(row.server, [...(byServer.get(row.server) ?? []), row]);
+
+    const flagged: FlaggedMetrics[] = [];
+    /** Uptime within the epoch from each server's latest unflagged metrics (rows come ordered by periodEnd). */
+    const uptime = new Map<Address, bigint>();
+    const epochStart = this.epochStart(epoch);
+    for (const m of metricsRows) {
+      const receiptedTokens = receiptedTokensIn(byServer.get(m.server) ?? [], m.periodStart, m.periodEnd);
+      if (m.tokensServed > receiptedTokens) {
+        flagged.push({ server: m.server, periodStart: BigInt(m.periodStart), periodEnd: BigInt(m.periodEnd), claimedTokens: m.tokensServed, receiptedTokens, excess: m.tokensServed - receiptedTokens });
+        continue;
+      }
+      // a node up for U seconds at periodEnd was up since periodEnd − U; only the part inside this epoch counts
+      const sinceEpochStart = BigInt(Math.floor((m.periodEnd - epochStart) / 1000));
+      uptime.set(m.server, m.uptimeSeconds < sinceEpochStart ? m.uptimeSeconds : sinceEpochStart);
+    }
+
+    const epochSeconds = BigInt(Math.floor(this.settings.epochDurationMs / 1000));
+    const nodes: NodeReward[] = [...byServer.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([address, rows]) => {
+        const blockTokens = rows.reduce((sum, row) => sum + receiptBlockTokens(row), 0n);
+        const weight = uptimeWeightPpm(uptime.get(address), epochSeconds);
+        return { address, receipts: rows.length, blockTokens, uptimeWeightPpm: weight, contribution: contribution(blockTokens, weight) };
+      });
+    return { nodes, flagged };
+  }
+
+  private async acceptReceipt(item: unknown, isActive: (server: Address) => Promise<boolean>): Promise<'accepted' | 'duplicate' | { reason: string }> {
+    const parsed = parseItem(signedReceiptSchema, item);
+    if (!parsed.ok) return { reason: parsed.reason };
+    const signed: SignedReceipt = parsed.value;
+    const { message } = signed;
+    const payer = await this.signer(() => receiptSigner(this.domain, signed));
+    if (!payer) return { reason: 'invalid signature' };
+    if (!this.payers.has(payer)) return { reason: `signed by ${payer}, not a known payer` };
+    const timeProblem = this.checkTime(Number(message.issuedAt));
+    if (timeProblem) return { reason: `issuedAt ${timeProblem}` };
+    if (!(await isActive(message.server))) return { reason: `server ${message.server} is not active in the registry` };
+    const epoch = this.epochAt(Number(message.issuedAt));
+    const digest = hashTypedData({ domain: this.domain, types: RECEIPT_TYPES, primaryType: 'Receipt', message });
+    const outcome = await this.components.store.insertReceipt({
+      payer,
+      ...message,
+      issuedAt: Number(message.issuedAt),
+      epoch,
+      digest,
+      signature: signed.signature,
+      acceptedAt: new Date(this.now()),
+    });
+    const key = `${payer}/${message.sessionId}/${message.server}/${message.blockStart}-${message.blockEnd}`;
+    return this.settle(outcome, epoch, 'receipt', payer, key, digest, signed.signature);
+  }
+
+  private async acceptOneMetrics(item: unknown, isActive: (server: Address) => Promise<boolean>): Promise<'duplicate' | { reason: string } | { excess: bigint }> {
+    const parsed = parseItem(signedMetricsSchema, item);
+    if (!parsed.ok) return { reason: parsed.reason };
+    const signed: SignedMetrics = parsed.value;
+    const { message } = signed;
+    const signer = await this.signer(() => nodeMetricsSigner(this.domain, signed));
+    if (!signer) return { reason: 'invalid signature' };
+    if (signer !== message.server) return { reason: `signed by ${signer}, not by the server ${message.server}` };
+    const periodStart = Number(message.periodStart);
+    const periodEnd = Number(message.periodEnd);
+    const timeProblem = this.checkTime(periodEnd);
+    if (timeProblem) return { reason: `periodEnd ${timeProblem}` };
+    const epoch = this.epochAt(periodEnd - 1);
+    if (this.epochAt(periodStart) !== epoch) return { reason: `the period spans more than one epoch (epochs are ${this.settings.epochDurationMs} ms)` };
+    if (!(await isActive(message.server))) return { reason: `server ${message.server} is not active in the registry` };
+    const digest = hashTypedData({ domain: this.domain, types: NODE_METRICS_TYPES, primaryType: 'NodeMetrics', message });
+    const row: MetricsRow = { ...message, periodStart, periodEnd, epoch, digest, signature: signed.signature, acceptedAt: new Date(this.now()) };
+    const outcome = await this.components.store.insertMetrics(row);
+    const settled = await this.settle(outcome, epoch, 'metrics', signer, `${signer}/${periodStart}-${periodEnd}`, digest, signed.signature);
+    if (settled !== 'accepted') return settled;
+    const receipted = receiptedTokensIn((await this.components.store.receipts(epoch)).filter((r) => r.server === message.server), periodStart, periodEnd);
+    return { excess: message.tokensServed > receipted ? message.tokensServed - receipted : 0n };
+  }
+
+  private async settle(
+    outcome: Awaited<ReturnType<OracleStore['insertReceipt']>>,
+    epoch: number,
+    kind: 'receipt' | 'metrics',
+    signer: Address,
+    key: string,
+    digest: Hex,
+    signature: Hex,
+  ): Promise<'accepted' | 'duplicate' | { reason: string }> {
+    if (outcome === 'closed') return { reason: `epoch ${epoch} is already closed` };
+    if (outcome.inserted) return 'accepted';
+    if (outcome.existingDigest === digest) return 'duplicate';
+    await this.components.store.recordConflict({ kind, epoch, signer, key, existingDigest: outcome.existingDigest, rejectedDigest: digest, rejectedSignature: signature, at: new Date(this.now()) });
+    this.log('conflicting %s from %s for %s', kind, signer, key);
+    return { reason: `conflict: a different ${kind} for ${key} was accepted already` };
+  }
+
+  /** Why a signed time is unacceptable, or undefined. */
+  private checkTime(ms: number): string | undefined {
+    const now = this.now();
+    if (ms > now + this.skewMs) return `is in the future (${ms} > now ${now})`;
+    if (ms < now - this.maxAgeMs || ms < this.settings.genesisMs) return `is older than the ${this.maxAgeMs} ms window`;
+    return undefined;
+  }
+
+  private async signer(recover: () => Promise<Address>): Promise<Address | undefined> {
+    try {
+      return (await recover()).toLowerCase() as Address;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** isActive, asked once per server per batch. */
+  private activeCache(): (server: Address) => Promise<boolean> {
+    const answers = new Map<Address, Promise<boolean>>();
+    return (server) => {
+      let answer = answers.get(server);
+      if (!answer) answers.set(server, (answer = this.components.registry.isActive(server)));
+      return answer;
+    };
+  }
+}
+
+function checkBatch(field: string, items: readonly unknown[]): void {
+  if (items.length > MAX_BATCH_ITEMS) throw new BatchTooLargeError(field, items.length, MAX_BATCH_ITEMS);
+}
+
+function receiptedTokensIn(rows: readonly ReceiptRow[], periodStart: number, periodEnd: number): bigint {
+  return rows.filter((r) => r.issuedAt >= periodStart && r.issuedAt < periodEnd).reduce((sum, r) => sum + r.promptTokens + r.generatedTokens + r.replayedTokens, 0n);
+}
+
+function toFlaggedJson(flag: FlaggedMetrics): FlaggedJson {
+  return { server: flag.server, periodStart: String(flag.periodStart), periodEnd: String(flag.periodEnd), claimedTokens: String(flag.claimedTokens), receiptedTokens: String(flag.receiptedTokens), excess: String(flag.excess) };
+}
+
+function fromFlaggedJson(flag: FlaggedJson): FlaggedMetrics {
+  return { server: flag.server, periodStart: BigInt(flag.periodStart), periodEnd: BigInt(flag.periodEnd), claimedTokens: BigInt(flag.claimedTokens), receiptedTokens: BigInt(flag.receiptedTokens), excess: BigInt(flag.excess) };
+}
