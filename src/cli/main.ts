@@ -11,6 +11,7 @@ const commands: Record<string, { summary: string; load: () => Promise<{ run(argv
   dht: { summary: 'run a bootstrap-only DHT peer', load: () => import('./dht.js') },
   gateway: { summary: 'serve the Far Mesh and OpenAI-compatible HTTP APIs, dashboard and chat over a swarm', load: () => import('./gateway.js') },
   demo: { summary: 'start a local swarm (bootstrap + 3 servers) and stream a generation through it', load: () => import('./demo.js') },
+  oracle: { summary: 'the incentive oracle: takes signed receipts and metrics, reports each epoch to the RewardPool', load: () => import('./oracle.js') },
   ledger: { summary: 'export the gateway usage ledger (CSV or JSON) for payment: ledger export --since ISO', load: () => import('./ledger.js') },
   dev: { summary: 'developer tools: dev make-model', load: () => import('./dev.js') },
 };

@@ -35,7 +35,7 @@ export function createOracleApp(service: OracleService, options: { logger?: Comp
   const app = new Hono();
   app.use('*', bodyLimit({ maxSize: MAX_BODY_BYTES, onError: () => { throw new BodyTooLargeError(MAX_BODY_BYTES); } }));
 
-  app.get('/health', (c) => json(c, { status: 'ok', epoch: service.epochAt(Date.now()) }));
+  app.get('/health', (c) => json(c, { status: 'ok', epoch: service.currentEpoch() }));
   app.post('/v1/receipts', async (c) => json(c, await service.acceptReceipts(await batch(c, 'receipts'))));
   app.post('/v1/metrics', async (c) => json(c, await service.acceptMetrics(await batch(c, 'metrics'))));
   app.get('/v1/epochs/:epoch', async (c) => {

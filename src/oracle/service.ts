@@ -82,6 +82,10 @@ export class OracleService {
     return Math.floor((ms - this.settings.genesisMs) / this.settings.epochDurationMs);
   }
 
+  currentEpoch(): number {
+    return this.epochAt(this.now());
+  }
+
   epochStart(epoch: number): number {
     return this.settings.genesisMs + epoch * this.settings.epochDurationMs;
   }

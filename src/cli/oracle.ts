@@ -1,0 +1,96 @@
+/**
+ * `corolla oracle`: the incentive oracle's HTTP service. Takes signed receipts and metrics, closes each epoch once it
+ * has ended (and its grace for late receipts has passed) and reports its Merkle root to the RewardPool.
+ * Prints `ready <url>` on stdout once listening; logs go to stderr.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { serve } from '@hono/node-server';
+import { createPublicClient, createWalletClient, http, isAddress, type Address, type Hex } from 'viem';
+import { privateKeyToAccount } from 'viem/accounts';
+import { createOracleApp } from '../oracle/app.js';
+import { viemRegistryReader, viemRewardPoolWriter } from '../oracle/chain.js';
+import { DEFAULT_CLOSE_INTERVAL_MS, DEFAULT_EPOCH_SECONDS, DEFAULT_ORACLE_HOST, DEFAULT_ORACLE_PORT } from '../oracle/defaults.js';
+import { openOracleStore } from '../oracle/open.js';
+import { OracleService } from '../oracle/service.js';
+import { lineLogger } from '../util/logger.js';
+import { UsageError } from './errors.js';
+import { numberOption, parse } from './options.js';
+
+const usage = `usage: corolla oracle --rpc-url URL --registry ADDR --pool ADDR --payers 0xA,0xB [options]
+
+  --rpc-url URL           the chain's JSON-RPC endpoint [env COROLLA_RPC_URL]
+  --registry ADDR         the AgentRegistry [env COROLLA_REGISTRY]
+  --pool ADDR             the RewardPool (also the EIP-712 verifyingContract) [env COROLLA_POOL]
+  --oracle-key KEY        the key holding ORACLE_ROLE (never printed) [env COROLLA_PRIVATE_KEY]
+  --payers LIST           gateway/client addresses whose receipts count, comma-separated [env COROLLA_PAYERS]
+  --epoch-seconds N       the RewardPool's epoch length (default ${DEFAULT_EPOCH_SECONDS}) [env COROLLA_EPOCH_SECONDS]
+  --epoch-genesis T       unix seconds when epoch 0 began (default 0) [env COROLLA_EPOCH_GENESIS]
+  --database-url URL      PostgreSQL (default: embedded PGlite in the data dir) [env DATABASE_URL]
+  --data-dir DIR          where the embedded store lives (default ~/.corolla/oracle) [env COROLLA_DATA_DIR]
+  --port N                HTTP port (default ${DEFAULT_ORACLE_PORT}) [env PORT]
+  --host H                HTTP address (default ${DEFAULT_ORACLE_HOST}) [env HOST]`;
+
+const flags = {
+  'rpc-url': { type: 'string' },
+  registry: { type: 'string' },
+  pool: { type: 'string' },
+  'oracle-key': { type: 'string' },
+  payers: { type: 'string' },
+  'epoch-seconds': { type: 'string' },
+  'epoch-genesis': { type: 'string' },
+  'database-url': { type: 'string' },
+  'data-dir': { type: 'string' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+} as const;
+
+function address(value: string | undefined, name: string): Address {
+  if (!value) throw new UsageError(`--${name} is required\n\n${usage}`);
+  if (!isAddress(value, { strict: false })) throw new UsageError(`--${name} is not an Ethereum address: "${value}"`);
+  return value;
+}
+
+export async function run(argv: string[]): Promise<void> {
+  const env = process.env;
+  const values = parse(argv, flags, usage);
+  const rpcUrl = values['rpc-url'] ?? env.COROLLA_RPC_URL;
+  if (!rpcUrl) throw new UsageError(`--rpc-url is required\n\n${usage}`);
+  const registry = address(values.registry ?? env.COROLLA_REGISTRY, 'registry');
+  const pool = address(values.pool ?? env.COROLLA_POOL, 'pool');
+  const key = values['oracle-key'] ?? env.COROLLA_PRIVATE_KEY;
+  if (!key || !/^0x[0-9a-fA-F]{64}$/.test(key)) throw new UsageError('--oracle-key (or COROLLA_PRIVATE_KEY) must be a 32-byte hex private key');
+  const payers = (values.payers ?? env.COROLLA_PAYERS ?? '').split(',').map((p) => p.trim()).filter(Boolean).map((p) => address(p, 'payers'));
+  if (payers.length === 0) throw new UsageError(`--payers is required: without payers no receipt counts\n\n${usage}`);
+  const epochSeconds = numberOption(values['epoch-seconds'] ?? env.COROLLA_EPOCH_SECONDS, 'epoch-seconds', { integer: true, min: 1 }) ?? DEFAULT_EPOCH_SECONDS;
+  const genesis = numberOption(values['epoch-genesis'] ?? env.COROLLA_EPOCH_GENESIS, 'epoch-genesis', { integer: true, min: 0 }) ?? 0;
+  const port = numberOption(values.port ?? env.PORT, 'port', { integer: true, min: 0, max: 65_535 }) ?? DEFAULT_ORACLE_PORT;
+  const host = values.host ?? env.HOST ?? DEFAULT_ORACLE_HOST;
+
+  const logger = lineLogger((line) => process.stderr.write(`[oracle ${new Date().toISOString()}] ${line}\n`));
+  const log = logger.forComponent('corolla:oracle:cli');
+  const account = privateKeyToAccount(key as Hex);
+  const client = createPublicClient({ transport: http(rpcUrl) });
+  const chainId = await client.getChainId();
+  const wallet = createWalletClient({ account, transport: http(rpcUrl) });
+  const store = await openOracleStore({ databaseUrl: values['database-url'] ?? env.DATABASE_URL, dataDir: values['data-dir'] ?? env.COROLLA_DATA_DIR ?? path.join(os.homedir(), '.corolla', 'oracle'), logger });
+  const service = new OracleService(
+    { chainId, rewardPool: pool, payers, genesisMs: genesis * 1000, epochDurationMs: epochSeconds * 1000 },
+    { store, registry: viemRegistryReader(client, registry), pool: viemRewardPoolWriter(client, wallet, pool), logger },
+  );
+  const server = serve({ fetch: createOracleApp(service, { logger }).fetch, port, hostname: host });
+  await new Promise<void>((resolve) => server.once('listening', resolve));
+  const bound = server.address();
+  const url = `http://${host}:${typeof bound === 'object' && bound ? bound.port : port}`;
+  log(`oracle ${account.address} on chain ${chainId}; pool ${pool}; registry ${registry}; ${payers.length} payer(s)`);
+  const timer = setInterval(() => void service.closeDueEpochs(), DEFAULT_CLOSE_INTERVAL_MS);
+  process.stdout.write(`ready ${url}\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  clearInterval(timer);
+  server.close();
+  await store.close();
+  log('stopped');
+}
