@@ -6,6 +6,7 @@ import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {Address} from "@openzeppelin/contracts/utils/Address.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 /// @title RewardPool: native-currency rewards per epoch, reported by the oracle as a Merkle root, claimed by nodes.
 /// @notice Epoch n spans [genesis + n * epochDuration, genesis + (n + 1) * epochDuration). Anyone funds an epoch's
@@ -18,13 +19,14 @@ contract RewardPool is AccessControl, Pausable, ReentrancyGuardTransient {
     bytes32 public constant ADMIN_ROLE = keccak256("ADMIN_ROLE");
     bytes32 public constant ORACLE_ROLE = keccak256("ORACLE_ROLE");
 
+    /// Packed in three slots, so a report writes two fresh ones (total and root) and touches the budget's.
     struct Epoch {
-        uint256 budget;
-        uint256 totalRewards;
-        uint256 totalContribution;
-        uint256 claimed;
-        bytes32 merkleRoot;
+        uint128 budget;
+        uint120 totalContribution;
         bool reported;
+        uint128 totalRewards;
+        uint128 claimed;
+        bytes32 merkleRoot;
     }
 
     /// One slot per (epoch, account): the contribution proven at claim, and whether it was claimed.
@@ -84,7 +86,7 @@ contract RewardPool is AccessControl, Pausable, ReentrancyGuardTransient {
         if (msg.value == 0) revert ZeroFunding();
         Epoch storage record = _epochs[epoch];
         if (record.reported) revert EpochAlreadyReported(epoch);
-        record.budget += msg.value;
+        record.budget = SafeCast.toUint128(record.budget + msg.value);
         emit EpochFunded(epoch, msg.sender, msg.value, record.budget);
     }
 
@@ -98,11 +100,12 @@ contract RewardPool is AccessControl, Pausable, ReentrancyGuardTransient {
         if (record.reported) revert EpochAlreadyReported(epoch);
         if (totalRewards > record.budget) revert RewardsExceedBudget(epoch, totalRewards, record.budget);
         record.merkleRoot = merkleRoot;
-        record.totalRewards = totalRewards;
-        record.totalContribution = totalContribution;
+        record.totalRewards = uint128(totalRewards); // ≤ budget, a uint128
+        record.totalContribution = SafeCast.toUint120(totalContribution);
         record.reported = true;
         uint256 rest = record.budget - totalRewards;
-        if (rest > 0) _epochs[current].budget += rest; // the current epoch is never reported yet
+        // the current epoch is never reported yet
+        if (rest > 0) _epochs[current].budget = SafeCast.toUint128(_epochs[current].budget + rest);
         emit EpochReported(epoch, merkleRoot, totalRewards, totalContribution, rest, current);
     }
 
@@ -118,10 +121,10 @@ contract RewardPool is AccessControl, Pausable, ReentrancyGuardTransient {
         if (!MerkleProof.verifyCalldata(proof, record.merkleRoot, _leaf(msg.sender, epoch, amount, contribution))) {
             revert InvalidProof(epoch, msg.sender);
         }
-        uint256 claimed = record.claimed + amount;
+        uint256 claimed = uint256(record.claimed) + amount;
         if (claimed > record.totalRewards) revert ClaimsExceedRewards(epoch, claimed, record.totalRewards);
         if (contribution > type(uint248).max) revert ContributionTooLarge(contribution);
-        record.claimed = claimed;
+        record.claimed = uint128(claimed); // ≤ totalRewards, a uint128
         claim.contribution = uint248(contribution);
         claim.claimed = true;
         emit RewardClaimed(epoch, msg.sender, amount, contribution);
@@ -138,7 +141,7 @@ contract RewardPool is AccessControl, Pausable, ReentrancyGuardTransient {
     ) external view returns (uint256) {
         Epoch storage record = _epochs[epoch];
         if (!record.reported || _claims[epoch][account].claimed) return 0;
-        if (record.claimed + amount > record.totalRewards) return 0;
+        if (uint256(record.claimed) + amount > record.totalRewards) return 0;
         if (!MerkleProof.verifyCalldata(proof, record.merkleRoot, _leaf(account, epoch, amount, contribution))) return 0;
         return amount;
     }

@@ -5,7 +5,7 @@
  *   merkle.ts) and each server claims its own leaf.
  * The ABIs and bytecode come from src/chain/artifacts/, compiled ahead of time (`npm run contracts:compile`).
  */
-import { getContract, keccak256, toHex, type Account, type Address, type Chain, type Hash, type PublicClient, type TransactionReceipt, type Transport, type WalletClient } from 'viem';
+import { getContract, keccak256, type GetContractReturnType, toHex, type Account, type Address, type Chain, type Hash, type PublicClient, type TransactionReceipt, type Transport, type WalletClient } from 'viem';
 import agentRegistryArtifact from './artifacts/AgentRegistry.json' with { type: 'json' };
 import { agentRegistryAbi, rewardPoolAbi } from './artifacts/abis.js';
 import rewardPoolArtifact from './artifacts/RewardPool.json' with { type: 'json' };
@@ -85,12 +85,16 @@ export async function deployContracts(clients: ChainClients, options: DeployOpti
   return { agentRegistry, rewardPool };
 }
 
+type Clients = { public: PublicClient; wallet: ChainClients['walletClient'] };
+export type AgentRegistryContract = GetContractReturnType<typeof agentRegistryAbi, Clients>;
+export type RewardPoolContract = GetContractReturnType<typeof rewardPoolAbi, Clients>;
+
 /** The AgentRegistry at `address`: typed `read`, `write`, `simulate` and event methods. */
-export function agentRegistryAt(clients: ChainClients, address: Address) {
+export function agentRegistryAt(clients: ChainClients, address: Address): AgentRegistryContract {
   return getContract({ address, abi: agentRegistryAbi, client: { public: clients.publicClient, wallet: clients.walletClient } });
 }
 
 /** The RewardPool at `address`: typed `read`, `write`, `simulate` and event methods. */
-export function rewardPoolAt(clients: ChainClients, address: Address) {
+export function rewardPoolAt(clients: ChainClients, address: Address): RewardPoolContract {
   return getContract({ address, abi: rewardPoolAbi, client: { public: clients.publicClient, wallet: clients.walletClient } });
 }

@@ -274,12 +274,21 @@ describe('RewardPool', () => {
     expect(await read.getPendingReward([second.account, 3n, second.amount, second.contribution, tree.proof(second.account)])).toBe(second.amount);
   });
 
-  it('never pays out more than the reported total, even if the tree holds more', async () => {
+  it('never pays out more than the reported total, even if the tree holds more; refuses totals and contributions too large to store', async () => {
     await mined(pool(address, admin).write.fundEpoch([4n], { value: parseEther('1') }));
     await enterEpoch(5n);
-    const tree = new RewardTree(4n, leavesFor(4n, [parseEther('0.6'), parseEther('0.6')]));
-    await mined(pool(address, oracle).write.reportEpoch([4n, tree.root, parseEther('1'), tree.totalContribution]));
+    const huge: RewardLeaf = { account: nodes[2]!.address, epoch: 4n, amount: 1n, contribution: 2n ** 248n };
+    const tree = new RewardTree(4n, [...leavesFor(4n, [parseEther('0.6'), parseEther('0.6')]), huge]);
+    expect(await revertOf(pool(address, oracle).write.reportEpoch([4n, tree.root, parseEther('1'), 2n ** 120n]))).toEqual({
+      name: 'SafeCastOverflowedUintDowncast',
+      args: [120, 2n ** 120n],
+    });
+    await mined(pool(address, oracle).write.reportEpoch([4n, tree.root, parseEther('1'), 3000n]));
     const [a, b] = tree.leaves as [RewardLeaf, RewardLeaf];
+    expect(await revertOf(pool(address, nodes[2]).write.claimReward([4n, huge.amount, huge.contribution, tree.proof(huge.account)]))).toEqual({
+      name: 'ContributionTooLarge',
+      args: [2n ** 248n],
+    });
     await mined(pool(address, nodes[0]).write.claimReward([4n, a.amount, a.contribution, tree.proof(a.account)]));
     expect(await pool(address).read.getPendingReward([b.account, 4n, b.amount, b.contribution, tree.proof(b.account)])).toBe(0n);
     expect(await revertOf(pool(address, nodes[1]).write.claimReward([4n, b.amount, b.contribution, tree.proof(b.account)]))).toEqual({

@@ -805,6 +805,22 @@ export const rewardPoolAbi = [
     "type": "error"
   },
   {
+    "inputs": [
+      {
+        "internalType": "uint8",
+        "name": "bits",
+        "type": "uint8"
+      },
+      {
+        "internalType": "uint256",
+        "name": "value",
+        "type": "uint256"
+      }
+    ],
+    "name": "SafeCastOverflowedUintDowncast",
+    "type": "error"
+  },
+  {
     "inputs": [],
     "name": "ZeroEpochDuration",
     "type": "error"
@@ -1176,34 +1192,34 @@ export const rewardPoolAbi = [
       {
         "components": [
           {
-            "internalType": "uint256",
+            "internalType": "uint128",
             "name": "budget",
-            "type": "uint256"
+            "type": "uint128"
           },
           {
-            "internalType": "uint256",
-            "name": "totalRewards",
-            "type": "uint256"
-          },
-          {
-            "internalType": "uint256",
+            "internalType": "uint120",
             "name": "totalContribution",
-            "type": "uint256"
-          },
-          {
-            "internalType": "uint256",
-            "name": "claimed",
-            "type": "uint256"
-          },
-          {
-            "internalType": "bytes32",
-            "name": "merkleRoot",
-            "type": "bytes32"
+            "type": "uint120"
           },
           {
             "internalType": "bool",
             "name": "reported",
             "type": "bool"
+          },
+          {
+            "internalType": "uint128",
+            "name": "totalRewards",
+            "type": "uint128"
+          },
+          {
+            "internalType": "uint128",
+            "name": "claimed",
+            "type": "uint128"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "merkleRoot",
+            "type": "bytes32"
           }
         ],
         "internalType": "struct RewardPool.Epoch",
