@@ -63,6 +63,19 @@ async function timestampOf(receipt: { blockNumber: bigint }): Promise<bigint> {
 /** Wei an account spent on gas in one transaction. */
 const gasCost = (receipt: { gasUsed: bigint; effectiveGasPrice: bigint }) => receipt.gasUsed * receipt.effectiveGasPrice;
 
+describe('anvil', () => {
+  it('a missing binary fails saying so', async () => {
+    const saved = process.env.COROLLA_TEST_ANVIL;
+    process.env.COROLLA_TEST_ANVIL = '/nonexistent/anvil';
+    try {
+      await expect(startAnvil()).rejects.toThrow(/anvil binary not found \(\/nonexistent\/anvil\)/);
+    } finally {
+      if (saved === undefined) delete process.env.COROLLA_TEST_ANVIL;
+      else process.env.COROLLA_TEST_ANVIL = saved;
+    }
+  });
+});
+
 describe('artifacts', () => {
   it('the committed ABIs and bytecode are what solc compiles from contracts/ now, without warnings of ours', () => {
     const { files, warnings } = buildArtifacts();
@@ -356,6 +369,8 @@ describe('RewardPool', () => {
     }));
     const tree = new RewardTree(epoch, leaves);
     await mined(pool(address, admin).write.fundEpoch([epoch], { value: parseEther('2') }));
+    // the steady state: the next epoch is funded ahead, so the rollover adds to a budget already stored
+    await mined(pool(address, admin).write.fundEpoch([epoch + 1n], { value: parseEther('1') }));
     await enterEpoch(8n);
 
     const report = await mined(pool(address, oracle).write.reportEpoch([epoch, tree.root, tree.totalRewards, tree.totalContribution]));

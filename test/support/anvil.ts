@@ -35,18 +35,19 @@ export interface Anvil {
 
 /** The anvil binary: COROLLA_TEST_ANVIL if set, else the one @foundry-rs/anvil installed for this platform. */
 export function anvilBinary(): string {
-  if (process.env.COROLLA_TEST_ANVIL) return process.env.COROLLA_TEST_ANVIL;
   const arch = process.arch === 'x64' ? 'amd64' : process.arch;
   const platformPackage = `@foundry-rs/anvil-${process.platform}-${arch}`;
-  let binary: string | undefined;
-  try {
-    binary = path.join(path.dirname(createRequire(import.meta.url).resolve(`${platformPackage}/package.json`)), 'bin', 'anvil');
-  } catch {
-    // not installed: reported below
+  let binary = process.env.COROLLA_TEST_ANVIL;
+  if (binary === undefined) {
+    try {
+      binary = path.join(path.dirname(createRequire(import.meta.url).resolve(`${platformPackage}/package.json`)), 'bin', 'anvil');
+    } catch {
+      // not installed: reported below
+    }
   }
   if (binary === undefined || !fs.existsSync(binary)) {
     throw new Error(
-      `anvil binary not found (looked for ${platformPackage}/bin/anvil): install the devDependency @foundry-rs/anvil with its platform package, or set COROLLA_TEST_ANVIL to an anvil binary`,
+      `anvil binary not found (${binary ?? `no ${platformPackage}/bin/anvil`}): install the devDependency @foundry-rs/anvil with its platform package ${platformPackage}, or set COROLLA_TEST_ANVIL to an anvil binary`,
     );
   }
   return binary;
@@ -91,11 +92,14 @@ export async function startAnvil(extraArgs: readonly string[] = []): Promise<Anv
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
+  let spawnError: Error | undefined;
+  child.once('error', (error) => (spawnError = error));
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const stop = () => killGroup(child);
   process.once('exit', stop);
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (!(await rpcReady(rpcUrl))) {
+    if (spawnError) throw new Error(`anvil (${binary}) did not start: ${spawnError.message}`);
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`anvil exited (${child.exitCode ?? child.signalCode}) before its RPC answered: ${stderr.trim()}`);
     if (Date.now() > deadline) {
       stop();
