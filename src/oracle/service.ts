@@ -7,13 +7,13 @@
  * than the window, its epoch not closed), the server's registration (active), then its key: the same report again
  * is a duplicate, a different one under a taken key a conflict (rejected and recorded).
  */
-import { hashTypedData, type Address, type Hex, type TypedDataDomain } from 'viem';
+import { hashTypedData, zeroHash, type Address, type Hex, type TypedDataDomain } from 'viem';
 import { NODE_METRICS_TYPES, RECEIPT_TYPES, nodeMetricsSigner, receiptDomain, receiptSigner } from '../chain/receipts.js';
 import { silentLogger, type ComponentLogger, type Logger } from '../util/logger.js';
 import { DEFAULT_CLOSE_GRACE_MS, DEFAULT_MAX_CLOCK_SKEW_MS, MAX_BATCH_ITEMS } from './defaults.js';
 import { BatchTooLargeError, EpochNotEndedError } from './errors.js';
 import { allocate, contribution, receiptBlockTokens, uptimeWeightPpm } from './formula.js';
-import { buildMerkleTree, rewardLeaf } from './merkle.js';
+import { RewardTree } from '../chain/merkle.js';
 import { parseItem, signedMetricsSchema, signedReceiptSchema, type SignedMetrics, type SignedReceipt } from './messages.js';
 import type { FlaggedJson } from './schema.js';
 import type { MetricsRow, OracleStore, ReceiptRow, RewardRow } from './store.js';
@@ -192,9 +192,9 @@ export class OracleService {
       const budget = await pool.epochBudget(BigInt(epoch));
       const { nodes, flagged } = await this.compute(epoch);
       const allocation = allocate(budget, new Map(nodes.map((node) => [node.address, node.contribution])));
-      const leaves = nodes.map((node) => rewardLeaf(node.address, BigInt(epoch), allocation.rewards.get(node.address)!, node.contribution));
-      const tree = buildMerkleTree(leaves);
-      const rewards: RewardRow[] = nodes.map((node, i) => ({
+      // an epoch without receipts has no leaves: its root is zero and nobody can claim
+      const tree = nodes.length > 0 ? new RewardTree(BigInt(epoch), nodes.map((node) => ({ account: node.address, epoch: BigInt(epoch), amount: allocation.rewards.get(node.address)!, contribution: node.contribution }))) : undefined;
+      const rewards: RewardRow[] = nodes.map((node) => ({
         epoch,
         address: node.address,
         receipts: node.receipts,
@@ -202,7 +202,7 @@ export class OracleService {
         uptimeWeightPpm: node.uptimeWeightPpm,
         contribution: node.contribution,
         amount: allocation.rewards.get(node.address)!,
-        proof: tree.proof(i),
+        proof: tree!.proof(node.address),
       }));
       const row = {
         epoch,
@@ -211,13 +211,13 @@ export class OracleService {
         totalContribution: allocation.totalContribution,
         totalRewards: allocation.totalRewards,
         dust: allocation.dust,
-        root: tree.root,
+        root: tree?.root ?? zeroHash,
         txHash: null,
         flagged: flagged.map(toFlaggedJson),
         closedAt: new Date(this.now()),
         reportedAt: null,
       };
-      if (await store.beginClose(row, rewards)) this.log('epoch %d closed: %d nodes, root %s, %s of %s paid, dust %s', epoch, nodes.length, tree.root, allocation.totalRewards, budget, allocation.dust);
+      if (await store.beginClose(row, rewards)) this.log('epoch %d closed: %d nodes, root %s, %s of %s paid, dust %s', epoch, nodes.length, tree?.root ?? zeroHash, allocation.totalRewards, budget, allocation.dust);
       stored = (await store.epoch(epoch))!;
     }
     const { row } = stored;

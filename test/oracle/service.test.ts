@@ -2,7 +2,7 @@ import { describe, expect, it, beforeEach, afterEach } from 'vitest';
 import { hashTypedData } from 'viem';
 import { RECEIPT_TYPES } from '../../src/chain/receipts.js';
 import { MAX_BATCH_ITEMS } from '../../src/oracle/defaults.js';
-import { rewardLeaf, verifyProof } from '../../src/oracle/merkle.js';
+import { verifyRewardProof } from '../../src/chain/merkle.js';
 import { DOMAIN, EPOCH_MS, GENESIS, harness, metrics, payer, receipt, servers, signedMetrics, signedReceipt, stranger, type Harness } from './fixtures.js';
 
 const [a, b, c] = servers.map((s) => s.address.toLowerCase() as `0x${string}`) as [`0x${string}`, `0x${string}`, `0x${string}`];
@@ -106,7 +106,7 @@ describe('OracleService', { timeout: 60_000 }, () => {
     const total = contributions.reduce((x, y) => x + y, 0n);
     for (const node of report.nodes) {
       expect(node.amount).toBe((1000n * node.contribution) / total);
-      expect(verifyProof(node.proof!, report.root!, rewardLeaf(node.address, 0n, node.amount!, node.contribution))).toBe(true);
+      expect(verifyRewardProof(report.root!, { account: node.address, epoch: 0n, amount: node.amount!, contribution: node.contribution }, node.proof!)).toBe(true);
     }
     expect(report.totalRewards! + report.dust!).toBe(1000n);
     expect(h.pool.reports[0]).toEqual({ epoch: 0n, root: report.root, totalRewards: report.totalRewards, totalContribution: total });
