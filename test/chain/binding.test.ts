@@ -33,7 +33,7 @@ describe('peer bindings', () => {
     expect(await verifyBinding({ ...binding, peerId: otherPeerId }, otherPeerId)).toBe(false);
     expect(await verifyBinding({ ...binding, ethAddress: other.address }, peerId)).toBe(false);
     expect(await verifyBinding({ ...binding, issuedAt: binding.issuedAt + 1n }, peerId)).toBe(false);
-    const flipped = `${binding.signature.slice(0, 10)}${binding.signature[10] === '0' ? '1' : '0'}${binding.signature.slice(11)}` as const;
+    const flipped = `${binding.signature.slice(0, 10)}${binding.signature[10] === '0' ? '1' : '0'}${binding.signature.slice(11)}` as `0x${string}`;
     expect(await verifyBinding({ ...binding, signature: flipped }, peerId)).toBe(false);
     expect(await verifyBinding({ ...binding, signature: '0x1234' }, peerId)).toBe(false);
     // another key's signature over the same claim

@@ -124,7 +124,7 @@ describe('accounts', () => {
     }
     // nor a wrong keystore password, nor the key inside a keystore
     const file = await keystoreOf(KEY_A, 'right');
-    const error = await readKeystoreFile(file, 'hunter2-wrong').catch((e: unknown) => e as Error);
+    const error = (await readKeystoreFile(file, 'hunter2-wrong').catch((e: unknown) => e)) as Error;
     expect(error).toBeInstanceOf(InvalidKeyError);
     expect(`${error.message} ${error.stack}`).not.toMatch(/hunter2|1111111111/);
   });
