@@ -2,6 +2,8 @@
  * `.env` files: the CLI reads `./.env` (or the file `--env-file` names) before any command parses its flags, so the
  * COROLLA_* variables (.env.example lists them) can live there, as the seed workers are configured. Precedence:
  * flags, then the process environment, then the file: a variable already set is never overwritten.
+ * (Node 20 also scans script arguments for `--env-file` and exits 9 when that file is missing — nodejs/node#54232 —
+ * so a missing file may be reported by node before this code runs; an existing one is read here.)
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -45,7 +47,8 @@ export function loadEnvFile(env: NodeJS.ProcessEnv, options: { envFile?: string;
   }
   const set: string[] = [];
   for (const [name, value] of Object.entries(parseEnv(text))) {
-    if (value === undefined || env[name] !== undefined) continue;
+    // `NAME=` (as in .env.example) leaves NAME unset, so a copied template changes no default
+    if (value === undefined || value === '' || env[name] !== undefined) continue;
     env[name] = value;
     set.push(name);
   }
