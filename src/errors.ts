@@ -115,6 +115,10 @@ export const ERROR_CODES = {
   INVALID_SIGNATURE: code(400),
   /** A contract call or transaction failed. */
   CHAIN_FAILED: code(502, true),
+  /** The address is not registered in the AgentRegistry (register it, e.g. `corolla serve --register`). */
+  NOT_REGISTERED: code(403),
+  /** The address is registered but deactivated (or slashed) in the AgentRegistry. */
+  AGENT_INACTIVE: code(403),
   /** An exception nobody raised on purpose; its text never leaves the process. */
   INTERNAL: internalCode(500),
 } as const satisfies Record<string, ErrorCodeInfo>;

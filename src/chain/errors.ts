@@ -24,3 +24,19 @@ export class ChainError extends CorollaError {
     super('CHAIN_FAILED', message, options);
   }
 }
+
+/** An address the AgentRegistry does not know. */
+export class NotRegisteredError extends CorollaError {
+  override readonly name = 'NotRegisteredError';
+  constructor(readonly address: string, registry: string) {
+    super('NOT_REGISTERED', `${address} is not registered in the AgentRegistry at ${registry} (register it with --register)`);
+  }
+}
+
+/** An address the AgentRegistry knows but holds inactive (deactivated or slashed). */
+export class AgentInactiveError extends CorollaError {
+  override readonly name = 'AgentInactiveError';
+  constructor(readonly address: string, registry: string) {
+    super('AGENT_INACTIVE', `${address} is registered but not active in the AgentRegistry at ${registry} (activate it, or ask its admin)`);
+  }
+}

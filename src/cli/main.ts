@@ -3,6 +3,7 @@
  * pays for onnxruntime and `corolla generate` never pays for libp2p.
  */
 import { CorollaError } from '../errors.js';
+import { loadEnvFile, takeEnvFileFlag } from './env-file.js';
 
 const commands: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<void> }> }> = {
   generate: { summary: 'generate text locally, or through a swarm with --swarm', load: () => import('./generate.js') },
@@ -13,12 +14,13 @@ const commands: Record<string, { summary: string; load: () => Promise<{ run(argv
   demo: { summary: 'start a local swarm (bootstrap + 3 servers) and stream a generation through it', load: () => import('./demo.js') },
   oracle: { summary: 'the incentive oracle: takes signed receipts and metrics, reports each epoch to the RewardPool', load: () => import('./oracle.js') },
   ledger: { summary: 'export the gateway usage ledger (CSV or JSON) for payment: ledger export --since ISO', load: () => import('./ledger.js') },
+  keys: { summary: 'Ethereum keys: keys new --keystore FILE (an encrypted keystore), keys address', load: () => import('./keys.js') },
   dev: { summary: 'developer tools: dev make-model', load: () => import('./dev.js') },
 };
 
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
-  return `usage: corolla <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun "corolla <command> --help" for a command's options.`;
+  return `usage: corolla <command> [options] [--env-file FILE]\n\ncommands:\n${lines.join('\n')}\n\nRun "corolla <command> --help" for a command's options. Variables (COROLLA_*, see .env.example) are read\nfrom the environment and from ./.env (or --env-file FILE); flags win over the environment, which wins over the file.`;
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -38,8 +40,11 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   try {
+    // before any flag is parsed: flags, then the environment, then the file
+    const { argv: commandArgv, envFile } = takeEnvFileFlag(rest);
+    loadEnvFile(process.env, { envFile });
     const module = await command.load();
-    await module.run(rest);
+    await module.run(commandArgv);
   } catch (error) {
     reportFatal(error);
   }

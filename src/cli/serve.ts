@@ -31,9 +31,11 @@ import { createSwarmNode, type SwarmNode } from '../swarm/node.js';
 import { loadPsk } from '../swarm/psk.js';
 import type { BlockRange } from '../util/blocks.js';
 import { lineLogger } from '../util/logger.js';
+import { accountFlags, accountFrom, accountUsage } from './account.js';
 import { UsageError } from './errors.js';
 import { numberOption, parse } from './options.js';
 import { terminalProgress } from './progress.js';
+import { checkRegistration } from './registration.js';
 
 const DEFAULT_LISTEN = '/ip4/127.0.0.1/tcp/0';
 const seconds = (ms: number) => ms / 1000;
@@ -57,7 +59,10 @@ announced ONLINE; logs go to stderr. SIGINT/SIGTERM announce OFFLINE and exit.
   --psk FILE             swarm key file: join a private swarm
   --public-name S        a name shown in swarm listings
   --location S           free-form location shown in swarm listings
-  --eth-address 0x…      address for rewards
+  --eth-address 0x…      address for rewards, announced unbound (readers do not pay it): prefer an account below
+  --registry ADDRESS     AgentRegistry to check on start that the account is registered and active
+                         [env COROLLA_REGISTRY]; needs --rpc-url URL [env COROLLA_RPC_URL]
+  --register             register the account (name: --public-name or the peer id) when it is not registered
   --max-cache-tokens N   KV-cache budget in tokens over all sessions (default: ${DEFAULT_CACHE_BUDGET_BYTES / 1024 ** 3} GiB worth)
   --threads N            onnxruntime threads (default ${DEFAULT_THREADS})
   --max-batch N          decode steps of different sessions per engine call (default ${DEFAULT_MAX_BATCH}; 1 = no batching)
@@ -76,7 +81,10 @@ announced ONLINE; logs go to stderr. SIGINT/SIGTERM announce OFFLINE and exit.
   --rebalance-interval S seconds between span checks with --num-blocks or no --blocks (default ${seconds(DEFAULT_REBALANCE_INTERVAL_MS)}; 0 = off)
   --network-mbps N       link bandwidth for the announced network throughput estimate (default ${DEFAULT_NETWORK_BPS / 1e6})
   --stats-interval S     every S seconds log "stats max_event_loop_delay_ms=… rss_mb=…" (longest event-loop stall
-                         in that interval; off by default)`;
+                         in that interval; off by default)
+
+${accountUsage}
+The account's address is announced with a binding to the peer id signed by its key; only the address is logged.`;
 
 const flags = {
   model: { type: 'string' },
@@ -108,6 +116,10 @@ const flags = {
   'max-connections-per-ip': { type: 'string' },
   'network-mbps': { type: 'string' },
   'stats-interval': { type: 'string' },
+  registry: { type: 'string' },
+  'rpc-url': { type: 'string' },
+  register: { type: 'boolean' },
+  ...accountFlags,
 } as const;
 
 /** Parses `--blocks`: "all" or "START:END". */
@@ -123,7 +135,7 @@ export function parseBlocks(value: string): BlockRange | 'all' {
 
 export async function run(argv: string[]): Promise<void> {
   const values = parse(argv, flags, usage) as Record<string, unknown> & {
-    [K in keyof typeof flags]?: (typeof flags)[K] extends { multiple: true } ? string[] : string;
+    [K in keyof typeof flags]?: (typeof flags)[K] extends { multiple: true } ? string[] : (typeof flags)[K] extends { type: 'boolean' } ? boolean : string;
   };
   if (!values.model) throw new UsageError(`--model is required\n\n${usage}`);
   if (values.blocks !== undefined && values['num-blocks'] !== undefined) throw new UsageError('give either --blocks or --num-blocks, not both');
@@ -156,6 +168,15 @@ export async function run(argv: string[]): Promise<void> {
   };
   const logger = lineLogger(write);
   const log = logger.forComponent('corolla:serve');
+
+  // the account first: a bad key or password fails before minutes of model loading
+  const ethAccount = await accountFrom(values);
+  if (ethAccount) log(`Ethereum account ${ethAccount.address}`);
+  if (ethAccount && values['eth-address'] !== undefined && values['eth-address'].toLowerCase() !== ethAccount.address.toLowerCase()) {
+    throw new UsageError(`--eth-address ${values['eth-address']} is not the address of the given account (${ethAccount.address})`);
+  }
+  const registry = values.registry ?? (process.env.COROLLA_REGISTRY || undefined);
+  if (registry !== undefined && !ethAccount) throw new UsageError('--registry needs an Ethereum account (--private-key, COROLLA_PRIVATE_KEY or --keystore)');
 
   // Signals: the first one stops cleanly (even mid-load); a second one exits at once.
   let signalled: string | undefined;
@@ -210,6 +231,10 @@ export async function run(argv: string[]): Promise<void> {
       await node.waitForPeers(1, 10_000).catch(() => log('no DHT peers yet; announcing locally and retrying in the background'));
     }
     if (signalled) return;
+    if (ethAccount) {
+      const rpcUrl = values['rpc-url'] ?? (process.env.COROLLA_RPC_URL || undefined);
+      await checkRegistration(ethAccount, { registry, rpcUrl, register: values.register, name: values['public-name'] ?? node.peerId, peerId: node.peerId }, log);
+    }
 
     // --blocks all serves whole-model generation; an auto-placed span is reconsidered every --rebalance-interval
     const services: ServiceFactories<ServiceMap> =
@@ -219,7 +244,7 @@ export async function run(argv: string[]): Promise<void> {
           ? { rebalancing: rebalancing(rebalanceInterval !== undefined ? { intervalMs: rebalanceInterval * 1000 } : {}) }
           : {};
     server = await createBlockServer(
-      { node, source, logger, onProgress: terminalProgress() },
+      { node, source, logger, onProgress: terminalProgress(), ...(ethAccount ? { ethAccount } : {}) },
       {
         modelId,
         range,

@@ -12,6 +12,7 @@ export {
   type SessionStats,
   type SwarmSessionOptions,
 } from './inference-session.js';
+export { verifiedEthAddress, verifiedEthAddresses, type BindingRecord } from './eth-address.js';
 export { SwarmDirectory, type CoverageProgress, type DirectoryOptions } from './directory.js';
 export {
   RemoteInferenceSession,

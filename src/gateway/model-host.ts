@@ -10,6 +10,7 @@ import { TypedEventEmitter } from 'main-event';
 import { BanList } from '../client/bans.js';
 import { formatBlocks, NoRouteError } from '../client/errors.js';
 import { RemoteModel, type RemoteModelOptions } from '../client/remote-model.js';
+import { verifiedEthAddresses } from '../client/eth-address.js';
 import { offersWholeModelGeneration } from '../client/whole-model.js';
 import { planRoute, usableServers } from '../client/route-planner.js';
 import { generate, type GenerationStream, type PromptOptions } from '../inference/generate.js';
@@ -85,7 +86,7 @@ export interface HostedGeneration {
   /** 'whole-model' when one server runs the whole generation. */
   readonly path: 'routed' | 'whole-model';
   usage(): ServerUsage[];
-  /** The Ethereum address a server announced, if any. */
+  /** The Ethereum address a server announced and bound to its peer id (verified), if any. */
   ethAddressOf(peerId: string): string | null;
 }
 
@@ -206,7 +207,8 @@ export class ModelHost extends TypedEventEmitter<ModelHostEvents> {
       await this.refresh();
       if ((this.view as ModelView).status !== 'available') throw new ModelUnavailableError(this.name, this.view.reason ?? 'no servers yet');
     }
-    const ethAddresses = new Map(this.records.flatMap((r) => (r.ethAddress ? [[r.peerId, r.ethAddress] as const] : [])));
+    // only addresses bound to their peer id by the Ethereum key: an unbound ethAddress is anyone's claim
+    const ethAddresses = await verifiedEthAddresses(this.records);
     const ethAddressOf = (peerId: string) => ethAddresses.get(peerId) ?? null;
     const maxLength = prompt.length + options.maxTokens;
     if (await this.wholeModelIsFaster(maxLength)) {

@@ -3,6 +3,7 @@
  * throughput once it serves, live load as sessions come and go, OFFLINE on stop. Also reads the swarm's records
  * of the same model, for span choice and rebalancing.
  */
+import type { PeerBinding } from '../chain/binding.js';
 import type { EngineOptions } from '../engine/types.js';
 import type { Accelerator, ServerState, Throughput } from '../swarm/records/index.js';
 import type { AnnounceInput, Registry } from '../swarm/registry/index.js';
@@ -19,6 +20,8 @@ export interface AnnouncerInit {
   readonly numBlocks: number;
   readonly quantization: string;
   readonly accelerator: Accelerator;
+  /** The Ethereum address and its signed binding to our peer id (replaces settings.ethAddress). */
+  readonly eth?: { readonly address: string; readonly binding: PeerBinding };
   readonly log: Logger;
   /** Called after each announcement. */
   readonly announced: (state: ServerState, blocks: BlockRange) => void;
@@ -52,7 +55,11 @@ export class Announcer {
       accelerator: init.accelerator,
       ...(settings.publicName !== undefined ? { publicName: settings.publicName } : {}),
       ...(settings.location !== undefined ? { location: settings.location } : {}),
-      ...(settings.ethAddress !== undefined ? { ethAddress: settings.ethAddress } : {}),
+      ...(init.eth
+        ? { ethAddress: init.eth.address, ethBinding: { issuedAt: Number(init.eth.binding.issuedAt), signature: init.eth.binding.signature } }
+        : settings.ethAddress !== undefined
+          ? { ethAddress: settings.ethAddress }
+          : {}),
     };
   }
 

@@ -12,6 +12,8 @@
  */
 import type { Stream } from '@libp2p/interface';
 import { TypedEventEmitter, type TypedEventTarget } from 'main-event';
+import { isAddressEqual, type Address } from 'viem';
+import { signBinding } from '../chain/binding.js';
 import type { SpanExecutor } from '../engine/types.js';
 import type { ModelSource } from '../model/types.js';
 import type { SwarmNode } from '../swarm/node.js';
@@ -100,6 +102,10 @@ class CorollaBlockServer<S extends ServiceMap> extends TypedEventEmitter<BlockSe
     this.numBlocks = this.source.config.numLayers;
     const { services: factories = {} as ServiceFactories<S>, start: _start, ...settings } = options;
     this.settings = resolveSettings(settings, this.numBlocks);
+    const ethAccount = components.ethAccount;
+    if (ethAccount && settings.ethAddress !== undefined && !isAddressEqual(ethAccount.address, settings.ethAddress as Address)) {
+      throw new ServerConfigError(`ethAddress ${settings.ethAddress} is not the address of the given Ethereum account (${ethAccount.address})`);
+    }
     this.networkThroughput = round(estimateNetworkThroughput(this.source.config.hiddenSize, { bitsPerSecond: this.settings.networkBitsPerSecond }));
     this.measured = { compute: 0, network: this.networkThroughput, effective: 0 };
     this.services = Object.fromEntries(Object.entries(factories).map(([name, create]) => [name, create(this)])) as S;
@@ -165,6 +171,7 @@ class CorollaBlockServer<S extends ServiceMap> extends TypedEventEmitter<BlockSe
     if (this.started) return;
     this.started = true;
     const { settings, source, node } = this;
+    const { ethAccount } = this.components;
     // one block's tensors, read once: the engine footprint (span sizing, JOINING estimate) and the quantization
     const profile = profileBlock(source, settings.fixedRange?.start ?? 0);
     this.bytesPerBlock = profile.engineBytes;
@@ -175,6 +182,7 @@ class CorollaBlockServer<S extends ServiceMap> extends TypedEventEmitter<BlockSe
       numBlocks: this.numBlocks,
       quantization: profile.quantization,
       accelerator: await detectAccelerator({ cuda: settings.executionProvider === 'cuda' }),
+      ...(ethAccount ? { eth: { address: ethAccount.address, binding: await signBinding(ethAccount, node.peerId) } } : {}),
       log: this.log,
       announced: (state, blocks) => this.safeDispatchEvent('announced', { detail: { state, blocks } }),
     });

@@ -3,6 +3,7 @@
  * (a swarm node, a model, a registry, a logger), options are plain settings. `resolveSettings` checks the options
  * once and fills in every default from defaults.ts.
  */
+import type { LocalAccount } from 'viem';
 import type { EngineOptions } from '../engine/types.js';
 import type { ModelSource } from '../model/types.js';
 import type { SwarmNode } from '../swarm/node.js';
@@ -33,6 +34,11 @@ export interface BlockServerComponents {
   readonly logger?: ComponentLogger;
   /** Loading progress, for a progress line. */
   readonly onProgress?: OnProgress;
+  /**
+   * The operator's Ethereum account: the server announces its address with a binding to its peer id signed by this
+   * key (chain/binding.ts), which is what readers trust. Without it, `ethAddress` is announced unbound.
+   */
+  readonly ethAccount?: LocalAccount;
 }
 
 export interface BlockServerSettings {
@@ -54,6 +60,7 @@ export interface BlockServerSettings {
   readonly cacheBudgetBytes?: number;
   readonly publicName?: string;
   readonly location?: string;
+  /** Address for rewards when no `ethAccount` is given (announced without a binding: readers will not pay it). */
   readonly ethAddress?: string;
   /** Settings of the registry created when none is given. */
   readonly registryOptions?: RegistryOptions;

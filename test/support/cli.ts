@@ -68,8 +68,8 @@ export interface CorollaProcess {
 }
 
 /** Starts a long-running command; stop it with `child.kill(...)` or `killCorollaProcesses()`. */
-export function spawnCorolla(args: string[], options: { firstLineTimeoutMs?: number } = {}): CorollaProcess {
-  const child = start(args, undefined, 'ignore');
+export function spawnCorolla(args: string[], options: { firstLineTimeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): CorollaProcess {
+  const child = start(args, options.env, 'ignore');
   const timeoutMs = options.firstLineTimeoutMs ?? 45_000;
   let stdout = '';
   let stderr = '';

@@ -1,6 +1,7 @@
 /** In-process swarms on the memory transport: bare nodes, and real block servers on a model; registry timings for tests. */
 import type { LoadedModelSource } from '../../src/model/load.js';
 import { createBlockServer, type BlockServer, type BlockServerOptions } from '../../src/server/block-server.js';
+import type { BlockServerComponents } from '../../src/server/settings.js';
 import { wholeModelGeneration } from '../../src/server/services/generation.js';
 import { modelIdOf } from '../../src/swarm/model-id.js';
 import { createSwarmNode, type SwarmNode, type SwarmNodeOptions } from '../../src/swarm/node.js';
@@ -65,11 +66,12 @@ export interface TestSwarm {
   stop(): Promise<void>;
 }
 
-/** Starts a bootstrap node and one real block server per span (all on the memory transport). */
+/** Starts a bootstrap node and one real block server per span (all on the memory transport); `extra` and `components` add to server i's. */
 export async function startTestSwarm(
   source: LoadedModelSource,
   spans: readonly ({ start: number; end: number } | 'all')[],
   extra: (index: number) => Partial<BlockServerOptions> = () => ({}),
+  components: (index: number) => Partial<BlockServerComponents> = () => ({}),
 ): Promise<TestSwarm> {
   const modelId = await modelIdOf(source);
   const boot = await createSwarmNode({ transport: 'memory' });
@@ -82,7 +84,7 @@ export async function startTestSwarm(
       nodes.push(node);
       await node.waitForPeers(1, 15_000);
       const server = await createBlockServer(
-        { node, source },
+        { node, source, ...components(i) },
         {
           modelId,
           range: span,

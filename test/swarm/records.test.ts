@@ -159,16 +159,16 @@ describe('server records', () => {
   it('extensions: readers accept and drop fields they do not know, which the signature still covers (docs/protocols.md)', async () => {
     const envelope = await signed();
     // what a newer minor version might add: a new optional field, and one inside a nested object
-    const newer = { ...envelope.record, ethBinding: { address: '0x' + 'cd'.repeat(20), proof: 'ab'.repeat(65) }, load: { ...envelope.record.load, gpuUtil: 0.5 } };
+    const newer = { ...envelope.record, stakeProof: { address: '0x' + 'cd'.repeat(20), proof: 'ab'.repeat(65) }, load: { ...envelope.record.load, gpuUtil: 0.5 } };
     const extended = await forge(newer as ServerRecord, key);
     const result = await verifyServerRecord(encodeEnvelope(extended), { now: NOW });
     expect(result.ok).toBe(true);
     if (result.ok) {
       expect(result.record).toEqual(envelope.record); // the typed record holds only the fields this version knows
-      expect(result.envelope.record).toMatchObject({ ethBinding: newer.ethBinding }); // passed on exactly as signed
+      expect(result.envelope.record).toMatchObject({ stakeProof: newer.stakeProof }); // passed on exactly as signed
     }
     // an unknown field is authenticated like any other: changing it breaks the signature
-    const tampered = { ...extended, record: { ...newer, ethBinding: { ...newer.ethBinding, address: '0x' + 'ee'.repeat(20) } } };
+    const tampered = { ...extended, record: { ...newer, stakeProof: { ...newer.stakeProof, address: '0x' + 'ee'.repeat(20) } } };
     expect(await verifyServerRecord(tampered, { now: NOW })).toMatchObject({ ok: false, reason: 'bad signature' });
     // and bounded: a record padded past the envelope limit is refused, whether given as bytes or as an object
     const padded = await forge({ ...envelope.record, pad: 'x'.repeat(MAX_ENVELOPE_BYTES) } as ServerRecord, key);

@@ -30,6 +30,8 @@ const MODEL_ID = /^[\x21-\x7e]+$/;
 const PEER_ID = /^[1-9A-HJ-NP-Za-km-z]+$/; // base58btc (Qm… and 12D3Koo… ids)
 const TOKEN = /^[a-z0-9][a-z0-9_.\-]*$/;
 const ETH_ADDRESS = /^0x[0-9a-fA-F]{40}$/;
+/** A 65-byte secp256k1 signature (r, s, v) in 0x hex. */
+const ETH_SIGNATURE = /^0x[0-9a-fA-F]{130}$/;
 const NONCE = /^[A-Za-z0-9_\-+/=]+$/;
 /** 1..8 lowercase tokens joined by '/', e.g. "ort-cpu/f32/act-int8". */
 const ENGINE = /^[a-z0-9][a-z0-9_.\-]*(\/[a-z0-9][a-z0-9_.\-]*){0,7}$/;
@@ -95,8 +97,14 @@ export const serverRecordSchema = openObject({
   publicName: text(1, 64).optional(),
   location: text(1, 64).optional(),
   accelerator,
-  /** Ethereum address (0x + 40 hex) for rewards. Binding it to the peer is the incentive layer's job. */
+  /** Ethereum address (0x + 40 hex) for rewards: only a claim unless `ethBinding` verifies (see chain/binding.ts). */
   ethAddress: text(42, 42, ETH_ADDRESS).optional(),
+  /**
+   * The Ethereum key's EIP-712 signature binding `ethAddress` to this `peerId` (chain/binding.ts PeerBinding, signed
+   * at `issuedAt` unix ms). Readers check it before trusting `ethAddress` for anything that pays. Optional (a minor
+   * addition): older records have none.
+   */
+  ethBinding: openObject({ issuedAt: time, signature: text(132, 132, ETH_SIGNATURE) }).optional(),
   load,
   /** Unix ms when signed. */
   issuedAt: time,

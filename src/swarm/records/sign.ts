@@ -73,6 +73,7 @@ export async function createSignedServerRecord(
     location: input.location,
     accelerator: stripUndefined({ ...input.accelerator }),
     ethAddress: input.ethAddress,
+    ethBinding: input.ethBinding && { issuedAt: input.ethBinding.issuedAt, signature: input.ethBinding.signature },
     load: { activeSessions: input.load?.activeSessions ?? 0, queuedSteps: input.load?.queuedSteps ?? 0 },
     issuedAt: now,
     expiresAt: now + Math.floor(options.ttlMs),
