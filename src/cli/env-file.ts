@@ -1,9 +1,9 @@
 /**
- * `.env` files: the CLI reads `./.env` (or the file `--env-file` names) before any command parses its flags, so the
+ * `.env` files: the CLI reads `./.env` (or the file `--dotenv` names) before any command parses its flags, so the
  * COROLLA_* variables (.env.example lists them) can live there, as the seed workers are configured. Precedence:
  * flags, then the process environment, then the file: a variable already set is never overwritten.
- * (Node 20 also scans script arguments for `--env-file` and exits 9 when that file is missing — nodejs/node#54232 —
- * so a missing file may be reported by node before this code runs; an existing one is read here.)
+ * (The flag is not called `--env-file`: Node 20 scans script arguments for that name and exits 9 on a missing file
+ * before this code runs, nodejs/node#54232.)
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -11,9 +11,9 @@ import { parseEnv } from 'node:util';
 import { UsageError } from './errors.js';
 
 export const DEFAULT_ENV_FILE = '.env';
-const ENV_FILE_FLAG = '--env-file';
+const ENV_FILE_FLAG = '--dotenv';
 
-/** `argv` without `--env-file FILE` / `--env-file=FILE`, and the file it named. */
+/** `argv` without `--dotenv FILE` / `--dotenv=FILE`, and the file it named. */
 export function takeEnvFileFlag(argv: readonly string[]): { argv: string[]; envFile?: string } {
   const rest: string[] = [];
   let envFile: string | undefined;

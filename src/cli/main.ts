@@ -20,7 +20,7 @@ const commands: Record<string, { summary: string; load: () => Promise<{ run(argv
 
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
-  return `usage: corolla <command> [options] [--env-file FILE]\n\ncommands:\n${lines.join('\n')}\n\nRun "corolla <command> --help" for a command's options. Variables (COROLLA_*, see .env.example) are read\nfrom the environment and from ./.env (or --env-file FILE); flags win over the environment, which wins over the file.`;
+  return `usage: corolla <command> [options] [--dotenv FILE]\n\ncommands:\n${lines.join('\n')}\n\nRun "corolla <command> --help" for a command's options. Variables (COROLLA_*, see .env.example) are read\nfrom the environment and from ./.env (or --dotenv FILE); flags win over the environment, which wins over the file.`;
 }
 
 export async function main(argv: string[]): Promise<void> {

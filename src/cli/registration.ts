@@ -3,18 +3,14 @@
  * Without `--registry` it is skipped (said so in the log). With `--register`, an unregistered address registers
  * itself: register(name, metadata) with the peer id in the metadata JSON.
  *
- * The ABI is the fragment this check needs; the contracts themselves (and their full ABIs) live in their own module.
  */
 import { createPublicClient, createWalletClient, http, isAddress, type Address, type LocalAccount } from 'viem';
+import { agentRegistryAbi } from '../chain/contracts.js';
 import { AgentInactiveError, ChainError, NotRegisteredError } from '../chain/errors.js';
 import type { Logger } from '../util/logger.js';
 import { UsageError } from './errors.js';
 
-const REGISTRY_ABI = [
-  { type: 'function', name: 'isRegistered', stateMutability: 'view', inputs: [{ name: 'agent', type: 'address' }], outputs: [{ type: 'bool' }] },
-  { type: 'function', name: 'isActive', stateMutability: 'view', inputs: [{ name: 'agent', type: 'address' }], outputs: [{ type: 'bool' }] },
-  { type: 'function', name: 'register', stateMutability: 'nonpayable', inputs: [{ name: 'name', type: 'string' }, { name: 'metadata', type: 'string' }], outputs: [] },
-] as const;
+const REGISTRY_ABI = agentRegistryAbi;
 
 export interface RegistrationOptions {
   /** The AgentRegistry's address; without it the check is skipped. */

@@ -1,16 +1,11 @@
-/**
- * The oracle's two chain interfaces on viem. The ABI fragments are the few functions used, by their names in the
- * contracts, so the compiled ABIs can replace them one for one.
- */
-import { parseAbi, type Account, type Address, type Chain, type Hex, type PublicClient, type Transport, type WalletClient } from 'viem';
+/** The oracle's two chain interfaces on viem, over the compiled contracts' ABIs (src/chain/contracts.ts). */
+import { type Account, type Address, type Chain, type Hex, type PublicClient, type Transport, type WalletClient } from 'viem';
+import { agentRegistryAbi, rewardPoolAbi } from '../chain/contracts.js';
 import { ChainError } from '../chain/errors.js';
 import type { RegistryReader, RewardPoolWriter } from './types.js';
 
-export const REGISTRY_ABI = parseAbi(['function isActive(address agent) view returns (bool)']);
-export const REWARD_POOL_ABI = parseAbi([
-  'function reportEpoch(uint256 epoch, bytes32 merkleRoot, uint256 totalRewards, uint256 totalContribution)',
-  'function epochBudget(uint256 epoch) view returns (uint256)',
-]);
+const REGISTRY_ABI = agentRegistryAbi;
+const REWARD_POOL_ABI = rewardPoolAbi;
 
 export function viemRegistryReader(client: PublicClient, registry: Address): RegistryReader {
   return {
@@ -28,9 +23,9 @@ export function viemRewardPoolWriter(client: PublicClient, wallet: WalletClient<
   return {
     async epochBudget(epoch) {
       try {
-        return await client.readContract({ address: pool, abi: REWARD_POOL_ABI, functionName: 'epochBudget', args: [epoch] });
+        return (await client.readContract({ address: pool, abi: REWARD_POOL_ABI, functionName: 'getEpoch', args: [epoch] })).budget;
       } catch (error) {
-        throw new ChainError(`RewardPool ${pool}: epochBudget(${epoch}) failed`, { cause: error });
+        throw new ChainError(`RewardPool ${pool}: getEpoch(${epoch}) failed`, { cause: error });
       }
     },
     async reportEpoch(epoch, root, totalRewards, totalContribution) {
