@@ -4,11 +4,14 @@
  * `ready <url>`; logs go to stderr. SIGINT/SIGTERM stop generations in flight (recorded as `stopped`) and exit.
  */
 import path from 'node:path';
+import { isAddress, type Address } from 'viem';
 import { DEFAULT_GATEWAY_HOST, DEFAULT_GATEWAY_PORT, DEFAULT_PRICE_PER_TOKEN_FAR } from '../gateway/defaults.js';
 import { openGateway, type OpenedGateway } from '../gateway/open.js';
 import { parseFar } from '../gateway/ledger/money.js';
+import type { ReceiptSettings } from '../gateway/receipts/sign.js';
 import { loadPsk } from '../swarm/psk.js';
 import { lineLogger } from '../util/logger.js';
+import { accountFlags, accountFrom, accountUsage, type AccountFlagValues } from './account.js';
 import { defaultGatewayDataDir, hubOptionsFromEnv } from './env.js';
 import { UsageError } from './errors.js';
 import { numberOption, parse } from './options.js';
@@ -40,7 +43,14 @@ Prints "ready <url>" on stdout once listening. A model whose blocks are not all 
                            [env COROLLA_API_KEYS]
   --gateway-id NAME        this gateway's name in a shared ledger (default: from its peer id) [env COROLLA_GATEWAY_ID]
   --psk FILE               swarm key file of a private swarm [env COROLLA_PSK]
-  --threads N              onnxruntime threads for the LM heads [env COROLLA_THREADS]`;
+  --threads N              onnxruntime threads for the LM heads [env COROLLA_THREADS]
+
+Receipts (all four or none): the gateway signs, as the payer, one receipt per server with a verified Ethereum
+address per request, and sends them to the oracle (kept in the ledger until it has them):
+  --chain-id N             the chain of the RewardPool [env COROLLA_CHAIN_ID]
+  --reward-pool ADDRESS    the RewardPool the receipts are bound to [env COROLLA_REWARD_POOL]
+  --oracle-url URL         the oracle's base URL [env COROLLA_ORACLE_URL]
+${accountUsage}`;
 
 const flags = {
   bootstrap: { type: 'string', multiple: true },
@@ -55,6 +65,10 @@ const flags = {
   'gateway-id': { type: 'string' },
   psk: { type: 'string' },
   threads: { type: 'string' },
+  'chain-id': { type: 'string' },
+  'reward-pool': { type: 'string' },
+  'oracle-url': { type: 'string' },
+  ...accountFlags,
 } as const;
 
 /** `NAME=PATH` or `PATH` (named after the file). */
@@ -67,6 +81,27 @@ export function parseModelFlag(value: string): { name: string; path: string } {
 
 const list = (values: readonly string[] | undefined, env: string | undefined): string[] =>
   (values && values.length > 0 ? values : env ? [env] : []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v.length > 0);
+
+type ReceiptFlagValues = AccountFlagValues & { readonly 'chain-id'?: string; readonly 'reward-pool'?: string; readonly 'oracle-url'?: string };
+
+/** The receipt settings the flags and `env` give: all four parts, or none (undefined). */
+export async function receiptSettingsFrom(values: ReceiptFlagValues, env: Readonly<Record<string, string | undefined>>): Promise<ReceiptSettings | undefined> {
+  const chainId = values['chain-id'] ?? env.COROLLA_CHAIN_ID;
+  const rewardPool = values['reward-pool'] ?? env.COROLLA_REWARD_POOL;
+  const oracleUrl = values['oracle-url'] ?? env.COROLLA_ORACLE_URL;
+  const account = await accountFrom(values, env);
+  const given = { 'an account (--private-key or --keystore)': account, '--chain-id': chainId, '--reward-pool': rewardPool, '--oracle-url': oracleUrl };
+  const missing = Object.entries(given).filter(([, value]) => value === undefined || value === '').map(([name]) => name);
+  if (missing.length === 4) return undefined;
+  if (missing.length > 0) throw new UsageError(`receipts need an account, --chain-id, --reward-pool and --oracle-url together; missing: ${missing.join(', ')}`);
+  if (!isAddress(rewardPool!, { strict: false })) throw new UsageError(`--reward-pool is not an Ethereum address: "${rewardPool}"`);
+  try {
+    new URL(oracleUrl!);
+  } catch {
+    throw new UsageError(`--oracle-url is not a URL: "${oracleUrl}"`);
+  }
+  return { account: account!, chainId: numberOption(chainId, 'chain-id', { integer: true, min: 1 })!, rewardPool: rewardPool as Address, oracleUrl: oracleUrl! };
+}
 
 export async function run(argv: string[]): Promise<void> {
   const env = process.env;
@@ -85,6 +120,8 @@ export async function run(argv: string[]): Promise<void> {
   }
   const threads = numberOption(values.threads ?? env.COROLLA_THREADS, 'threads', { integer: true, min: 1 });
   const pskFile = values.psk ?? env.COROLLA_PSK;
+  // before minutes of model loading: a bad key, password or address fails now
+  const receipts = await receiptSettingsFrom(values, env);
 
   const logger = lineLogger((line) => process.stderr.write(`[gateway ${new Date().toISOString()}] ${line}\n`));
   const log = logger.forComponent('corolla:gateway:cli');
@@ -119,6 +156,7 @@ export async function run(argv: string[]): Promise<void> {
         gatewayId: values['gateway-id'] ?? env.COROLLA_GATEWAY_ID,
         threads,
         hub: hubOptionsFromEnv(env),
+        ...(receipts ? { receipts } : {}),
       },
       { logger, onProgress: terminalProgress() },
     );

@@ -36,3 +36,13 @@ export const DASHBOARD_PUSH_MS = 1_000;
 export const DASHBOARD_RECENT_REQUESTS = 20;
 /** How long close() waits for in-flight generations to end after aborting them (ms). */
 export const SHUTDOWN_GRACE_MS = 5_000;
+/** How often the receipt sender posts pending receipts to the oracle (ms). */
+export const RECEIPT_FLUSH_MS = 5_000;
+/** Receipts per POST /v1/receipts (the oracle's own batch limit). */
+export const RECEIPT_BATCH_SIZE = 500;
+/** The longest wait between tries while the oracle is unreachable or failing (ms). */
+export const RECEIPT_MAX_BACKOFF_MS = 60_000;
+/** One POST to the oracle may take this long before it counts as a failure (ms). */
+export const RECEIPT_POST_TIMEOUT_MS = 10_000;
+/** close() gives the last flush this long (ms). */
+export const RECEIPT_CLOSE_FLUSH_MS = 2_000;

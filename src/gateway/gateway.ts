@@ -9,7 +9,7 @@
  *   await gateway.close();
  *
  * Components (node, registry, ledger, state, API keys) are passed in; `openGateway` (open.ts) builds them from
- * settings. close() stops the models and the HTTP server; components passed in are not closed.
+ * settings. close() stops the models, the HTTP server and the receipt sender; components passed in are not closed.
  */
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
@@ -24,6 +24,8 @@ import { DASHBOARD_PUSH_MS, DEFAULT_GATEWAY_HOST, DEFAULT_PRICE_PER_TOKEN_FAR, R
 import { GenerationService } from './generation.js';
 import { parseFar } from './ledger/money.js';
 import { GatewayMetrics } from './metrics.js';
+import { ReceiptSender } from './receipts/sender.js';
+import { ReceiptSigner, type ReceiptSettings } from './receipts/sign.js';
 import { ModelCatalog } from './model-catalog.js';
 import { ModelHost, type ModelHostSettings } from './model-host.js';
 import type { AuthContext, Ledger, SharedState } from './types.js';
@@ -47,6 +49,8 @@ export interface GatewaySettings {
   readonly gatewayId?: string;
   /** How often the dashboard feed pushes a snapshot (ms). Default DASHBOARD_PUSH_MS. */
   readonly dashboardPushMs?: number;
+  /** Sign a receipt per server per request with this payer account and send them to the oracle; unset: none. */
+  readonly receipts?: ReceiptSettings;
 }
 
 export interface Gateway {
@@ -75,7 +79,10 @@ export async function createGateway(components: GatewayComponents, settings: Gat
   const models = new ModelCatalog(hosts);
   const metrics = new GatewayMetrics();
   const settingsView = { gatewayId: settings.gatewayId ?? `gateway-${components.node.peerId.slice(-12)}`, pricePerTokenFar: price, version: SOFTWARE_VERSION, dashboardPushMs: settings.dashboardPushMs ?? DASHBOARD_PUSH_MS };
-  const generations = new GenerationService({ ledger: components.ledger, state: components.state, metrics, log }, { gatewayId: settingsView.gatewayId, pricePerTokenUnits });
+  const receipts = settings.receipts;
+  const signer = receipts ? new ReceiptSigner(receipts.account, receipts.chainId, receipts.rewardPool) : undefined;
+  const sender = receipts ? new ReceiptSender({ ledger: components.ledger, log: logger.forComponent('corolla:gateway:receipts') }, receipts) : undefined;
+  const generations = new GenerationService({ ledger: components.ledger, state: components.state, metrics, log, ...(signer ? { receipts: signer } : {}) }, { gatewayId: settingsView.gatewayId, pricePerTokenUnits });
   const context: GatewayContext = {
     models,
     generations,
@@ -103,6 +110,8 @@ export async function createGateway(components: GatewayComponents, settings: Gat
   }
   const sweeper = setInterval(() => void recover(), RECOVER_INTERVAL_MS);
   sweeper.unref();
+  if (receipts) log('signing receipts as %s for chain %d, pool %s; oracle %s', receipts.account.address, receipts.chainId, receipts.rewardPool, receipts.oracleUrl);
+  sender?.start();
   const app = createGatewayApp(context);
   let server: ServerType | undefined;
   let url: string | undefined;
@@ -131,6 +140,8 @@ export async function createGateway(components: GatewayComponents, settings: Gat
       closed = true;
       clearInterval(sweeper);
       await generations.stop(SHUTDOWN_GRACE_MS);
+      // after the generations, so their receipts are in the outbox for the last flush
+      await sender?.close();
       if (server) {
         const s = server;
         await new Promise<void>((resolve) => {

@@ -11,6 +11,7 @@ import type { Logger } from '../util/logger.js';
 import { LEDGER_FLUSH_MS, LEDGER_FLUSH_TOKENS, LIVE_SESSION_UPDATE_MS } from './defaults.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { ModelHost } from './model-host.js';
+import type { ReceiptSigner } from './receipts/sign.js';
 import type { AuthContext, Ledger, LiveSession, NodeContribution, RequestApi, RequestEnd, RequestProgress, SharedState } from './types.js';
 
 export interface GenerationRequest {
@@ -55,6 +56,8 @@ export interface GenerationServiceComponents {
   readonly state: SharedState;
   readonly metrics: GatewayMetrics;
   readonly log: Logger;
+  /** Signs each ended request's receipts into the ledger's outbox; without it nothing is signed. */
+  readonly receipts?: ReceiptSigner;
 }
 
 export class GenerationService {
@@ -76,7 +79,7 @@ export class GenerationService {
    * failure before the first token is thrown here (and answered with a proper HTTP status by the route).
    */
   async start(request: GenerationRequest): Promise<RunningGeneration> {
-    const { ledger, state, metrics, log } = this.components;
+    const { ledger, state, metrics, log, receipts } = this.components;
     const { host, auth } = request;
     const id = request.id ?? `req_${randomUUID().replaceAll('-', '')}`;
     const model = host.name;
@@ -148,7 +151,16 @@ export class GenerationService {
       metrics.promptTokens.inc({ model }, request.prompt.length);
       metrics.generatedTokens.inc({ model }, generated);
       const errorText = error === undefined ? null : isPeerSafe(error) ? `${error.code}: ${error.message}`.slice(0, 1000) : toPeerError(error).code;
-      const done = write(() => ledger.finish(id, { ...progress(), status, error: errorText, endedAt: new Date() }));
+      const done = write(async () => {
+        const final: RequestEnd = { ...progress(), status, error: errorText, endedAt: new Date() };
+        await ledger.finish(id, final);
+        // the receipts come from the final record, the gateway's own count; a request the recovery sweep marks
+        // `interrupted` (its gateway died) is not signed for
+        if (receipts && final.contributions.length > 0) {
+          const modelId = host.snapshot().modelId ?? model;
+          await ledger.addReceipts(await receipts.sign({ id, modelId }, final.contributions, final.endedAt));
+        }
+      });
       this.settled.add(done);
       void done.finally(() => this.settled.delete(done));
       await Promise.all([

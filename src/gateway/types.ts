@@ -78,6 +78,23 @@ export interface ListUsageOptions {
   readonly limit?: number;
 }
 
+/** A signed Receipt (chain/receipts.ts) for one server's work on one request, as the oracle takes it. */
+export interface OutboxReceipt {
+  readonly requestId: string;
+  /** The server's verified Ethereum address. */
+  readonly server: string;
+  readonly blockStart: number;
+  readonly blockEnd: number;
+  /** The Receipt in its JSON form (every bigint a decimal string). */
+  readonly message: Readonly<Record<string, string | number>>;
+  readonly signature: string;
+}
+
+/** A receipt in the outbox that the oracle has not answered for yet. */
+export interface PendingReceipt extends OutboxReceipt {
+  readonly id: number;
+}
+
 /**
  * The usage ledger: the basis of payment. Every write is durable when its promise resolves; nothing recorded is ever
  * lost or rewritten except by the request's own later progress.
@@ -96,6 +113,12 @@ export interface Ledger {
    * whose last write is older than `staleMs` (a dead gateway's). Returns how many rows changed.
    */
   recover(options: { gatewayId: string; staleMs: number }): Promise<number>;
+  /** Puts signed receipts in the outbox; one already there (same request, server and blocks) is kept as it is. */
+  addReceipts(receipts: readonly OutboxReceipt[]): Promise<void>;
+  /** Up to `limit` receipts the oracle has not answered for, oldest first. */
+  pendingReceipts(limit: number): Promise<PendingReceipt[]>;
+  /** Takes receipts out of the pending set once the oracle has answered for them. */
+  markReceiptsSent(ids: readonly number[]): Promise<void>;
   close(): Promise<void>;
 }
 

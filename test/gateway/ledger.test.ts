@@ -143,6 +143,31 @@ describe.each([
     expect((await ledger.list({ since: new Date(base + 1000), until: new Date(base + 2000) })).map((e) => e.request.id)).toEqual([ids[1]]);
   });
 
+  it('keeps signed receipts in the outbox until they are marked sent; adding one again changes nothing', async () => {
+    const request = newRequest();
+    await ledger.begin(request);
+    const receipt = (server: string, blockStart: number, blockEnd: number, signature: string) => ({
+      requestId: request.id,
+      server,
+      blockStart,
+      blockEnd,
+      message: { sessionId: request.id, server, blockStart, blockEnd, generatedTokens: '18446744073709551615' },
+      signature,
+    });
+    const a = receipt('0x00000000000000000000000000000000000000a1', 0, 3, '0xaa');
+    const b = receipt('0x00000000000000000000000000000000000000b2', 3, 5, '0xbb');
+    await ledger.addReceipts([a, b]);
+    await ledger.addReceipts([{ ...a, signature: '0xcc' }]); // the same request, server and blocks: the first one stays
+    const mine = async () => (await ledger.pendingReceipts(1000)).filter((r) => r.requestId === request.id);
+    const pending = await mine();
+    expect(pending.map(({ id: _, ...r }) => r)).toEqual([a, b]);
+    await ledger.markReceiptsSent([pending[0]!.id]);
+    expect((await mine()).map((r) => r.signature)).toEqual(['0xbb']);
+    await ledger.markReceiptsSent([pending[1]!.id]);
+    expect(await mine()).toEqual([]);
+    expect(await ledger.pendingReceipts(0)).toEqual([]);
+  });
+
   it('wraps a database failure in LedgerError, without SQL in its message', async () => {
     const request = newRequest();
     await ledger.begin(request);

@@ -4,6 +4,7 @@
  */
 import '../../src/util/polyfills.js';
 import type { LoadedModelSource } from '../../src/model/load.js';
+import type { BlockServerComponents } from '../../src/server/settings.js';
 import { createGateway, type Gateway, type GatewaySettings } from '../../src/gateway/gateway.js';
 import type { AuthContext, Ledger, SharedState } from '../../src/gateway/types.js';
 import { createRegistry } from '../../src/swarm/registry/index.js';
@@ -24,6 +25,8 @@ export interface TestGateway {
 export interface TestGatewayOptions {
   /** Block spans of the servers (default two servers: [0,3) and [3,5)); 'all' is a whole-model server. */
   readonly spans?: readonly ({ start: number; end: number } | 'all')[];
+  /** Components added to server i's (e.g. an `ethAccount`, so it announces a verified address). */
+  readonly serverComponents?: (index: number) => Partial<BlockServerComponents>;
   readonly settings?: Partial<GatewaySettings>;
   readonly authenticate?: (authorization: string | undefined, clientAddress: string) => Promise<AuthContext>;
   readonly ledger?: Ledger;
@@ -35,7 +38,7 @@ export const TEST_MODEL = 'stories260K';
 
 export async function startTestGateway(options: TestGatewayOptions = {}): Promise<TestGateway> {
   const source = await openStories();
-  const swarm = await startTestSwarm(source, options.spans ?? [{ start: 0, end: 3 }, { start: 3, end: 5 }]);
+  const swarm = await startTestSwarm(source, options.spans ?? [{ start: 0, end: 3 }, { start: 3, end: 5 }], undefined, options.serverComponents);
   const node = await swarm.client();
   const registry = await createRegistry(node, FAST);
   const ledger = options.ledger ?? (await openTestLedger());

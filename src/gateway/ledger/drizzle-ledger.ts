@@ -2,13 +2,13 @@
  * The Ledger on drizzle-orm, one implementation for both drivers (node-postgres and PGlite): they differ only in how
  * they are opened (open.ts).
  */
-import { and, asc, desc, eq, gte, inArray, lt, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, inArray, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { CorollaError } from '../../errors.js';
 import { LedgerError, RequestIdTakenError, UnknownRequestError } from '../errors.js';
-import type { Ledger, ListUsageOptions, NewRequest, NodeContribution, RequestEnd, RequestProgress, RequestRecord, UsageEntry } from '../types.js';
+import type { Ledger, ListUsageOptions, NewRequest, NodeContribution, OutboxReceipt, PendingReceipt, RequestEnd, RequestProgress, RequestRecord, UsageEntry } from '../types.js';
 import type { Logger } from '../../util/logger.js';
-import { nodeContributions, requests } from './schema.js';
+import { nodeContributions, receiptOutbox, requests } from './schema.js';
 
 export type LedgerDatabase = PgDatabase<PgQueryResultHKT>;
 type Transaction = Parameters<Parameters<LedgerDatabase['transaction']>[0]>[0];
@@ -117,6 +117,46 @@ export class DrizzleLedger implements Ledger {
         .returning({ id: requests.id });
       if (changed.length > 0) this.options.log('marked %d running requests interrupted (gateway %s, or silent for %d ms)', changed.length, gatewayId, staleMs);
       return changed.length;
+    });
+  }
+
+  addReceipts(receipts: readonly OutboxReceipt[]): Promise<void> {
+    return this.guard('addReceipts', async () => {
+      if (receipts.length === 0) return;
+      const createdAt = this.now();
+      await this.db
+        .insert(receiptOutbox)
+        .values(receipts.map((receipt) => ({ ...receipt, createdAt })))
+        .onConflictDoNothing({ target: [receiptOutbox.requestId, receiptOutbox.server, receiptOutbox.blockStart, receiptOutbox.blockEnd] });
+    });
+  }
+
+  pendingReceipts(limit: number): Promise<PendingReceipt[]> {
+    return this.guard('pendingReceipts', () =>
+      this.db
+        .select({
+          id: receiptOutbox.id,
+          requestId: receiptOutbox.requestId,
+          server: receiptOutbox.server,
+          blockStart: receiptOutbox.blockStart,
+          blockEnd: receiptOutbox.blockEnd,
+          message: receiptOutbox.message,
+          signature: receiptOutbox.signature,
+        })
+        .from(receiptOutbox)
+        .where(isNull(receiptOutbox.sentAt))
+        .orderBy(asc(receiptOutbox.id))
+        .limit(limit),
+    );
+  }
+
+  markReceiptsSent(ids: readonly number[]): Promise<void> {
+    return this.guard('markReceiptsSent', async () => {
+      if (ids.length === 0) return;
+      await this.db
+        .update(receiptOutbox)
+        .set({ sentAt: this.now() })
+        .where(and(inArray(receiptOutbox.id, [...ids]), isNull(receiptOutbox.sentAt)));
     });
   }
 

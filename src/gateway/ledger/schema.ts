@@ -1,9 +1,10 @@
 /**
- * The ledger's tables (the seed design's `inference_sessions` and `node_contributions`). Migrations in
+ * The ledger's tables (the seed design's `inference_sessions` and `node_contributions`, and the outbox of signed
+ * receipts). Migrations in
  * migrations/ledger/ are generated from this file with `npm run db:generate`; never edit a migration that shipped.
  */
 import { sql } from 'drizzle-orm';
-import { boolean, check, index, integer, numeric, pgTable, primaryKey, text, timestamp } from 'drizzle-orm/pg-core';
+import { bigserial, boolean, check, index, integer, jsonb, numeric, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 import type { RequestApi, RequestStatus } from '../types.js';
 
 export const REQUEST_STATUSES = ['running', 'completed', 'stopped', 'cancelled', 'failed', 'interrupted'] as const satisfies readonly RequestStatus[];
@@ -62,5 +63,33 @@ export const nodeContributions = pgTable(
   (table) => [
     primaryKey({ columns: [table.requestId, table.peerId, table.blockStart, table.blockEnd] }),
     check('node_contributions_counts_check', sql`${table.promptTokens} >= 0 and ${table.generatedTokens} >= 0 and ${table.replayedTokens} >= 0`),
+  ],
+);
+
+/**
+ * Signed receipts waiting for the oracle: one per server (and block span) per ended request, written when the
+ * request ends and kept until the oracle has answered for them (`sent_at`).
+ */
+export const receiptOutbox = pgTable(
+  'receipt_outbox',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    requestId: text('request_id')
+      .notNull()
+      .references(() => requests.id),
+    server: text('server').notNull(),
+    blockStart: integer('block_start').notNull(),
+    blockEnd: integer('block_end').notNull(),
+    /** The signed Receipt as the oracle takes it (bigints as decimal strings). */
+    message: jsonb('message').$type<Record<string, string | number>>().notNull(),
+    signature: text('signature').notNull(),
+    createdAt: time('created_at').notNull(),
+    /** When the oracle answered for it (accepted, duplicate or rejected for good); null while pending. */
+    sentAt: time('sent_at'),
+  },
+  (table) => [
+    uniqueIndex('receipt_outbox_request_server_blocks_idx').on(table.requestId, table.server, table.blockStart, table.blockEnd),
+    // the sender's scan: pending receipts, oldest first
+    index('receipt_outbox_pending_idx').on(table.id).where(sql`${table.sentAt} is null`),
   ],
 );
