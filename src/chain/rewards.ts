@@ -54,6 +54,8 @@ export interface ClaimOutcome extends CheckedClaim {
 }
 
 export const DEFAULT_ORACLE_TIMEOUT_MS = 10_000;
+/** How often `corolla serve --auto-claim-threshold` checks the pending reward. */
+export const DEFAULT_AUTO_CLAIM_INTERVAL_MS = 10 * 60_000;
 
 /** The oracle's HTTP API at `baseUrl` (GET /v1/rewards/{address}; bigints as decimal strings). */
 export function httpRewardOracle(baseUrl: string, options: { fetch?: typeof fetch; timeoutMs?: number } = {}): RewardOracle {

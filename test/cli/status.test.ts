@@ -5,11 +5,15 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rewardPoolAbi } from '../../src/chain/contracts.js';
 import { ANVIL_MNEMONIC, startAnvil, type Anvil } from '../support/anvil.js';
 import { killCorollaProcesses, runCorolla } from '../support/cli.js';
 import { rewardedNode, type RewardedNode } from '../support/rewards.js';
 import { mnemonicToAccount } from 'viem/accounts';
-import { bytesToHex } from 'viem';
+import { bytesToHex, parseEther } from 'viem';
+import { autoClaimFrom } from '../../src/cli/rewards.js';
+import { UsageError } from '../../src/cli/errors.js';
+import { lineLogger } from '../../src/util/logger.js';
 
 let anvil: Anvil;
 let setup: RewardedNode;
@@ -142,5 +146,38 @@ describe('corolla rewards claim', () => {
     expect(result.stdout).toBe(`epoch ${leaf.epoch} 1 ETH refused: the proof does not match the root on chain\n`);
     expect(result.stderr).toContain('does not match the Merkle root');
     expect(await anvil.publicClient.getTransactionCount({ address: other.address })).toBe(nonce);
+  });
+});
+
+describe('corolla serve --auto-claim-threshold', () => {
+  it('is checked before the model loads: bad amounts and missing settings are usage errors', async () => {
+    const account = anvil.accounts[5]!;
+    const settings = { 'rpc-url': anvil.rpcUrl, 'reward-pool': setup.contracts.rewardPool, 'oracle-url': setup.oracleUrl };
+    expect(autoClaimFrom({ ...settings }, account, {})).toBeUndefined();
+    expect(() => autoClaimFrom({ ...settings, 'auto-claim-threshold': '1e18' }, account, {})).toThrow(/must be an amount of ETH/);
+    expect(() => autoClaimFrom({ ...settings, 'auto-claim-threshold': '1' }, undefined, {})).toThrow(/needs an account/);
+    expect(() => autoClaimFrom({ ...settings, 'oracle-url': undefined, 'auto-claim-threshold': '1' }, account, {})).toThrow(UsageError);
+    const serve = await corolla(['serve', '--model', '/nonexistent/model.gguf', '--auto-claim-threshold', '0.5']);
+    expect([serve.code, serve.stderr.trim().split('\n').at(-1)]).toEqual([1, 'corolla: --auto-claim-threshold needs an account (--private-key, COROLLA_PRIVATE_KEY or --keystore)']);
+  });
+
+  it('claims in the background once the pending reward reaches the threshold', async () => {
+    const earner = anvil.accounts[5]!;
+    const tree = await setup.reportEpoch((epoch) => [{ account: earner.address, epoch, amount: parseEther('0.4'), contribution: 7n }]);
+    setup.answers.set(earner.address.toLowerCase(), { claimable: [{ ...tree.leaves[0]!, proof: tree.proof(earner.address) }] });
+    const lines: string[] = [];
+    const log = lineLogger((line) => lines.push(line)).forComponent('corolla:serve');
+    const auto = autoClaimFrom({ 'auto-claim-threshold': '0.4', 'auto-claim-interval': '0.01', 'rpc-url': anvil.rpcUrl, 'reward-pool': setup.contracts.rewardPool, 'oracle-url': setup.oracleUrl }, earner, {})!;
+    const stop = auto.start(log);
+    try {
+      const deadline = Date.now() + 10_000;
+      while (!(await anvil.publicClient.readContract({ address: setup.contracts.rewardPool, abi: rewardPoolAbi, functionName: 'hasClaimed', args: [earner.address, tree.epoch] }))) {
+        if (Date.now() > deadline) throw new Error(`no auto-claim within 10 s: ${lines.join('; ')}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    } finally {
+      stop();
+    }
+    expect(lines[0]).toContain('auto-claim: every 0.01 min, once 0.4 ETH is pending');
   });
 });
