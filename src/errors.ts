@@ -119,6 +119,10 @@ export const ERROR_CODES = {
   NOT_REGISTERED: code(403),
   /** The address is registered but deactivated (or slashed) in the AgentRegistry. */
   AGENT_INACTIVE: code(403),
+  /** The oracle's HTTP API did not answer, or answered with something that is not its rewards JSON. */
+  ORACLE_UNAVAILABLE: code(503, true),
+  /** A reward proof from the oracle that does not lead to the epoch's root on chain: never sent as a claim. */
+  INVALID_REWARD_PROOF: code(502),
   /** An exception nobody raised on purpose; its text never leaves the process. */
   INTERNAL: internalCode(500),
 } as const satisfies Record<string, ErrorCodeInfo>;

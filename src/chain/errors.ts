@@ -40,3 +40,19 @@ export class AgentInactiveError extends CorollaError {
     super('AGENT_INACTIVE', `${address} is registered but not active in the AgentRegistry at ${registry} (activate it, or ask its admin)`);
   }
 }
+
+/** The oracle's rewards API could not be reached or answered with something unusable. */
+export class OracleUnavailableError extends CorollaError {
+  override readonly name = 'OracleUnavailableError';
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('ORACLE_UNAVAILABLE', message, options);
+  }
+}
+
+/** An oracle's proof that does not match the epoch's Merkle root on chain (a claim with it would only revert). */
+export class InvalidRewardProofError extends CorollaError {
+  override readonly name = 'InvalidRewardProofError';
+  constructor(readonly epoch: bigint, account: string, pool: string) {
+    super('INVALID_REWARD_PROOF', `the oracle's proof for ${account} in epoch ${epoch} does not match the Merkle root of the RewardPool at ${pool}: not claimed`);
+  }
+}

@@ -36,6 +36,7 @@ import { UsageError } from './errors.js';
 import { numberOption, parse } from './options.js';
 import { terminalProgress } from './progress.js';
 import { checkRegistration } from './registration.js';
+import { autoClaimFlags, autoClaimFrom, autoClaimUsage } from './rewards.js';
 
 const DEFAULT_LISTEN = '/ip4/127.0.0.1/tcp/0';
 const seconds = (ms: number) => ms / 1000;
@@ -63,6 +64,7 @@ announced ONLINE; logs go to stderr. SIGINT/SIGTERM announce OFFLINE and exit.
   --registry ADDRESS     AgentRegistry to check on start that the account is registered and active
                          [env COROLLA_REGISTRY]; needs --rpc-url URL [env COROLLA_RPC_URL]
   --register             register the account (name: --public-name or the peer id) when it is not registered
+${autoClaimUsage}
   --max-cache-tokens N   KV-cache budget in tokens over all sessions (default: ${DEFAULT_CACHE_BUDGET_BYTES / 1024 ** 3} GiB worth)
   --threads N            onnxruntime threads (default ${DEFAULT_THREADS})
   --max-batch N          decode steps of different sessions per engine call (default ${DEFAULT_MAX_BATCH}; 1 = no batching)
@@ -119,6 +121,7 @@ const flags = {
   registry: { type: 'string' },
   'rpc-url': { type: 'string' },
   register: { type: 'boolean' },
+  ...autoClaimFlags,
   ...accountFlags,
 } as const;
 
@@ -177,6 +180,7 @@ export async function run(argv: string[]): Promise<void> {
   }
   const registry = values.registry ?? (process.env.COROLLA_REGISTRY || undefined);
   if (registry !== undefined && !ethAccount) throw new UsageError('--registry needs an Ethereum account (--private-key, COROLLA_PRIVATE_KEY or --keystore)');
+  const autoClaim = autoClaimFrom(values, ethAccount);
 
   // Signals: the first one stops cleanly (even mid-load); a second one exits at once.
   let signalled: string | undefined;
@@ -207,6 +211,7 @@ export async function run(argv: string[]): Promise<void> {
   const source = await openModel(values.model, { tokenizerPath: values.tokenizer });
   let node: SwarmNode | undefined;
   let server: BlockServer | undefined;
+  let stopAutoClaim: (() => void) | undefined;
   try {
     const modelId = await modelIdOf(source);
     log(`model ${modelId}: ${source.config.numLayers} blocks, hidden ${source.config.hiddenSize}`);
@@ -271,10 +276,12 @@ export async function run(argv: string[]): Promise<void> {
     if (!signalled) {
       const { start, end } = server.range;
       process.stdout.write(`ready ${node.peerId} ${start}:${end}\n`);
+      stopAutoClaim = autoClaim?.start(log);
       log(`serving ${modelId} blocks [${start}, ${end})${server.wholeModel ? ` (whole model: ${GENERATE_PROTOCOL})` : ''}; throughput ${JSON.stringify(server.throughput)}`);
     }
     await stopRequested;
   } finally {
+    stopAutoClaim?.();
     await server?.stop().catch((error: unknown) => log(`stop failed: ${(error as Error)?.message ?? String(error)}`));
     await node?.stop().catch(() => {});
     source.close();
