@@ -21,7 +21,7 @@ const usage = `usage: corolla oracle --rpc-url URL --registry ADDR --pool ADDR -
 
   --rpc-url URL           the chain's JSON-RPC endpoint [env COROLLA_RPC_URL]
   --registry ADDR         the AgentRegistry [env COROLLA_REGISTRY]
-  --pool ADDR             the RewardPool (also the EIP-712 verifyingContract) [env COROLLA_POOL]
+  --pool ADDR             the RewardPool (also the EIP-712 verifyingContract) [env COROLLA_REWARD_POOL]
   --oracle-key KEY        the key holding ORACLE_ROLE (never printed) [env COROLLA_PRIVATE_KEY]
   --payers LIST           gateway/client addresses whose receipts count, comma-separated [env COROLLA_PAYERS]
   --epoch-seconds N       the RewardPool's epoch length (default ${DEFAULT_EPOCH_SECONDS}) [env COROLLA_EPOCH_SECONDS]
@@ -57,7 +57,7 @@ export async function run(argv: string[]): Promise<void> {
   const rpcUrl = values['rpc-url'] ?? env.COROLLA_RPC_URL;
   if (!rpcUrl) throw new UsageError(`--rpc-url is required\n\n${usage}`);
   const registry = address(values.registry ?? env.COROLLA_REGISTRY, 'registry');
-  const pool = address(values.pool ?? env.COROLLA_POOL, 'pool');
+  const pool = address(values.pool ?? env.COROLLA_REWARD_POOL, 'pool');
   const key = values['oracle-key'] ?? env.COROLLA_PRIVATE_KEY;
   if (!key || !/^0x[0-9a-fA-F]{64}$/.test(key)) throw new UsageError('--oracle-key (or COROLLA_PRIVATE_KEY) must be a 32-byte hex private key');
   const payers = (values.payers ?? env.COROLLA_PAYERS ?? '').split(',').map((p) => p.trim()).filter(Boolean).map((p) => address(p, 'payers'));
