@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { llama3RopeFactors, ropeInverseFrequencies } from '../../src/model/rope.js';
+import { llama3RopeFactors, ropeFrequencyFactors, ropeThetaScale, writeRopeAngles } from '../../src/model/rope.js';
 import type { ModelConfig } from '../../src/model/types.js';
 
 const base: ModelConfig = {
@@ -10,13 +10,38 @@ const base: ModelConfig = {
 const scaling = { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 } as const;
 
 describe('rope', () => {
-  it('plain inverse frequencies are theta^(-2i/d)', () => {
-    const f = ropeInverseFrequencies(base);
+  /** Angles of one position, as the engine computes them. */
+  const angles = (config: ModelConfig, position: number, tensor?: Float32Array) => {
+    const out = new Float32Array(config.headDim / 2);
+    writeRopeAngles(position, ropeThetaScale(config), config.headDim / 2, ropeFrequencyFactors(config, tensor), out);
+    return out;
+  };
+
+  it('plain angles are position × theta^(-2i/d)', () => {
+    const f = angles(base, 1);
     expect(f).toHaveLength(32);
     expect(f[0]).toBe(1);
     // f32 results: compare relative to the exact value.
     expect(f[1]! / 500000 ** (-2 / 64)).toBeCloseTo(1, 6);
-    expect(f[31]! / 500000 ** (-62 / 64)).toBeCloseTo(1, 6);
+    expect(f[31]! / 500000 ** (-62 / 64)).toBeCloseTo(1, 5);
+  });
+
+  it('angles follow ggml\'s f32 recurrence, not the f64 product', () => {
+    // ggml_rope_cache_init: theta_0 = p, theta_{i+1} = f32(theta_i × f32(powf(base, -2/d))).
+    const config = { ...base, ropeTheta: 10000 };
+    const scale = Math.fround(Math.fround(10000) ** Math.fround(-2 / 64));
+    expect(ropeThetaScale(config)).toBe(scale);
+    const p = 4000;
+    const got = angles(config, p);
+    let theta = Math.fround(p);
+    let differs = 0;
+    for (let i = 0; i < 32; i++) {
+      expect(got[i]).toBe(theta);
+      if (got[i] !== Math.fround(p * 10000 ** (-(2 * i) / 64))) differs++;
+      theta = Math.fround(theta * scale);
+    }
+    // The rounding that accumulates is what long positions are sensitive to: most angles differ from the f64 product.
+    expect(differs).toBeGreaterThan(10);
   });
 
   it('llama3 factors: 1 at high frequencies, factor at low, smooth in between', () => {
@@ -37,8 +62,8 @@ describe('rope', () => {
     for (let i = 1; i < 32; i++) expect(factors[i]!).toBeGreaterThanOrEqual(factors[i - 1]!);
   });
 
-  it('scaled frequencies equal Transformers\' _compute_llama3_parameters', () => {
-    const scaled = ropeInverseFrequencies({ ...base, ropeScaling: scaling });
+  it('scaled angles equal Transformers\' _compute_llama3_parameters', () => {
+    const scaled = angles({ ...base, ropeScaling: scaling }, 1);
     // The reference formulation, written independently: HF divides low frequencies by the factor and blends.
     const lowWavelen = 8192 / 1;
     const highWavelen = 8192 / 4;
@@ -52,9 +77,8 @@ describe('rope', () => {
       }
       expect(scaled[i]! / expected).toBeCloseTo(1, 5);
     }
-    // A GGUF rope_freqs tensor gives the same table.
-    const fromTensor = ropeInverseFrequencies(base, llama3RopeFactors(64, 500000, scaling));
-    for (let i = 0; i < 32; i++) expect(fromTensor[i]! / scaled[i]!).toBeCloseTo(1, 6);
-    expect(() => ropeInverseFrequencies(base, new Float32Array(5))).toThrow(RangeError);
+    // A GGUF rope_freqs tensor gives the same angles.
+    expect(angles(base, 1, llama3RopeFactors(64, 500000, scaling))).toEqual(scaled);
+    expect(() => ropeFrequencyFactors(base, new Float32Array(5))).toThrow(RangeError);
   });
 });
