@@ -55,7 +55,19 @@ export interface ModelShape {
    * embedded stories260K model. 'none': no tokenizer.
    */
   readonly tokenizer: 'smollm2' | 'stories' | 'none';
+  /**
+   * GGUF architecture (default 'llama', which Llama 2/3, Mistral and SmolLM2 files use). 'qwen2' adds q/k/v biases
+   * and rotates the two halves of each head.
+   */
+  readonly architecture?: ShapeArchitecture;
+  /**
+   * Written as `{arch}.attention.sliding_window`, as a Mistral v0.1 file could carry it. llama.cpp ignores the key
+   * for the llama and qwen2 architectures (their loaders never read it), and so does our GGUF loader.
+   */
+  readonly slidingWindow?: number;
 }
+
+export type ShapeArchitecture = 'llama' | 'qwen2';
 
 export const MODEL_SHAPES = {
   'smollm2-135m': {
@@ -70,6 +82,25 @@ export const MODEL_SHAPES = {
   'stories-tiny': {
     name: 'stories-tiny', hiddenSize: 64, numLayers: 5, numHeads: 8, numKvHeads: 4, intermediateSize: 172,
     vocabSize: 512, contextLength: 512, ropeTheta: 10000, rmsNormEps: 1e-5, tied: true, tokenizer: 'stories',
+  },
+  // Tiny models of each architecture's shape (its GQA layout, RoPE base and scaling, biases, tied or not, window),
+  // with the 512-token stories vocabulary: quick enough to run thousands of positions through both engines.
+  'llama-2-tiny': {
+    name: 'llama-2-tiny', hiddenSize: 64, numLayers: 6, numHeads: 4, numKvHeads: 4, intermediateSize: 192,
+    vocabSize: 512, contextLength: 8192, ropeTheta: 10000, rmsNormEps: 1e-5, tied: false, tokenizer: 'stories',
+  },
+  'llama-3.2-tiny': {
+    name: 'llama-3.2-tiny', hiddenSize: 64, numLayers: 6, numHeads: 4, numKvHeads: 2, intermediateSize: 192,
+    vocabSize: 512, contextLength: 8192, ropeTheta: 500000, rmsNormEps: 1e-5, tied: true, tokenizer: 'stories',
+    ropeScaling: { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 },
+  },
+  'mistral-tiny': {
+    name: 'mistral-tiny', hiddenSize: 64, numLayers: 6, numHeads: 4, numKvHeads: 2, intermediateSize: 192,
+    vocabSize: 512, contextLength: 8192, ropeTheta: 10000, rmsNormEps: 1e-5, tied: false, tokenizer: 'stories', slidingWindow: 32,
+  },
+  'qwen2.5-tiny': {
+    name: 'qwen2.5-tiny', hiddenSize: 64, numLayers: 6, numHeads: 4, numKvHeads: 2, intermediateSize: 192,
+    vocabSize: 512, contextLength: 8192, ropeTheta: 1000000, rmsNormEps: 1e-6, tied: true, tokenizer: 'stories', architecture: 'qwen2',
   },
 } as const satisfies Record<string, ModelShape>;
 export type ModelShapeName = keyof typeof MODEL_SHAPES;
@@ -119,22 +150,24 @@ export function makeModel(options: MakeModelOptions): { path: string; bytes: num
   const headDim = shape.hiddenSize / shape.numHeads;
   if (!Number.isInteger(headDim) || shape.numHeads % shape.numKvHeads !== 0) throw new MakeModelError(`inconsistent shape ${shape.name}`);
 
+  const arch = shape.architecture ?? 'llama';
   const metadata: Array<[string, GgufMetaValue]> = [
-    ['general.architecture', gv.str('llama')],
+    ['general.architecture', gv.str(arch)],
     ['general.name', gv.str(`corolla random ${shape.name}`)],
     ['general.file_type', gv.u32(FILE_TYPE[options.dtype])],
     ...(options.dtype === 'q8_0' || options.dtype === 'q4_0' ? [['general.quantization_version', gv.u32(2)] as [string, GgufMetaValue]] : []),
     ['general.alignment', gv.u32(32)],
-    ['llama.vocab_size', gv.u32(shape.vocabSize)],
-    ['llama.context_length', gv.u32(shape.contextLength)],
-    ['llama.embedding_length', gv.u32(shape.hiddenSize)],
-    ['llama.block_count', gv.u32(shape.numLayers)],
-    ['llama.feed_forward_length', gv.u32(shape.intermediateSize)],
-    ['llama.rope.dimension_count', gv.u32(headDim)],
-    ['llama.attention.head_count', gv.u32(shape.numHeads)],
-    ['llama.attention.head_count_kv', gv.u32(shape.numKvHeads)],
-    ['llama.attention.layer_norm_rms_epsilon', gv.f32(shape.rmsNormEps)],
-    ['llama.rope.freq_base', gv.f32(shape.ropeTheta)],
+    [`${arch}.vocab_size`, gv.u32(shape.vocabSize)],
+    [`${arch}.context_length`, gv.u32(shape.contextLength)],
+    [`${arch}.embedding_length`, gv.u32(shape.hiddenSize)],
+    [`${arch}.block_count`, gv.u32(shape.numLayers)],
+    [`${arch}.feed_forward_length`, gv.u32(shape.intermediateSize)],
+    [`${arch}.rope.dimension_count`, gv.u32(headDim)],
+    [`${arch}.attention.head_count`, gv.u32(shape.numHeads)],
+    [`${arch}.attention.head_count_kv`, gv.u32(shape.numKvHeads)],
+    [`${arch}.attention.layer_norm_rms_epsilon`, gv.f32(shape.rmsNormEps)],
+    [`${arch}.rope.freq_base`, gv.f32(shape.ropeTheta)],
+    ...architectureMetadata(shape, arch),
     ['corolla.random.version', gv.u32(MAKE_MODEL_VERSION)],
     ['corolla.random.seed', gv.u32(seed)],
     ['corolla.random.shape', gv.str(shape.name)],
@@ -162,6 +195,7 @@ export function makeModel(options: MakeModelOptions): { path: string; bytes: num
     weight(b + 'attn_k', kv, shape.hiddenSize, init.qkStd);
     weight(b + 'attn_v', kv, shape.hiddenSize);
     weight(b + 'attn_output', shape.hiddenSize, q);
+    tensors.push(...attentionBiases(shape, b, q, kv, seed, init.weightStd));
     norm(b + 'ffn_norm', shape.hiddenSize);
     weight(b + 'ffn_gate', shape.intermediateSize, shape.hiddenSize);
     weight(b + 'ffn_up', shape.intermediateSize, shape.hiddenSize);
@@ -170,6 +204,24 @@ export function makeModel(options: MakeModelOptions): { path: string; bytes: num
   fs.mkdirSync(nodePath.dirname(nodePath.resolve(options.out)), { recursive: true });
   const bytes = writeGguf(options.out, { metadata, tensors, alignment: 32, ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
   return { path: options.out, bytes };
+}
+
+/** Metadata only some architectures' shapes carry. */
+function architectureMetadata(shape: ModelShape, arch: ShapeArchitecture): Array<[string, GgufMetaValue]> {
+  return shape.slidingWindow ? [[`${arch}.attention.sliding_window`, gv.u32(shape.slidingWindow)]] : [];
+}
+
+/**
+ * Qwen2's q/k/v biases (F32, as llama.cpp's converter keeps 1-D tensors). Drawn wider than the weights, as trained
+ * Qwen2 biases are large, so a wrong or missing bias moves the logits visibly.
+ */
+function attentionBiases(shape: ModelShape, block: string, q: number, kv: number, seed: number, std: number): GgufTensorSpec[] {
+  if ((shape.architecture ?? 'llama') !== 'qwen2') return [];
+  return [
+    randomTensor(`${block}attn_q.bias`, 1, q, 'f32', seed, 0, 10 * std),
+    randomTensor(`${block}attn_k.bias`, 1, kv, 'f32', seed, 0, 10 * std),
+    randomTensor(`${block}attn_v.bias`, 1, kv, 'f32', seed, 0, 10 * std),
+  ];
 }
 
 /** llama.cpp's LLAMA_FTYPE values. */
