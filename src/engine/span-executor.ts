@@ -252,12 +252,33 @@ class OrtSpanExecutor implements SpanExecutor {
     s.capacity = capacity;
   }
 
-  /** Prefill mask [tokens·group, past + tokens]: query t sees keys up to past + t. */
-  private causalMask(past: number, tokens: number): ort.Tensor {
+  /**
+   * The first cached row a step at `position` attends to: 0, or with a sliding window the oldest row still inside
+   * the window of the step's first token. Only rows from there on are fed, so a decode step needs no mask.
+   */
+  private windowStart(position: number): number {
+    const w = this.config.slidingWindow;
+    return w === undefined ? 0 : Math.max(0, position - w + 1);
+  }
+
+  /**
+   * Prefill mask [tokens·group, past - first + tokens] over the keys from position `first` on: query t (position
+   * past + t) sees keys up to past + t, and with a sliding window none before past + t - window + 1.
+   */
+  private causalMask(first: number, past: number, tokens: number): ort.Tensor {
     const group = this.config.numHeads / this.config.numKvHeads;
-    const width = past + tokens;
+    const w = this.config.slidingWindow;
+    const width = past - first + tokens;
     const data = new Float32Array(tokens * group * width);
-    for (let t = 0; t < tokens; t++) for (let j = 0; j < group; j++) data.fill(-Infinity, (t * group + j) * width + past + t + 1, (t * group + j + 1) * width);
+    for (let t = 0; t < tokens; t++) {
+      const end = past + t + 1 - first;
+      const start = w === undefined ? 0 : Math.max(0, past + t - w + 1 - first);
+      for (let j = 0; j < group; j++) {
+        const row = (t * group + j) * width;
+        data.fill(-Infinity, row, row + start);
+        data.fill(-Infinity, row + end, row + width);
+      }
+    }
     return new ort.Tensor('float32', data, [tokens * group, width]);
   }
 
@@ -282,13 +303,14 @@ class OrtSpanExecutor implements SpanExecutor {
     for (let slot = 0; slot < slotCount; slot++) {
       const p = prepared[slot];
       const position = p?.session.position ?? 0;
+      const first = this.windowStart(position);
       const tokens = p?.tokens ?? 1;
       if (p) hidden.set(steps[slot]!.hidden, row * H);
       for (let t = 0; t < tokens; t++) positions[row + t] = position + t;
-      feeds[SpanIO.split(slot)] = new ort.Tensor('int64', BigInt64Array.from([BigInt(position), 1n]), [2]);
+      feeds[SpanIO.split(slot)] = new ort.Tensor('int64', BigInt64Array.from([BigInt(position - first), 1n]), [2]);
       for (let l = 0; l < this.numLayers; l++) {
-        feeds[SpanIO.k(l, slot)] = new ort.Tensor('float32', p ? p.session.keys[l]!.subarray(0, position * kvDim) : empty, [position, kvDim]);
-        feeds[SpanIO.v(l, slot)] = new ort.Tensor('float32', p ? p.session.values[l]!.subarray(0, position * kvDim) : empty, [position, kvDim]);
+        feeds[SpanIO.k(l, slot)] = new ort.Tensor('float32', p ? p.session.keys[l]!.subarray(first * kvDim, position * kvDim) : empty, [position - first, kvDim]);
+        feeds[SpanIO.v(l, slot)] = new ort.Tensor('float32', p ? p.session.values[l]!.subarray(first * kvDim, position * kvDim) : empty, [position - first, kvDim]);
       }
       row += tokens;
     }
@@ -302,7 +324,8 @@ class OrtSpanExecutor implements SpanExecutor {
     if (!batched) {
       const isPrefill = rows > 1;
       feeds[SpanIO.prefill] = new ort.Tensor('bool', new Uint8Array([isPrefill ? 1 : 0]), [1]);
-      feeds[SpanIO.mask] = isPrefill ? this.causalMask(prepared[0]!.session.position, rows) : new ort.Tensor('float32', empty, [0, 0]);
+      const past = prepared[0]!.session.position;
+      feeds[SpanIO.mask] = isPrefill ? this.causalMask(this.windowStart(past), past, rows) : new ort.Tensor('float32', empty, [0, 0]);
     }
 
     let result: ort.InferenceSession.ReturnType;

@@ -30,6 +30,9 @@ export function checkConfig(location: string, c: ModelConfig): void {
   if (c.headDim % 2 !== 0) throw new CorruptModelError(location, `head dimension ${c.headDim} is odd, RoPE needs pairs`);
   if (!(c.rmsNormEps > 0 && c.rmsNormEps < 1)) throw new CorruptModelError(location, `rms_norm_eps is ${c.rmsNormEps}`);
   if (!(c.ropeTheta > 0 && Number.isFinite(c.ropeTheta))) throw new CorruptModelError(location, `rope theta is ${c.ropeTheta}`);
+  if (c.slidingWindow !== undefined && !(Number.isInteger(c.slidingWindow) && c.slidingWindow > 0)) {
+    throw new CorruptModelError(location, `sliding window is ${c.slidingWindow}`);
+  }
   const s = c.ropeScaling;
   if (s) {
     const ok = s.factor > 0 && s.lowFreqFactor > 0 && s.highFreqFactor > s.lowFreqFactor && s.originalMaxPositionEmbeddings > 0;

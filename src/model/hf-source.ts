@@ -26,7 +26,8 @@ const ARCHITECTURES: Record<string, string> = {
   Qwen2ForCausalLM: 'qwen2',
 };
 
-const LAYER_NAMES: Record<string, string> = {
+/** Hugging Face per-layer tensor names (after `model.layers.{i}.`) → our canonical suffixes. */
+export const HF_LAYER_NAMES: Readonly<Record<string, string>> = {
   'input_layernorm.weight': 'attn_norm',
   'self_attn.q_proj.weight': 'attn_q',
   'self_attn.k_proj.weight': 'attn_k',
@@ -48,7 +49,7 @@ export function canonicalHfName(name: string): CanonicalTensorName | undefined {
   if (name === 'lm_head.weight') return 'output';
   const match = /^model\.layers\.(\d+)\.(.+)$/.exec(name);
   if (match) {
-    const suffix = LAYER_NAMES[match[2]!];
+    const suffix = HF_LAYER_NAMES[match[2]!];
     if (suffix) return `blk.${Number(match[1])}.${suffix}`;
   }
   return undefined;
@@ -174,10 +175,11 @@ export function readHfConfig(raw: Record<string, unknown>, location: string): Mo
   const numKvHeads = num('num_key_value_heads', numHeads);
   const headDim = typeof raw.head_dim === 'number' ? raw.head_dim : hiddenSize / numHeads;
   let maxPositionEmbeddings = num('max_position_embeddings', 2048);
-  // We have no sliding-window attention; capping the context at the window keeps results exact.
-  const slidingWindow = raw.sliding_window;
-  const usesWindow = architecture === 'qwen2' ? raw.use_sliding_window === true : architecture === 'mistral';
-  if (usesWindow && typeof slidingWindow === 'number' && slidingWindow > 0) maxPositionEmbeddings = Math.min(maxPositionEmbeddings, slidingWindow);
+  // Mistral's window applies to every layer, as Transformers runs it. Qwen2's applies only from max_window_layers
+  // on, which we do not run: capping the context at the window keeps its results exact.
+  const window = typeof raw.sliding_window === 'number' && raw.sliding_window > 0 ? raw.sliding_window : undefined;
+  const slidingWindow = architecture === 'mistral' && window !== undefined && window < maxPositionEmbeddings ? window : undefined;
+  if (architecture === 'qwen2' && raw.use_sliding_window === true && window !== undefined) maxPositionEmbeddings = Math.min(maxPositionEmbeddings, window);
 
   return {
     architecture,
@@ -195,6 +197,7 @@ export function readHfConfig(raw: Record<string, unknown>, location: string): Mo
     maxPositionEmbeddings,
     tieWordEmbeddings: raw.tie_word_embeddings === true,
     attentionBias: architecture === 'qwen2' || raw.attention_bias === true,
+    ...(slidingWindow !== undefined ? { slidingWindow } : {}),
   };
 }
 

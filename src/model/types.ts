@@ -56,6 +56,11 @@ export interface ModelConfig {
   readonly tieWordEmbeddings: boolean;
   /** Qwen2 has biases on q, k and v projections. */
   readonly attentionBias: boolean;
+  /**
+   * Sliding-window attention (Mistral v0.1): a query at position p attends keys at positions p - slidingWindow + 1
+   * through p. Absent: full causal attention.
+   */
+  readonly slidingWindow?: number;
 }
 
 /** A loaded (but lazily read) model: configuration, tokenizer data and tensors on demand. */

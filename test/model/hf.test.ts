@@ -166,7 +166,7 @@ describe('Hugging Face directories', () => {
     }
   });
 
-  it('Qwen2: q/k/v biases, Mistral: sliding window caps the context', () => {
+  it('Qwen2: q/k/v biases, Mistral: a sliding window', () => {
     const q = fresh();
     writeTinyHf(q, { architecture: 'Qwen2ForCausalLM', tied: true });
     const s = openHfSource(q);
@@ -179,7 +179,8 @@ describe('Hugging Face directories', () => {
     writeTinyHf(m, { architecture: 'MistralForCausalLM', config: { sliding_window: 512, max_position_embeddings: 32768, head_dim: null } });
     const ms = openHfSource(m);
     expect(ms.config.architecture).toBe('mistral');
-    expect(ms.config.maxPositionEmbeddings).toBe(512);
+    expect(ms.config.maxPositionEmbeddings).toBe(32768);
+    expect(ms.config.slidingWindow).toBe(512);
     expect(ms.config.headDim).toBe(8);
     ms.close();
   });
