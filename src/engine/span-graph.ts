@@ -4,7 +4,8 @@
  *
  * - One graph per span, so a decode step is one `session.run`.
  * - Each session keeps, per layer, a K and a V buffer, time-major ([capacity, kvDim]). The first P rows are a
- *   contiguous prefix, fed zero-copy. The graph returns only the new rows; the host writes them in place.
+ *   contiguous prefix, fed zero-copy (with a sliding window, only the window's rows: still contiguous). The graph
+ *   returns only the new rows; the host writes them in place.
  * - Decode attention reads the cache once, in the layout it is stored: queries are spread block-diagonally over KV
  *   heads (Qbd: [kvDim, heads], zero outside each head's own columns), so scores are one MatMul of the K prefix by
  *   Qbd, and the output one MatMul of the probabilities by the V prefix, from which each head keeps its own block.

@@ -40,6 +40,23 @@ export async function engineAlong(source: ModelSource, prompt: readonly number[]
   }
 }
 
+/** Prefills `prompt`, then decodes `steps` greedy tokens; returns them. */
+export async function engineGreedy(source: ModelSource, prompt: readonly number[], steps: number): Promise<number[]> {
+  const model = await loadLocalModel(source);
+  try {
+    const session = await model.openSession(prompt.length + steps);
+    const tokens: number[] = [];
+    let row = await session.next(prompt);
+    for (let i = 0; i < steps; i++) {
+      tokens.push(argmax(row));
+      if (i + 1 < steps) row = await session.next([tokens[i]!]);
+    }
+    return tokens;
+  } finally {
+    await model.close();
+  }
+}
+
 /** The largest max |logit difference| over all steps. */
 export function worstDiff(a: readonly Float32Array[], b: readonly Float32Array[]): number {
   return Math.max(...a.map((row, i) => maxDiff(row, b[i]!)));
