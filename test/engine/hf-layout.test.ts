@@ -10,16 +10,8 @@ import { openModel } from '../../src/model/load.js';
 import { dequantize } from '../../src/model/quant.js';
 import { writeSafetensors } from '../../src/model/safetensors.js';
 import { tempDir } from '../support/files.js';
+import { toHalfLayout } from '../support/hf-twin.js';
 import { STORIES_GGUF } from '../support/models.js';
-
-/** Meta row 2i+p of each head becomes HF row p·(headDim/2)+i. */
-function toHalfLayout(w: Float32Array, heads: number, headDim: number, cols: number): Float32Array {
-  const out = new Float32Array(w.length);
-  for (let h = 0; h < heads; h++)
-    for (let i = 0; i < headDim / 2; i++)
-      for (let p = 0; p < 2; p++) out.set(w.subarray((h * headDim + 2 * i + p) * cols, (h * headDim + 2 * i + p + 1) * cols), (h * headDim + p * (headDim / 2) + i) * cols);
-  return out;
-}
 
 describe('RoPE layouts', () => {
   it('an HF-layout safetensors checkpoint gives the logits of the GGUF', async () => {

@@ -37,7 +37,7 @@ function rounded(dtype: HfDtype, values: Float32Array): Float32Array {
 }
 
 /** Meta (interleaved) row 2i+p of each head becomes Hugging Face row p·(headDim/2)+i. */
-function toHalfLayout(w: Float32Array, heads: number, headDim: number, cols: number): Float32Array {
+export function toHalfLayout(w: Float32Array, heads: number, headDim: number, cols: number): Float32Array {
   const out = new Float32Array(w.length);
   for (let h = 0; h < heads; h++)
     for (let i = 0; i < headDim / 2; i++)
