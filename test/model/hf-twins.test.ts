@@ -10,6 +10,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadEmbeddings } from '../../src/engine/embeddings.js';
+import { loadSpan } from '../../src/engine/span-executor.js';
 import { openModel } from '../../src/model/load.js';
 import type { ModelShapeName } from '../../src/model/make-model.js';
 import { tempDir } from '../support/files.js';
@@ -101,6 +103,34 @@ describe('Hugging Face checkpoints match their GGUF twins', () => {
     } finally {
       hf.close();
       gguf.close();
+    }
+  }, 120_000);
+
+  it('Mistral: batched decode past the window equals single decode', async () => {
+    const hf = await openModel(twin('mistral-tiny', 'F32', 1).hf);
+    const span = await loadSpan(hf, { start: 0, end: hf.config.numLayers }, { maxBatch: 2 });
+    const embed = loadEmbeddings(hf);
+    try {
+      // Two sessions past the window at different positions, so each slot is fed a different range of rows.
+      const prompts = [[1, ...randomTokens(39, 512, 7)], [1, ...randomTokens(52, 512, 8)]];
+      const next = [randomTokens(6, 512, 9), randomTokens(6, 512, 10)];
+      const single: Float32Array[][] = [];
+      for (const [i, prompt] of prompts.entries()) {
+        span.openSession(`one${i}`, 64);
+        await span.step({ sessionId: `one${i}`, hidden: embed.embed(prompt) });
+        const outs: Float32Array[] = [];
+        for (const t of next[i]!) outs.push(await span.step({ sessionId: `one${i}`, hidden: embed.embed([t]) }));
+        single.push(outs);
+      }
+      prompts.forEach((prompt, i) => span.openSession(`two${i}`, 64));
+      await Promise.all(prompts.map((prompt, i) => span.step({ sessionId: `two${i}`, hidden: embed.embed(prompt) })));
+      for (let step = 0; step < 6; step++) {
+        const outs = await span.stepBatch(prompts.map((_, i) => ({ sessionId: `two${i}`, hidden: embed.embed([next[i]![step]!]) })));
+        outs.forEach((o, i) => expect(maxDiff(o, single[i]![step]!)).toBeLessThan(1e-5));
+      }
+    } finally {
+      await span.dispose();
+      hf.close();
     }
   }, 120_000);
 });
