@@ -3,10 +3,14 @@
  * prompt's prefill crosses every point where our cache grows (256, 512, 1024, 2048, 4096 rows), and a short prompt
  * decodes across the first one. Tiny random-weight models (6 layers, 64 wide, 512 tokens) keep 4k positions quick.
  *
- * RoPE angles are computed as ggml computes them (model/rope.ts). Measured max |logit diff| (6 layers, 64 wide):
- *   llama-2-tiny   1k: 1.1e-3 with the previous angles (f64 product, rounded once), 5.6e-5 now; 4k: 6.8e-4 → 7.8e-5
- *   mistral-tiny   1k: 1.6e-4 → 4.7e-5;                                                       4k: 1.1e-3 → 9.3e-5
- *   llama-3.2-tiny 4k: 5.5e-5 → 1.9e-5 (rope_freqs: the scaled pairs turn slowly, so rounding matters less)
+ * RoPE angles are computed as ggml computes them (model/rope.ts): bit for bit over 4096 positions × 32 pairs,
+ * checked against the same recurrence compiled in C; cos/sin then differ from glibc's cosf/sinf by 1 ulp in ~2% of
+ * values (we round the exact value, glibc does not always). Max |logit diff| of these tests, previous angles (f64
+ * product rounded once) → now:
+ *   llama-2-tiny   240..271: 1.6e-4 → 7.4e-5    1k: 1.1e-3 → 5.6e-5    4k: 9.6e-4 → 8.8e-5
+ *   mistral-tiny   4k: 1.5e-3 → 3.0e-4          qwen2.5-tiny 1k: 6.3e-7 → 4.2e-7 (θ = 1e6 turns slowly)
+ *   llama-3.2-tiny 4k: 1.3e-4 → 2.0e-5 (rope_freqs)
+ * On the SmolLM2-135M shape (30 layers) at 1k positions: 4.0e-2 → 8.3e-3, greedy tokens equal.
  * Bound: max |logit diff| < 5e-4 at every compared step, greedy tokens identical. It cannot be much tighter: what
  * remains is summation order (matmuls, softmax over thousands of keys), which peaked random attention amplifies
  * through the layers (up to 3e-4 seen on mistral-tiny at 4k). The previous angles exceed it on llama-2-tiny at 1k
