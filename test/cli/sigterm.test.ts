@@ -1,7 +1,8 @@
 // needs ../shared/models (stories260K)
 /**
  * SIGTERM with sessions open: `corolla serve` and `corolla gateway` exit within STOP_BOUND_MS while a client is in
- * the middle of a session, and the client gets a typed error or a terminal event promptly, never a hang.
+ * the middle of a session, and the client gets a typed error or a terminal event promptly, never a hang; `corolla
+ * demo` stops its whole swarm within DEMO_STOP_BOUND_MS and leaves no process behind.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { once } from 'node:events';
@@ -18,6 +19,8 @@ const STOP_BOUND_MS = 5000;
 /** How long the client may take to learn of it. */
 const CLIENT_BOUND_MS = 5000;
 const H = 64;
+/** The demo stops its gateway (≤ STOP_BOUND_MS), then its servers and bootstrap peer together (≤ STOP_BOUND_MS). */
+const DEMO_STOP_BOUND_MS = 2 * STOP_BOUND_MS;
 
 let boot: SwarmNode;
 beforeAll(async () => {
@@ -156,4 +159,28 @@ describe('SIGTERM with sessions open', () => {
     const last = events.at(-1)!;
     expect(last.done === true || last.error !== undefined, JSON.stringify(last)).toBe(true);
   }, 240_000);
+
+  it(`corolla demo (left running) exits 130 within ${DEMO_STOP_BOUND_MS} ms of SIGTERM, and none of its processes outlive it`, async () => {
+    const demo = spawnCorolla(['demo', '--port', '0', '--servers', '2', '--max-tokens', '5', '--temperature', '0', '--data-dir', tempDir('corolla-sigterm-demo-')], {
+      firstLineTimeoutMs: 240_000, // stdout's first line ends after the first generation
+    });
+    expect(await demo.firstLine).toMatch(/^Once upon a time/);
+    for (const deadline = Date.now() + 10_000; !/keep running/.test(demo.stderr()) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 100));
+    expect(demo.stderr()).toMatch(/keep running/);
+    const group = demo.child.pid!;
+    const stopped = await terminate(demo);
+    expect(stopped, demo.stderr()).toMatchObject({ code: 130, signal: null });
+    expect(stopped.ms).toBeLessThan(DEMO_STOP_BOUND_MS);
+    // Its children (bootstrap peer, servers, gateway) ran in its process group: nothing of the group is left.
+    const alive = (): boolean => {
+      try {
+        process.kill(-group, 0);
+        return true;
+      } catch {
+        return false; // ESRCH: no process in the group
+      }
+    };
+    for (const deadline = Date.now() + 2000; alive() && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 100));
+    expect(alive()).toBe(false);
+  }, 300_000);
 });
