@@ -9,7 +9,11 @@ import {
 } from '../../../src/model/tokenizer/index.js';
 import { readFileSync } from 'node:fs';
 import type { ChatMessage } from '../../../src/model/types.js';
-import { referenceHfData } from '../../fixtures/tokenizers.js';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { readHfTokenizer } from '../../../src/model/hf-source.js';
+import { referenceHfData, referenceTokenizerJsonText } from '../../fixtures/tokenizers.js';
+import { tempDir } from '../../support/files.js';
 import { smolLmBpeData } from '../../support/tokenizers.js';
 
 const TEMPLATES = new URL('../../fixtures/chat-templates/', import.meta.url);
@@ -179,5 +183,20 @@ describe("real models' templates render what Hugging Face renders", () => {
     const qwenIds = qwen.encode(chatml);
     expect(qwenIds.filter((id) => id === 151644)).toHaveLength(5); // <|im_start|>
     expect(qwenIds.filter((id) => id === 151645)).toHaveLength(4); // <|im_end|>
+  });
+
+  it('a Hub folder: the template and the BOS/EOS strings come from tokenizer_config.json, as transformers reads them', () => {
+    const dir = tempDir('corolla-llama3-folder-');
+    writeFileSync(path.join(dir, 'tokenizer.json'), referenceTokenizerJsonText('llama-3'));
+    const config = { bos_token: '<|begin_of_text|>', eos_token: '<|eot_id|>', chat_template: template('llama-3.1-instruct') };
+    writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(config));
+    const data = readHfTokenizer(dir)!;
+    expect(data.special).toMatchObject({ bos: 128000, eos: [128009] });
+    const tokenizer = createTokenizer(data);
+    for (const [key, expected] of Object.entries(REFERENCE.models['llama-3.1-instruct']!.renders)) {
+      const [conversation, mode] = key.split('/') as [string, string];
+      const out = renderChat(tokenizer, REFERENCE.conversations[conversation]!, { addGenerationPrompt: mode === 'generate', variables: REFERENCE.variables });
+      expect(out, key).toBe(expected);
+    }
   });
 });
