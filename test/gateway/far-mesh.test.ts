@@ -3,7 +3,7 @@
  * errors, and the ledger record a stream leaves. The swarm starts without blocks 3–4, so the first test sees the
  * gateway unservable (503) and then servable once a server for them joins; the other tests use that full swarm.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseFar } from '../../src/gateway/ledger/money.js';
 import { createBlockServer, type BlockServer } from '../../src/server/block-server.js';
 import { startTestGateway, TEST_MODEL, type TestGateway } from '../support/gateway.js';
@@ -34,6 +34,19 @@ const get = async (path: string) => {
 };
 const generate = (body: Record<string, unknown>, init?: RequestInit) => postJson(`${testGateway.url}/inference/generate`, body, init);
 
+/**
+ * The swarm starts without blocks [3, 5); the first test watches a server for them join. Every later test needs that
+ * server, so each asks for it here rather than relying on the first test having run (as it does not under -t).
+ */
+async function lateServerJoined(): Promise<BlockServer> {
+  if (!lateServer) {
+    const node = await testGateway.swarm.client();
+    lateServer = await createBlockServer({ node, source: testGateway.source }, { modelId: testGateway.swarm.modelId, range: { start: 3, end: 5 }, maxBatch: 1, computeThroughput: 1000, registryOptions: FAST });
+  }
+  await eventually(async () => (await get('/health')).status === 200, 20_000, 200);
+  return lateServer;
+}
+
 describe('a swarm missing blocks', () => {
   it('answers 503 with a reason, then serves once a server for the missing blocks joins', async () => {
     const health = await get('/health');
@@ -54,9 +67,7 @@ describe('a swarm missing blocks', () => {
     expect(openai.status).toBe(503);
     expectErrorShape(await openai.json());
 
-    const node = await testGateway.swarm.client();
-    lateServer = await createBlockServer({ node, source: testGateway.source }, { modelId: testGateway.swarm.modelId, range: { start: 3, end: 5 }, maxBatch: 1, computeThroughput: 1000, registryOptions: FAST });
-    await eventually(async () => (await get('/health')).status === 200, 20_000, 200);
+    await lateServerJoined();
     const served = await generate({ prompt: PROMPT, max_tokens: 2, temperature: 0 });
     expect(served.status).toBe(200);
     expect(JSON.parse((await sseData(served)).at(-1)!)).toMatchObject({ done: true, tokens_generated: 2 });
@@ -64,6 +75,8 @@ describe('a swarm missing blocks', () => {
 });
 
 describe('GET routes', () => {
+  beforeEach(lateServerJoined, 60_000);
+
   it('/health', async () => {
     const { status, body } = await get('/health');
     expect(status).toBe(200);
@@ -101,6 +114,8 @@ describe('GET routes', () => {
 });
 
 describe('POST /inference/generate', () => {
+  beforeEach(lateServerJoined, 60_000);
+
   it('streams one event per token with exactly the Far Mesh fields, then done', async () => {
     const n = 12;
     const expected = await reference.generate(PROMPT, { maxTokens: n });
@@ -155,7 +170,7 @@ describe('POST /inference/generate', () => {
       const sum = ranges.get(key) ?? { prompt: 0, generated: 0 };
       ranges.set(key, { prompt: sum.prompt + c.promptTokens, generated: sum.generated + c.generatedTokens });
     }
-    const servers = testGateway.swarm.servers.map((s) => s.server.peerId).concat(lateServer!.peerId);
+    const servers = testGateway.swarm.servers.map((s) => s.server.peerId).concat((await lateServerJoined()).peerId);
     expect(contributions.every((c) => servers.includes(c.peerId))).toBe(true);
     expect([...ranges.keys()].sort()).toEqual(['0-3', '3-5']);
     for (const sum of ranges.values()) expect(sum).toEqual({ prompt: promptTokens, generated: n - 1 });

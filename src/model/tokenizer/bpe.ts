@@ -3,7 +3,7 @@ import { PieceTokenizer } from './base.js';
 import { UNICODE_TO_BYTE, toByteLevel, utf8Encoder } from './bytes.js';
 import { InvalidTokenizerError } from './errors.js';
 import { Heap } from './heap.js';
-import { preTokenizer } from './pretokenize.js';
+import { IGNORE_MERGES_PRE_TOKENIZERS, preTokenizer } from './pretokenize.js';
 import { TokenType, inferTokenTypes } from './sentencepiece.js';
 import { SpecialSplitter } from './special.js';
 
@@ -39,6 +39,7 @@ export class BpeTokenizer extends PieceTokenizer {
   private readonly ranks = new Map<string, number>();
   private readonly specials: SpecialSplitter;
   private readonly split: (text: string) => string[];
+  private readonly ignoreMerges: boolean;
   private readonly skipped: Uint8Array;
   private readonly cache = new Map<string, readonly number[]>();
 
@@ -54,6 +55,7 @@ export class BpeTokenizer extends PieceTokenizer {
     this.chatTemplate = data.chatTemplate;
     this.tokens = data.tokens;
     this.split = preTokenizer(data.preTokenizer);
+    this.ignoreMerges = IGNORE_MERGES_PRE_TOKENIZERS.has(data.preTokenizer ?? '');
     // Byte-level vocabularies have no "<0xHH>" byte tokens, so only the special ids get a non-normal type.
     this.types = data.tokenTypes
       ? inferTokenTypes(data.tokens, data.special, data.tokenTypes)
@@ -103,7 +105,7 @@ export class BpeTokenizer extends PieceTokenizer {
 
   private encodeWord(word: string): number[] {
     const whole = this.tokenToId.get(word);
-    if (whole !== undefined && word.length === 1) return [whole];
+    if (whole !== undefined && (word.length === 1 || this.ignoreMerges)) return [whole];
     // Byte-level strings hold only characters below U+0200, so one UTF-16 unit is one symbol.
     const count = word.length;
     const sym: string[] = new Array(count);

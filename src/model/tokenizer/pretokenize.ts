@@ -39,6 +39,12 @@ const PRE_TOKENIZERS: Record<string, readonly string[]> = {
 
 export const SUPPORTED_PRE_TOKENIZERS: readonly string[] = Object.keys(PRE_TOKENIZERS);
 
+/**
+ * Pre-tokenizers whose vocabularies take a piece found whole in the vocabulary as one token before any merge
+ * (Hugging Face BPE `ignore_merges`, set by Llama 3's tokenizer.json; llama.cpp does the same for these names).
+ */
+export const IGNORE_MERGES_PRE_TOKENIZERS: ReadonlySet<string> = new Set(['llama-bpe', 'llama3']);
+
 function compile(source: string): RegExp {
   const unicodeSpace = source.replace(/\\s/g, '\\p{White_Space}').replace(/\\S/g, '\\P{White_Space}');
   return new RegExp(unicodeSpace, 'gu');

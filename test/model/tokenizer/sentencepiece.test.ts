@@ -87,7 +87,7 @@ describe('SentencePiece with the Llama 2 vocabulary', () => {
     for (const input of [text, word]) {
       const start = performance.now();
       const ids = tok.encode(input);
-      expect(performance.now() - start).toBeLessThan(500);
+      expect(performance.now() - start).toBeLessThan(2000); // ~100 ms here; 2 s holds on a loaded 2-core machine
       expect(tok.decode(ids)).toBe(input);
     }
   });
