@@ -3,7 +3,7 @@
  * client rewind and replay the downstream hops too; a downstream hop failing meanwhile ends the session with a typed
  * error; and a failed attempt closes every session it opened, even those whose open completes after the failure.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ReplayDivergedError, SwarmUnavailableError } from '../../src/client/errors.js';
 import { SwarmInferenceSession, type RouteSource } from '../../src/client/inference-session.js';
 import type { PlannerRecord } from '../../src/client/route-planner.js';
@@ -46,6 +46,11 @@ beforeAll(async () => {
   [first, flaky, other, last, fast] = servers as [FakeServer, FakeServer, FakeServer, FakeServer, FakeServer];
   records = swarm.records;
   client = swarm.client;
+});
+
+// Each test sets the faults it needs; none leaks into the next, even when a test fails midway.
+afterEach(() => {
+  for (const server of swarm.servers) server.fault = undefined;
 });
 
 afterAll(async () => {
@@ -112,7 +117,6 @@ describe('exact failover', () => {
     expect((error as ReplayDivergedError).peerId).toBe(last.peerId);
     await expect(session.step(embeddings.embed(ids), 1)).rejects.toThrow(/failed earlier/);
     await session.close();
-    last.fault = undefined;
   });
 });
 
@@ -128,7 +132,6 @@ describe('engine fingerprints', () => {
     expect(session.route.map((hop) => hop.peerId)).toEqual([first.peerId, other.peerId, last.peerId]);
     expect(session.stats.replayMismatches).toBe(0);
     await session.close();
-    flaky.fault = undefined;
   });
 
   it('batched decode is bit-identical to single steps (so batching never breaks replay identity)', async () => {
@@ -162,7 +165,5 @@ describe('replacement opens that fail part-way', () => {
     await sleep(400); // the slow open completes after the refusal
     await eventually(async () => first.openSessions === 0 && last.openSessions === 0, 3_000, 50).catch(() => undefined);
     expect([first.openSessions, flaky.openSessions, last.openSessions]).toEqual([0, 0, 0]);
-    first.fault = undefined;
-    flaky.fault = undefined;
   });
 });
