@@ -36,6 +36,8 @@ export const DASHBOARD_PUSH_MS = 1_000;
 export const DASHBOARD_RECENT_REQUESTS = 20;
 /** How long close() waits for in-flight generations to end after aborting them (ms). */
 export const SHUTDOWN_GRACE_MS = 5_000;
+/** On close, how long responses in flight get to write their last bytes before their connections are cut. */
+export const RESPONSE_DRAIN_MS = 500;
 /** How often the receipt sender posts pending receipts to the oracle (ms). */
 export const RECEIPT_FLUSH_MS = 5_000;
 /** Receipts per POST /v1/receipts (the oracle's own batch limit). */

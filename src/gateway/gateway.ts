@@ -20,7 +20,7 @@ import { silentLogger, type ComponentLogger } from '../util/logger.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { createGatewayApp } from './app.js';
 import type { GatewayContext } from './context.js';
-import { DASHBOARD_PUSH_MS, DEFAULT_GATEWAY_HOST, DEFAULT_PRICE_PER_TOKEN_FAR, RECOVER_INTERVAL_MS, SHUTDOWN_GRACE_MS, STALE_REQUEST_MS } from './defaults.js';
+import { DASHBOARD_PUSH_MS, DEFAULT_GATEWAY_HOST, DEFAULT_PRICE_PER_TOKEN_FAR, RECOVER_INTERVAL_MS, RESPONSE_DRAIN_MS, SHUTDOWN_GRACE_MS, STALE_REQUEST_MS } from './defaults.js';
 import { GenerationService } from './generation.js';
 import { parseFar } from './ledger/money.js';
 import { GatewayMetrics } from './metrics.js';
@@ -144,9 +144,14 @@ export async function createGateway(components: GatewayComponents, settings: Gat
       await sender?.close();
       if (server) {
         const s = server;
+        // The stopped generations' streams still write their last event: let responses in flight end (close()
+        // drops idle connections at once), and cut what is left — dashboard feeds — after a short drain.
         await new Promise<void>((resolve) => {
-          s.close(() => resolve());
-          (s as { closeAllConnections?: () => void }).closeAllConnections?.();
+          const cut = setTimeout(() => (s as { closeAllConnections?: () => void }).closeAllConnections?.(), RESPONSE_DRAIN_MS);
+          s.close(() => {
+            clearTimeout(cut);
+            resolve();
+          });
         });
       }
       await Promise.all(hosts.map((host) => host.close().catch(() => {})));
