@@ -26,8 +26,8 @@ export interface GenerateOptions extends SamplingOptions {
   readonly prefillChunkTokens?: number;
   /**
    * Speculative decoding (speculative.ts): proposals are verified k at a time in one step, and the output is the
-   * one plain decoding gives. Greedy sampling only: with a random draw the loop decodes one token at a time (as it
-   * does on a session without `nextRows`/`rewind`).
+   * one plain decoding gives (up to near-ties, see there). Greedy sampling only: with a random draw the loop decodes
+   * one token at a time (as it does on a session without `nextRows`/`rewind`).
    */
   readonly speculative?: SpeculativeOptions;
 }
