@@ -132,7 +132,7 @@ async function measure(hops: number, bootstrap: string, delay: number) {
       k,
       plain_tok_s: round1(median(plain.map((run) => run.tokS))),
       speculative_tok_s: round1(median(spec.map((run) => run.tokS))),
-      speedup: round1((median(spec.map((run) => run.tokS)) / median(plain.map((run) => run.tokS))) * 100) / 100,
+      speedup: Math.round((median(spec.map((run) => run.tokS)) / median(plain.map((run) => run.tokS))) * 100) / 100,
       acceptance: Math.round((s.accepted / Math.max(1, s.proposed)) * 1000) / 1000,
       tokens_per_step: round1((spec.at(-1)!.stats.generatedTokens - 1) / Math.max(1, spec.at(-1)!.stats.decodeSteps)),
       same_tokens: same,
