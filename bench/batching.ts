@@ -1,12 +1,14 @@
 /**
- * Batched vs unbatched aggregate decode throughput through ONE block server running as its own process
- * (`corolla serve`, TCP loopback), with the clients in this process. Not part of the test suite:
+ * Batched vs unbatched aggregate decode throughput through a chain of --hops block servers (default 3, each its own
+ * process, `corolla serve`, TCP loopback), with the clients in this process. Not part of the test suite:
  *
- *     npm run bench:batching -- [--model PATH] [--steps N] [--sessions 1,2,4,8] [--rounds R]
+ *     npm run bench:batching -- [--model PATH] [--hops 3] [--steps N] [--sessions 1,8,32] [--rounds R]
  *
- * Two servers run side by side (--max-batch 8 and --max-batch 1). For each session count, every session opens,
- * prefills 4 tokens, then runs N single-token decode steps as fast as replies come back (each session waits for its
- * own reply; sessions run concurrently). Prints one JSON line per measurement and the medians over R rounds.
+ * Two chains run side by side (--max-batch 8 and --max-batch 1). For each session count, every session opens a
+ * stream on every hop, prefills 4 tokens, then runs N single-token decode steps as fast as replies come back: each
+ * step goes hop by hop, each hop's output feeding the next (sessions run concurrently). Prints one JSON line per
+ * measurement, the medians over R rounds, and a last JSON line with batch8_vs_single and batch32_vs_single (the
+ * aggregate throughput of 8 and 32 sessions ÷ one session's, on the batching chain).
  */
 import '../src/util/polyfills.js';
 import { spawn } from 'node:child_process';
@@ -23,11 +25,12 @@ import type { DecodedMessage, MessageInput, TensorInput } from '../src/wire/mess
 import { BLOCK_PROTOCOL } from '../src/wire/protocols.js';
 
 const { values } = parseArgs({
-  options: { model: { type: 'string' }, steps: { type: 'string' }, sessions: { type: 'string' }, threads: { type: 'string' }, rounds: { type: 'string' }, window: { type: 'string' } },
+  options: { model: { type: 'string' }, hops: { type: 'string' }, steps: { type: 'string' }, sessions: { type: 'string' }, threads: { type: 'string' }, rounds: { type: 'string' }, window: { type: 'string' } },
 });
 const model = values.model ?? DEFAULT_MODEL_PATH;
 const steps = Number(values.steps ?? 200);
-const sessionCounts = (values.sessions ?? '1,8').split(',').map(Number);
+const sessionCounts = (values.sessions ?? '1,8,32').split(',').map(Number);
+const hops = Number(values.hops ?? 3);
 const ROOT = resolve(import.meta.dirname, '..');
 
 /** One block-protocol stream: each request waits for its reply. */
@@ -55,8 +58,16 @@ function randomHidden(rows: number, hidden: number, seed: number): Float32Array 
   return out;
 }
 
-async function startServer(maxBatch: number, extra: string[] = []): Promise<{ peerId: string; stop: () => Promise<void>; addr: string }> {
-  const child = spawn(process.execPath, ['bin/corolla.js', 'serve', '--model', model, '--blocks', 'all', '--max-batch', String(maxBatch), '--threads', values.threads ?? '1', '--rebalance-interval', '0', ...extra], {
+interface Server {
+  readonly peerId: string;
+  readonly addr: string;
+  readonly start: number;
+  readonly end: number;
+  stop(): Promise<void>;
+}
+
+async function startServer(maxBatch: number, start: number, end: number, extra: string[] = []): Promise<Server> {
+  const child = spawn(process.execPath, ['bin/corolla.js', 'serve', '--model', model, '--blocks', `${start}:${end}`, '--max-batch', String(maxBatch), '--threads', values.threads ?? '1', '--rebalance-interval', '0', ...extra], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, COROLLA_QUIET: '1' },
@@ -72,6 +83,8 @@ async function startServer(maxBatch: number, extra: string[] = []): Promise<{ pe
   return {
     peerId,
     addr,
+    start,
+    end,
     stop: async () => {
       child.kill('SIGTERM');
       await once(child, 'exit');
@@ -79,33 +92,37 @@ async function startServer(maxBatch: number, extra: string[] = []): Promise<{ pe
   };
 }
 
-async function measure(addr: string, peerId: string, sessions: number, hidden: number, numBlocks: number): Promise<number> {
+/** Aggregate decode tok/s of `sessions` concurrent sessions through the chain. */
+async function measure(chain: readonly Server[], sessions: number, hidden: number): Promise<number> {
   const node = await createSwarmNode({ transport: 'tcp' });
   try {
-    await node.connect(addr);
+    for (const server of chain) await node.connect(server.addr);
     const clients = await Promise.all(
       Array.from({ length: sessions }, async (_, i) => {
-        const c = await openBlockStream(node, peerId);
-        await c.request({ type: 'open', sessionId: `b${i}`, maxLength: steps + 8, spanStart: 0, spanEnd: numBlocks, codec: 'f32' });
-        await c.request({ type: 'step', sessionId: `b${i}`, stepId: 0, position: 0, tokens: 4 }, { data: randomHidden(4, hidden, i + 1), shape: [4, hidden], dtype: 'f32' });
-        return c;
+        const streams = await Promise.all(chain.map((server) => openBlockStream(node, server.peerId)));
+        await Promise.all(streams.map((c, h) => c.request({ type: 'open', sessionId: `b${i}`, maxLength: steps + 8, spanStart: chain[h]!.start, spanEnd: chain[h]!.end, codec: 'f32' })));
+        await step(streams, i, 0, 0, randomHidden(4, hidden, i + 1), 4, hidden);
+        return streams;
       }),
     );
     const row = randomHidden(1, hidden, 99);
     const started = performance.now();
-    await Promise.all(
-      clients.map(async (c, i) => {
-        for (let s = 0; s < steps; s++) {
-          const reply = await c.request({ type: 'step', sessionId: `b${i}`, stepId: s + 1, position: 4 + s, tokens: 1 }, { data: row, shape: [1, hidden], dtype: 'f32' });
-          if (reply.header.type !== 'stepResult') throw new Error(JSON.stringify(reply.header));
-        }
-      }),
-    );
+    await Promise.all(clients.map(async (streams, i) => { for (let s = 0; s < steps; s++) await step(streams, i, s + 1, 4 + s, row, 1, hidden); }));
     const seconds = (performance.now() - started) / 1000;
-    await Promise.all(clients.map((c) => c.close()));
+    await Promise.all(clients.flat().map((c) => c.close()));
     return (sessions * steps) / seconds;
   } finally {
     await node.stop();
+  }
+}
+
+/** One step of session `i` through every hop in turn. */
+async function step(streams: readonly Awaited<ReturnType<typeof openBlockStream>>[], i: number, stepId: number, position: number, input: Float32Array, tokens: number, hidden: number): Promise<void> {
+  let data = input;
+  for (const c of streams) {
+    const reply = await c.request({ type: 'step', sessionId: `b${i}`, stepId, position, tokens }, { data, shape: [tokens, hidden], dtype: 'f32' });
+    if (reply.header.type !== 'stepResult') throw new Error(JSON.stringify(reply.header));
+    data = reply.tensor!;
   }
 }
 
@@ -113,30 +130,35 @@ const source = await openModel(model);
 const { hiddenSize, numLayers } = source.config;
 source.close();
 const rounds = Number(values.rounds ?? 3);
-// Both servers run side by side and are measured alternately, round after round, so that load from anything else
+const spans = Array.from({ length: hops }, (_, h) => [Math.floor((h * numLayers) / hops), Math.floor(((h + 1) * numLayers) / hops)] as const);
+const startChain = (maxBatch: number, extra: string[] = []) => Promise.all(spans.map(([start, end]) => startServer(maxBatch, start, end, extra)));
+// Both chains run side by side and are measured alternately, round after round, so that load from anything else
 // on the machine hits both alike; the median over rounds is reported.
-const servers: Record<string, Awaited<ReturnType<typeof startServer>>> = { 'max-batch 8': await startServer(8), 'max-batch 1': await startServer(1) };
-if (values.window !== undefined) servers[`max-batch 8, window ${values.window} ms`] = await startServer(8, ['--batch-window', values.window]);
+const chains: Record<string, Server[]> = { 'max-batch 8': await startChain(8), 'max-batch 1': await startChain(1) };
+if (values.window !== undefined) chains[`max-batch 8, window ${values.window} ms`] = await startChain(8, ['--batch-window', values.window]);
 const samples: Record<string, Record<number, number[]>> = {};
 try {
-  for (const [name, server] of Object.entries(servers)) {
+  for (const [name, chain] of Object.entries(chains)) {
     samples[name] = {};
-    await measure(server.addr, server.peerId, 2, hiddenSize, numLayers); // warm-up
+    await measure(chain, 2, hiddenSize); // warm-up
   }
   for (let round = 0; round < rounds; round++) {
     for (const sessions of sessionCounts) {
-      for (const [name, server] of Object.entries(servers)) {
-        const tokS = await measure(server.addr, server.peerId, sessions, hiddenSize, numLayers);
+      for (const [name, chain] of Object.entries(chains)) {
+        const tokS = await measure(chain, sessions, hiddenSize);
         (samples[name]![sessions] ??= []).push(tokS);
-        console.log(JSON.stringify({ model, server: name, round, sessions, steps, aggregateTokS: Math.round(tokS), perSessionTokS: Math.round(tokS / sessions) }));
+        console.log(JSON.stringify({ model, hops, server: name, round, sessions, steps, aggregateTokS: Math.round(tokS), perSessionTokS: Math.round(tokS / sessions) }));
       }
     }
   }
 } finally {
-  for (const server of Object.values(servers)) await server.stop();
+  for (const chain of Object.values(chains)) for (const server of chain) await server.stop();
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 console.log(`\naggregate decode tok/s, median of ${rounds} rounds (server process, TCP loopback, clients in one process):`);
 console.log(['setting', ...sessionCounts.map((n) => `${n} sess`)].join('\t'));
 for (const [name, row] of Object.entries(samples)) console.log([name, ...sessionCounts.map((n) => Math.round(median(row[n]!)))].join('\t'));
+const batching = samples['max-batch 8']!;
+const ratio = (n: number) => (batching[n] && batching[1] ? Math.round((median(batching[n]!) / median(batching[1]!)) * 100) / 100 : null);
+console.log(JSON.stringify({ benchmark: 'batching', model, hops, steps, rounds, batch8_vs_single: ratio(8), batch32_vs_single: ratio(32), unbatched8_vs_single: samples['max-batch 1']?.[8] && samples['max-batch 1']?.[1] ? Math.round((median(samples['max-batch 1'][8]!) / median(samples['max-batch 1'][1]!)) * 100) / 100 : null }));
 process.exit(0);

@@ -5,7 +5,7 @@
 import { defaultLogger } from '@libp2p/logger';
 import { shortPeer } from '../client/errors.js';
 import { RemoteModel } from '../client/remote-model.js';
-import { DEFAULT_MAX_TOKENS } from '../inference/defaults.js';
+import { DEFAULT_MAX_TOKENS, DEFAULT_SPECULATIVE_TOKENS } from '../inference/defaults.js';
 import { generateFrom } from '../inference/generate.js';
 import type { LanguageModel } from '../inference/language-model.js';
 import { LocalModel } from '../inference/local-model.js';
@@ -26,6 +26,9 @@ const usage = `usage: corolla generate [--model <path|hf-repo>] [options]
   --threads N            onnxruntime threads (default 1)
   --device cpu|cuda      onnxruntime execution provider (default cpu; cuda needs a CUDA build of onnxruntime-node)
   --stats                print one JSON line of timings to stderr
+  --speculative ngram    speculative decoding with prompt lookup (greedy sampling only: --temperature 0);
+                         the output is that of plain decoding, in fewer steps where text repeats
+  --speculative-k N      tokens proposed per step (default ${DEFAULT_SPECULATIVE_TOKENS})
   --swarm                run through a swarm instead of locally (needs --bootstrap)
   --bootstrap ADDRS      comma-separated multiaddrs of swarm peers
   --psk FILE             swarm key of a private swarm (with --swarm)
@@ -48,12 +51,21 @@ export const generateFlags = {
   ...modelFlags,
   prompt: { type: 'string' },
   stats: { type: 'boolean' },
+  speculative: { type: 'string' },
+  'speculative-k': { type: 'string' },
 } as const;
 
 export async function run(argv: string[]): Promise<void> {
   const values = parse(argv, generateFlags, usage);
   const maxTokens = numberOption(values['max-tokens'], 'max-tokens', { integer: true, min: 0 }) ?? DEFAULT_MAX_TOKENS;
   const sampling = samplingFrom(values);
+  const speculativeK = numberOption(values['speculative-k'], 'speculative-k', { integer: true, min: 1 });
+  if (values.speculative !== undefined && values.speculative !== 'ngram') throw new UsageError(`--speculative takes ngram, got ${values.speculative}`);
+  if (speculativeK !== undefined && values.speculative === undefined) throw new UsageError('--speculative-k needs --speculative');
+  if (values.speculative !== undefined && sampling.temperature !== 0 && sampling.topK !== 1) {
+    process.stderr.write('note: --speculative speeds up greedy sampling only (--temperature 0); decoding one token at a time\n');
+  }
+  const speculative = values.speculative === 'ngram' ? { proposer: 'ngram' as const, ...(speculativeK !== undefined ? { k: speculativeK } : {}) } : undefined;
 
   const loadStarted = performance.now();
   const model = await openCliModel(values);
@@ -64,7 +76,7 @@ export async function run(argv: string[]): Promise<void> {
   process.once('SIGINT', onSignal);
   try {
     if (values.prompt === undefined && model.tokenizer.special.bos === undefined) throw new UsageError('this model has no BOS token; give a --prompt');
-    const stream = generateFrom(model, values.prompt ?? '', { ...sampling, maxTokens, signal: abort.signal });
+    const stream = generateFrom(model, values.prompt ?? '', { ...sampling, maxTokens, signal: abort.signal, ...(speculative ? { speculative } : {}) });
     for await (const event of stream) if (event.text) process.stdout.write(event.text);
     if (process.stdout.isTTY) process.stdout.write('\n'); // a pipe gets exactly the generated text
     if (values.stats) {
@@ -75,9 +87,10 @@ export async function run(argv: string[]): Promise<void> {
           prompt_tokens: s.promptTokens,
           generated_tokens: s.generatedTokens,
           prefill_tok_s: round(s.promptTokens / (s.prefillMs / 1000)),
-          decode_tok_s: s.decodeSteps > 0 ? round(s.decodeSteps / (s.decodeMs / 1000)) : null,
+          decode_tok_s: s.decodeSteps > 0 ? round((s.decodeSteps + (s.speculation?.accepted ?? 0)) / (s.decodeMs / 1000)) : null,
           finish_reason: s.finishReason,
           seed: sampling.seed ?? null,
+          ...(s.speculation ? { speculation: s.speculation } : {}),
           ...(s.servers ? { servers: s.servers } : {}),
         }) + '\n',
       );

@@ -232,6 +232,22 @@ export class SwarmInferenceSession {
     return run;
   }
 
+  /**
+   * Forgets the tokens from `position` on (speculative decoding's rejected proposals). Nothing is sent: the next
+   * step carries the lower position, and each server rewinds its cache before running it (as it does for replay).
+   */
+  rewind(position: number): Promise<void> {
+    const run = this.queue.then(() => {
+      if (this.closed) throw new SessionClosedError();
+      if (!Number.isInteger(position) || position < 0 || position > this.currentPosition) {
+        throw new RangeError(`cannot rewind to ${position}: the session holds ${this.currentPosition} tokens`);
+      }
+      this.currentPosition = position;
+    });
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
   /** Which server computed which blocks for how many tokens, in the order the servers joined the session. */
   usage(): ServerUsage[] {
     return this.usages.map((entry) => ({ ...entry, blocks: { ...entry.blocks } }));

@@ -132,6 +132,17 @@ export class RemoteInferenceSession implements InferenceSession {
     return this.lmHead.logits(hidden);
   }
 
+  async nextRows(ids: readonly number[], options: StepOptions = {}): Promise<Float32Array[]> {
+    if (ids.length === 0) throw new RangeError('nextRows() needs at least one token id');
+    const hidden = await this.swarm.step(this.embeddings.embed(ids), ids.length, options);
+    const width = hidden.length / ids.length;
+    return this.lmHead.logitsBatch(ids.map((_, i) => hidden.subarray(i * width, (i + 1) * width)));
+  }
+
+  rewind(position: number): Promise<void> {
+    return this.swarm.rewind(position);
+  }
+
   usage(): ServerUsage[] {
     return this.swarm.usage();
   }

@@ -15,3 +15,7 @@ export const DEFAULT_MAX_TOKENS = 256;
 export const DEFAULT_CHAT_MAX_TOKENS = 512;
 /** Tokens a chat conversation may hold before it restarts. */
 export const DEFAULT_CHAT_CONTEXT = 4096;
+/** Tokens proposed per speculative step: one step then yields up to this many + 1 tokens. */
+export const DEFAULT_SPECULATIVE_TOKENS = 4;
+/** Longest suffix the n-gram proposer matches (prompt lookup's usual 3). */
+export const DEFAULT_SPECULATIVE_MAX_NGRAM = 3;

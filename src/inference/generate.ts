@@ -8,6 +8,7 @@ import type { StreamDecoder, Tokenizer } from '../model/types.js';
 import { PromptTooLongError } from './errors.js';
 import type { InferenceSession, LanguageModel, ServerUsage } from './language-model.js';
 import { createSampler, StopMatcher, type SamplingOptions } from './sampling/index.js';
+import { resolveSpeculation, type SpeculationStats, type SpeculativeOptions } from './speculative.js';
 
 export interface GenerateOptions extends SamplingOptions {
   readonly maxTokens: number;
@@ -23,6 +24,12 @@ export interface GenerateOptions extends SamplingOptions {
    * and a swarm session replays the same chunks on failover.
    */
   readonly prefillChunkTokens?: number;
+  /**
+   * Speculative decoding (speculative.ts): proposals are verified k at a time in one step, and the output is the
+   * one plain decoding gives (up to near-ties, see there). Greedy sampling only: with a random draw the loop decodes
+   * one token at a time (as it does on a session without `nextRows`/`rewind`).
+   */
+  readonly speculative?: SpeculativeOptions;
 }
 
 export interface GenerationEvent {
@@ -37,13 +44,18 @@ export type FinishReason = 'stop' | 'length' | 'abort';
 export interface GenerationStats {
   promptTokens: number;
   generatedTokens: number;
-  /** Single-token forward passes after the prompt (decode tok/s = decodeSteps / decodeMs). */
+  /**
+   * Forward passes after the prompt. Each gives one token's logits, or with speculation 1 + its accepted proposals'
+   * (decode tok/s = (decodeSteps + speculation.accepted) / decodeMs).
+   */
   decodeSteps: number;
   prefillMs: number;
   decodeMs: number;
   finishReason: FinishReason;
   /** Which server computed which blocks for how many tokens, when the session runs on servers. */
   servers?: ServerUsage[];
+  /** Proposals and acceptances, when speculative decoding ran. */
+  speculation?: SpeculationStats;
 }
 
 /** Events of one generation; `stats` is complete once iteration ends. */
@@ -155,16 +167,24 @@ async function* loop(
   const history = [...prompt];
   const aborted = () => options.signal?.aborted === true;
   // A step that fails because the caller aborted ends the generation like an abort between tokens.
-  const step = async (ids: readonly number[], sampled: boolean): Promise<Float32Array | undefined> => {
+  const guarded = async <T>(call: () => Promise<T>): Promise<T | undefined> => {
     if (aborted()) return undefined;
     try {
-      const logits = await session.next(ids, sampled ? { sampled } : undefined);
-      return aborted() ? undefined : logits;
+      const result = await call();
+      return aborted() ? undefined : result;
     } catch (error) {
       if (aborted()) return undefined;
       throw error;
     }
   };
+  const step = (ids: readonly number[], sampled: boolean) => guarded(() => session.next(ids, sampled ? { sampled } : undefined));
+  const speculation = options.speculative ? resolveSpeculation(options.speculative) : undefined;
+  const speculating = speculation !== undefined && sampler.greedy && session.nextRows !== undefined && session.rewind !== undefined;
+  if (speculating) stats.speculation = { steps: 0, proposed: 0, accepted: 0 };
+  let position = 0; // tokens fed to the session
+  // Proposals fed after the last sampled token, each with the logits after it: the next samples either confirm them
+  // (no step needed) or the session is rewound past them.
+  let proposals: { id: number; logits: Float32Array }[] = [];
   let decodeStarted: number | undefined;
   try {
     if (aborted()) {
@@ -178,10 +198,11 @@ async function* loop(
     for (let start = 0; start === 0 || start < prompt.length; start += chunk) {
       logits = await step(prompt.slice(start, start + chunk), false);
       if (!logits) break;
+      position = Math.min(prompt.length, start + chunk);
     }
     stats.prefillMs = performance.now() - prefillStarted;
     decodeStarted = performance.now();
-    for (let i = 0; i < options.maxTokens; i++) {
+    while (stats.generatedTokens < options.maxTokens) {
       if (!logits) {
         stats.finishReason = 'abort';
         return;
@@ -191,6 +212,14 @@ async function* loop(
         stats.finishReason = 'stop';
         break;
       }
+      // The proposal fed after the previous token was this very token: its logits are already computed.
+      const confirmed = proposals[0]?.id === token ? proposals.shift()! : undefined;
+      if (confirmed) stats.speculation!.accepted++;
+      else if (proposals.length > 0) {
+        position -= proposals.length;
+        proposals = [];
+        await session.rewind!(position);
+      }
       history.push(token);
       stats.generatedTokens++;
       const { emit, stopped } = text.push(token);
@@ -199,10 +228,26 @@ async function* loop(
         stats.finishReason = 'stop';
         return;
       }
-      if (i + 1 < options.maxTokens) {
-        logits = await step([token], true);
-        if (logits) stats.decodeSteps++;
+      if (stats.generatedTokens === options.maxTokens) break;
+      if (confirmed) {
+        logits = confirmed.logits;
+        continue;
       }
+      // The last token is sampled, never fed, as in plain decoding: proposals stop one short of maxTokens.
+      const limit = Math.min(speculation?.k ?? 0, options.maxTokens - stats.generatedTokens - 1);
+      const guesses = speculating ? speculation.proposer.propose(history, limit).slice(0, limit) : [];
+      if (guesses.length === 0) {
+        logits = await step([token], true);
+        position++;
+      } else {
+        const rows = await guarded(() => session.nextRows!([token, ...guesses], { sampled: true }));
+        position += 1 + guesses.length;
+        logits = rows?.[0];
+        if (rows) proposals = guesses.map((id, i) => ({ id, logits: rows[i + 1]! }));
+        stats.speculation!.steps++;
+        stats.speculation!.proposed += guesses.length;
+      }
+      if (logits) stats.decodeSteps++;
     }
     if (!logits) {
       stats.finishReason = 'abort';
@@ -210,7 +255,12 @@ async function* loop(
     }
     const tail = text.finish();
     if (tail) yield { token: -1, text: tail };
+  } catch (error) {
+    proposals = []; // a failed session is not rewound
+    throw error;
   } finally {
+    // Proposals fed but never sampled are forgotten: the session holds exactly what plain decoding would have fed.
+    if (proposals.length > 0 && !aborted()) await session.rewind!(position - proposals.length);
     if (decodeStarted !== undefined) stats.decodeMs = performance.now() - decodeStarted;
     const servers = session.usage?.();
     if (servers) stats.servers = servers;

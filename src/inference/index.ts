@@ -17,5 +17,6 @@ export {
   type GenerationStream,
   type PromptOptions,
 } from './generate.js';
+export { NgramProposer, type Proposer, type SpeculationStats, type SpeculativeOptions } from './speculative.js';
 export { Chat, type ChatOptions } from './chat.js';
 export { loadLocalModel, LocalModel, type LocalModelOptions, type OpenLocalModelOptions } from './local-model.js';

@@ -30,6 +30,16 @@ export interface ServerUsage {
 export interface InferenceSession {
   /** Appends `ids` at the current position and returns the logits after the last one. */
   next(ids: readonly number[], options?: StepOptions): Promise<Float32Array>;
+  /**
+   * Appends `ids` and returns the logits after each of them, one row per id, from one forward pass (speculative
+   * decoding verifies its proposals with it). Sessions without it decode without speculation.
+   */
+  nextRows?(ids: readonly number[], options?: StepOptions): Promise<Float32Array[]>;
+  /**
+   * Forgets every token from `position` on (0 ≤ position ≤ tokens held): the next step appends there. Servers rewind
+   * their caches when that step reaches them.
+   */
+  rewind?(position: number): Promise<void>;
   close(): Promise<void>;
   /** Per-server attribution so far (sessions that run on servers). */
   usage?(): ServerUsage[];

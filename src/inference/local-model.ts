@@ -79,8 +79,14 @@ export class LocalModel implements LanguageModel {
     const id = `local-${++sessionCounter}`;
     const { span, embeddings, lmHead } = this;
     span.openSession(id, maxLength);
+    const H = span.hiddenSize;
     return {
       next: async (ids) => lmHead.logits(await span.step({ sessionId: id, hidden: embeddings.embed(ids) })),
+      nextRows: async (ids) => {
+        const hidden = await span.step({ sessionId: id, hidden: embeddings.embed(ids) });
+        return lmHead.logitsBatch(ids.map((_, i) => hidden.subarray(i * H, (i + 1) * H)));
+      },
+      rewind: async (position) => span.rewind(id, position),
       close: async () => span.closeSession(id),
     };
   }
