@@ -311,7 +311,7 @@ export class SwarmInferenceSession {
             this.stats.chainedSteps++;
             result = await hop.span.stepChained(input, expected.map((e) => e.target));
           } else {
-            result = { output: await hop.span.step(input), forwarded: false };
+            result = await hop.span.run(input);
           }
         }
         const now = performance.now();

@@ -9,7 +9,7 @@
 import { errorMessage, type PushMessage } from '../../wire/messages.js';
 import { ForwardRefusedError } from '../errors.js';
 import type { ServedSession, StreamState } from '../session-table.js';
-import type { RequestContext, RequestHandler } from './context.js';
+import type { Reply, RequestContext, RequestHandler } from './context.js';
 import { checkStepFields, runStep } from './step.js';
 
 /** The session a push may enter: the named client's, with the pushing peer as its upstream. */
@@ -24,8 +24,9 @@ export const handlePush: RequestHandler<'push'> = (ctx, stream, m, hidden) => {
   const session = pushTarget(ctx, stream, m);
   const owner = session.owner!;
   // started now, so that pushes run in the order they arrived; answered on the client's stream when done
+  const received = performance.now();
   runStep(ctx, session, m.client, m, hidden!).then(
-    (reply) => ctx.deliver(owner, reply),
+    (reply) => ctx.deliver(owner, { ...reply, header: { ...reply.header, serverMs: Math.round((performance.now() - received) * 1000) / 1000 } as Reply['header'] }),
     (error: unknown) => ctx.deliver(owner, { header: errorMessage(error, { sessionId: m.sessionId, stepId: m.stepId }) }),
   );
   return { header: { type: 'pushed', sessionId: m.sessionId, stepId: m.stepId } };
