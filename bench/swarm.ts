@@ -140,8 +140,9 @@ const r3 = (x: number) => Math.round(x * 1000) / 1000;
 
 /**
  * Where a remote step's time went, as medians over steps: per hop, the server's own time (engine and request to
- * reply) and the wire (the rest of the time between the previous hop's reply, or the send, and this hop's reply);
- * per step, the client's time (everything after the last hop's reply: LM head, sampling, next embedding).
+ * reply) and, for a hop the client sent to, the wire (the rest of its round trip); per step, the client's time
+ * (everything after the last hop's reply: LM head, sampling, next embedding) and the time outside every server's
+ * compute (wire, network stacks and pushes of the whole chain).
  */
 function breakdown(samples: readonly StepSample[]) {
   const hops = samples[0]?.hops.length ?? 0;
@@ -157,10 +158,17 @@ function breakdown(samples: readonly StepSample[]) {
       hop_ms: r3(median(at.map((x) => x.since))),
       server_ms: r3(median(at.map((x) => x.server))),
       compute_ms: r3(median(at.map((x) => x.compute))),
-      wire_ms: r3(median(at.map((x) => x.since - x.server))),
+      // a pushed hop's wire time is not separable from its upstream's (which replies only once the push is accepted)
+      wire_ms: at[0]?.pushed ? null : r3(median(at.map((x) => x.since - x.server))),
     };
   });
-  return { step_ms: r3(median(samples.map((s) => s.stepMs))), client_ms: r3(median(samples.map((s) => s.stepMs - (s.hops.at(-1)?.arrivedMs ?? 0)))), hops: perHop };
+  return {
+    step_ms: r3(median(samples.map((s) => s.stepMs))),
+    client_ms: r3(median(samples.map((s) => s.stepMs - (s.hops.at(-1)?.arrivedMs ?? 0)))),
+    /** Everything between the first send and the last reply that no server spent computing: wire, stacks, pushes. */
+    outside_compute_ms: r3(median(samples.map((s) => (s.hops.at(-1)?.arrivedMs ?? 0) - s.hops.reduce((sum, hop) => sum + (hop.computeMs ?? 0), 0)))),
+    hops: perHop,
+  };
 }
 
 const results: Record<string, unknown> = { model: path.basename(model), tokens, threads: Number(values.threads), rounds, latency_ms: latencyMs };
