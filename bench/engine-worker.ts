@@ -1,7 +1,11 @@
 /**
  * One benchmark measurement in its own process (so peak RSS belongs to one engine):
- *   tsx bench/engine-worker.ts <corolla|llama.cpp> <model.gguf> <threads> <promptTokens> <decodeTokens>
+ *   tsx bench/engine-worker.ts <corolla|llama.cpp|llama.cpp-controlled> <model.gguf> <threads> <promptTokens> <decodeTokens>
  * Prints one JSON line: prefill and decode tokens/s and peak RSS.
+ *
+ * llama.cpp is driven two ways through node-llama-cpp: `llama.cpp` is the `sequence.evaluate()` generator (prefill =
+ * time to the first generated token, decode = the tokens after it; greedy), `llama.cpp-controlled` one
+ * `controlledEvaluate()` call per token. bench/engine.ts measures both and compares against the faster.
  */
 import fs from 'node:fs';
 import '../src/util/polyfills.js';
@@ -41,14 +45,32 @@ async function corolla() {
   return { loadMs, prefillMs, decodeMs };
 }
 
-async function llamaCpp() {
+async function openLlama() {
   const { getLlama } = await import('node-llama-cpp');
   const t0 = performance.now();
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' } as never);
   const model = await llama.loadModel({ modelPath: modelPath! });
   const context = await model.createContext({ threads, contextSize: promptTokens + decodeTokens + 64, batchSize: promptTokens });
-  const sequence = context.getSequence();
-  const loadMs = performance.now() - t0;
+  return { sequence: context.getSequence(), loadMs: performance.now() - t0 };
+}
+
+/** The evaluate() generator: node-llama-cpp's own generation loop, greedy. */
+async function llamaCpp() {
+  const { sequence, loadMs } = await openLlama();
+  const t = performance.now();
+  let prefillMs = 0;
+  let generated = 0;
+  for await (const _token of sequence.evaluate(prompt as never, { temperature: 0 })) {
+    if (generated === 0) prefillMs = performance.now() - t;
+    if (++generated > decodeTokens) break;
+  }
+  const decodeMs = performance.now() - t - prefillMs;
+  return { loadMs, prefillMs, decodeMs };
+}
+
+/** One controlledEvaluate() call per token (how this benchmark drove llama.cpp before). */
+async function llamaCppControlled() {
+  const { sequence, loadMs } = await openLlama();
   let t = performance.now();
   let results = await sequence.controlledEvaluate(prompt.map((id, i) => (i === prompt.length - 1 ? [id, { generateNext: { token: true } }] : id)) as never);
   const prefillMs = performance.now() - t;
@@ -61,7 +83,7 @@ async function llamaCpp() {
   return { loadMs, prefillMs, decodeMs };
 }
 
-const r = engine === 'llama.cpp' ? await llamaCpp() : await corolla();
+const r = engine === 'llama.cpp' ? await llamaCpp() : engine === 'llama.cpp-controlled' ? await llamaCppControlled() : await corolla();
 process.stdout.write(
   JSON.stringify({
     engine,

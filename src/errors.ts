@@ -70,6 +70,8 @@ export const ERROR_CODES = {
   QUOTA_EXCEEDED: code(429, true),
   SHUTTING_DOWN: code(503, true),
   REQUEST_TOO_LARGE: code(413),
+  /** A `push` into a session whose client did not name the pushing peer as its upstream (or no such session). */
+  FORWARD_REFUSED: code(403),
   // swarm and client
   IDENTITY_FILE_INVALID: code(500),
   PSK_FILE_INVALID: code(500),

@@ -21,6 +21,12 @@
  *      the first differing step and replayed with the new inputs, and so on down the route, so no cache is left
  *      holding states the current route would not compute (a hop failing meanwhile: ReplayDivergedError). Then it
  *      replaces the hop(s) and continues the step from there.
+ * Forwarding. Each hop is opened naming the previous hop as its `upstream`; a step then goes to the first hop of a
+ * run of such hops naming the rest (`next`), each server pushes its output to the next one, and every hop answers the
+ * client on its own stream, so a token costs one pass through the chain and the client still holds every hop's
+ * output (its history, for replay). When the chain breaks (a push not accepted, a hop failing), the expectations past
+ * the break are cancelled and the step goes on hop by hop from there through the failover above; hops whose
+ * upstream changed in a failover are stepped hop by hop from then on. Outputs are the same bytes either way.
  * Attribution. `usage()` lists every server that computed blocks of this session and for how many tokens, prompt
  * and generated apart. A failed server keeps the tokens it served before failing; its replacement's replay of the
  * history is counted as `replayedTokens`, apart from what it serves afterwards.
@@ -32,12 +38,12 @@ import { DEFAULT_PREFILL_CHUNK_TOKENS } from '../engine/defaults.js';
 import type { ServerUsage } from '../inference/language-model.js';
 import { SwarmTimeoutError } from '../swarm/errors.js';
 import { silentLogger, type ComponentLogger, type Logger } from '../util/logger.js';
-import type { Codec } from '../wire/messages.js';
+import { MAX_FORWARD_HOPS, type Codec } from '../wire/messages.js';
 import { BanList } from './bans.js';
 import { LocalEncodingError, NoRouteError, RemoteSpanError, ReplayDivergedError, SessionClosedError, SwarmUnavailableError, shortPeer } from './errors.js';
 import { ServerMeasurements } from './measurements.js';
 import { hopCostMs, planRoute, recordOf, type CostModel, type PlannerRecord, type RecordLike, type Route } from './route-planner.js';
-import { openRemoteSpan, type DialerNode, type RemoteSpan, type StepInput } from './remote-span.js';
+import { openRemoteSpan, type DialerNode, type Expectation, type HopResult, type RemoteSpan, type StepInput } from './remote-span.js';
 
 /** Where a session gets server records and round-trip times from (a registry view; tests may pass a fixed list). */
 export interface RouteSource {
@@ -88,6 +94,8 @@ export interface SwarmSessionOptions {
    * private one.
    */
   readonly measurements?: ServerMeasurements;
+  /** Chain steps through servers that forward (default true); false: always one round trip per hop. */
+  readonly forwarding?: boolean;
   /** Servers accept sub-ranges of their spans (default false). */
   readonly subSpans?: boolean;
   /** Aborts the session: steps in flight fail with the abort's reason. */
@@ -143,6 +151,25 @@ export interface SessionStats {
   /** Every server banned by this session, in order. */
   banned: string[];
   recoveries: RecoveryInfo[];
+  /** Steps (or parts of steps) sent as one forwarded chain of more than one hop. */
+  chainedSteps: number;
+  /** Forwarded chains that broke (a push not accepted or a hop failing) and went on hop by hop. */
+  brokenChains: number;
+  /** Per hop of the latest step, in route order: when its reply arrived and what its server reported. */
+  lastStep: HopTiming[];
+}
+
+export interface HopTiming {
+  readonly peerId: string;
+  /** From the step's start (the first hop's send) to this hop's reply (ms). */
+  readonly arrivedMs: number;
+  /** From this hop's input being ready at the client (hop by hop) or its chain being sent (forwarded) to its reply. */
+  readonly waitedMs: number;
+  /** The server's own figures: queue + engine, and from reading the step to replying (ms). */
+  readonly computeMs?: number;
+  readonly serverMs?: number;
+  /** Whether the step reached this hop pushed by the previous one. */
+  readonly pushed: boolean;
 }
 
 interface Hop {
@@ -160,7 +187,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class SwarmInferenceSession {
   readonly maxLength: number;
-  readonly stats: SessionStats = { steps: 0, failures: 0, failovers: 0, replayedSteps: 0, replayMismatches: 0, downstreamReplays: 0, banned: [], recoveries: [] };
+  readonly stats: SessionStats = { steps: 0, failures: 0, failovers: 0, replayedSteps: 0, replayMismatches: 0, downstreamReplays: 0, banned: [], recoveries: [], chainedSteps: 0, brokenChains: 0, lastStep: [] };
   private readonly bans: BanList;
   private readonly measurements: ServerMeasurements;
   private readonly maxRetries: number;
@@ -277,20 +304,43 @@ export class SwarmInferenceSession {
     let input: StepInput = { position, tokens, hidden };
     const failures: unknown[] = [];
     const failed: string[] = [];
+    const timings: HopTiming[] = [];
+    const stepStarted = performance.now();
     let started = 0;
     let index = 0;
+    /** The hop the step reaches next was pushed to (its reply is the next expectation's). */
+    let expected: Expectation[] = [];
+    let chainSent = 0;
     while (index < this.hops.length) {
       const hop = this.hops[index]!;
       try {
         const sent = performance.now();
-        const output = await hop.span.step(input);
+        let result: HopResult;
+        const pushed = expected.length > 0;
+        if (pushed) {
+          result = await expected.shift()!.result;
+        } else {
+          const chain = this.chainFrom(index);
+          if (chain.length > 0) {
+            expected = chain.map((next) => next.span.expect(position, tokens));
+            chainSent = sent;
+            this.stats.chainedSteps++;
+            result = await hop.span.stepChained(input, expected.map((e) => e.target));
+          } else {
+            result = await hop.span.run(input);
+          }
+        }
+        const now = performance.now();
+        timings.push({ peerId: hop.span.peerId, arrivedMs: now - stepStarted, waitedMs: now - (pushed ? chainSent : sent), computeMs: result.computeMs, serverMs: result.serverMs, pushed });
         // Our own timing of the server, which planning trusts over its record once it has it.
-        if (tokens === 1) this.measurements.recordStep(hop.span.peerId, hop.end - hop.start, performance.now() - sent);
+        if (tokens === 1 && !pushed && expected.length === 0) this.measurements.recordStep(hop.span.peerId, hop.end - hop.start, now - sent);
         hop.inputs.push(input);
         this.count(hop.usage, tokens);
-        input = { position, tokens, hidden: output };
+        input = { position, tokens, hidden: result.output };
         index++;
+        if (expected.length > 0 && !result.forwarded) this.breakChain(expected.splice(0));
       } catch (error) {
+        this.breakChain(expected.splice(0));
         // Our own step could not be sent (a non-finite value, a frame over our limit): nobody is blamed, and when
         // nothing reached the hop the session is intact (this step simply did not happen).
         if (error instanceof LocalEncodingError && hop.span.usable && index === 0) throw error;
@@ -315,9 +365,32 @@ export class SwarmInferenceSession {
         }
       }
     }
+    this.stats.lastStep = timings;
     this.currentPosition = position + tokens;
     this.stats.steps++;
     return input.hidden;
+  }
+
+  /**
+   * The hops after hops[index] that a step sent to hops[index] can be pushed through: each one opened naming the
+   * one before it as its upstream, all of them forwarding servers.
+   */
+  private chainFrom(index: number): Hop[] {
+    const chain: Hop[] = [];
+    if (this.options.forwarding === false || !this.hops[index]!.span.forwarding) return chain;
+    for (let k = index + 1; k < this.hops.length && chain.length < MAX_FORWARD_HOPS; k++) {
+      const hop = this.hops[k]!;
+      if (!hop.span.forwarding || !hop.span.usable || hop.span.upstream !== this.hops[k - 1]!.span.peerId) break;
+      chain.push(hop);
+    }
+    return chain;
+  }
+
+  /** Gives up on the rest of a forwarded chain: the step goes on from there hop by hop. */
+  private breakChain(expectations: Expectation[]): void {
+    if (expectations.length === 0) return;
+    this.stats.brokenChains++;
+    for (const expectation of expectations) expectation.cancel();
   }
 
   /**
@@ -467,11 +540,13 @@ export class SwarmInferenceSession {
       let replayStarted = openStarted;
       let opens: Promise<RemoteSpan>[] = [];
       try {
-        opens = route.hops.map((hop) =>
+        // each new hop accepts pushes from the hop before it: the previous new one, or the existing hop it follows
+        const upstreamOf = (i: number) => (i > 0 ? route.hops[i - 1]!.peerId : this.hops[index - 1]?.span.peerId);
+        opens = route.hops.map((hop, i) =>
           openRemoteSpan(
             this.options.node,
             { peerId: hop.peerId, addrs: hop.record.addrs },
-            { maxLength: this.maxLength, start: hop.start, end: hop.end, hiddenSize: this.options.hiddenSize },
+            { maxLength: this.maxLength, start: hop.start, end: hop.end, hiddenSize: this.options.hiddenSize, ...(this.options.forwarding !== false && upstreamOf(i) ? { upstream: upstreamOf(i) } : {}) },
             {
               codec: this.options.codec,
               stepTimeoutMs: this.options.stepTimeoutMs,

@@ -62,6 +62,8 @@ export interface RemoteModelOptions {
   /** Time budget for recovering one step (ms). Default 60 000. */
   readonly failoverDeadlineMs?: number;
   readonly replayWindow?: number;
+  /** Servers push each step on to the next hop (one pass through the chain per token; default true). */
+  readonly forwarding?: boolean;
   /** Records the first recovery attempt plans from (see SwarmSessionOptions.failoverRecords). */
   readonly failoverRecords?: 'cached-first' | 'fresh';
   readonly cost?: CostModel;
@@ -287,6 +289,7 @@ export class RemoteModel extends TypedEventEmitter<RemoteModelEvents> implements
       failoverDeadlineMs: o.failoverDeadlineMs,
       replayWindow: o.replayWindow,
       failoverRecords: o.failoverRecords,
+      forwarding: o.forwarding,
       cost: o.cost,
       signal: options.signal,
       logger: this.components.logger,

@@ -26,6 +26,7 @@ import { Announcer } from './announcer.js';
 import { BlockService } from './block-service.js';
 import { STREAM_LIMITS, WITHDRAW_TIMEOUT_MS } from './defaults.js';
 import { ServerConfigError, ShuttingDownError } from './errors.js';
+import { libp2pDialer } from './forward-links.js';
 import type { BlockServerEvents } from './events.js';
 import { WholeModelGeneration } from './services/generation.js';
 import type { MoveResult, ServiceFactories, ServiceHost, ServiceMap } from './services/types.js';
@@ -290,6 +291,7 @@ class CorollaBlockServer<S extends ServiceMap> extends TypedEventEmitter<BlockSe
       },
       slowSessionGraceMs: settings.slowSessionGraceMs,
       minSessionRate: settings.minSessionRate,
+      dialer: libp2pDialer(this.node.libp2p),
       logger: this.logger,
     });
     service.addEventListener('session:open', (event) => this.safeDispatchEvent('session:open', { detail: event.detail }));

@@ -16,6 +16,12 @@
  *   `stepResult.position` echoes the step's position (the position of the reply's first row).
  * - `forward` is stateless, must name this server's span, and is capped at `maxForwardTokens` rows (REQUEST_TOO_LARGE).
  *   Its reply uses the request tensor's codec.
+ * - Forwarding (see handlers/push.ts): with a `dialer`, `opened` says `forwarding: true`; a step naming `next` hops
+ *   has its output pushed to next[0] over this server's own stream to it (forward-links.ts), and a `push` from the
+ *   peer a client named as its session's upstream runs as that client's step, answered on the client's stream.
+ *   Replies to pushed steps and replies to the client's own requests are whole frames on one stream, never interleaved
+ *   inside a frame.
+ * - `stepResult` carries `computeMs` (queue + engine) and `serverMs` (from the request read to the reply encoded).
  * - `close` of an open or server-expired session → `closed`; of an id never opened here → UNKNOWN_SESSION.
  * - Invalid messages get an `error` with the precise code and the stream keeps going; a frame over the size limit
  *   gets FRAME_TOO_LARGE and then that stream (only) is closed, since the byte stream cannot be resynchronised.
@@ -70,6 +76,7 @@ import {
   MAX_TINY_MESSAGES_IN_A_ROW,
   STREAM_CLOSE_TIMEOUT_MS,
 } from './defaults.js';
+import { ForwardLinks, type BlockDialer } from './forward-links.js';
 import { PeerQuotas, type QuotaLimits } from './quotas.js';
 import { SessionExpiredError, ShuttingDownError } from './errors.js';
 import type { SessionCloseEvent, SessionCloseReason, SessionOpenEvent } from './events.js';
@@ -98,6 +105,8 @@ export interface BlockServiceOptions {
   /** Dribbling sessions: grace period and minimum cached tokens per second (defaults in defaults.ts). */
   readonly slowSessionGraceMs?: number;
   readonly minSessionRate?: number;
+  /** Opens streams to other servers: given, this server forwards steps to the next hops its clients name. */
+  readonly dialer?: BlockDialer;
   readonly logger?: ComponentLogger;
 }
 
@@ -130,6 +139,9 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
   private readonly sessions: SessionTable;
   private readonly context: RequestContext;
   private readonly streams = new Set<StreamState>();
+  /** Each served stream's channel, for replies to steps pushed into its sessions from another stream. */
+  private readonly channels = new WeakMap<StreamState, MessageChannel>();
+  private readonly forwarder: ForwardLinks | undefined;
   private readonly sweeper: NodeJS.Timeout;
   private streamSerial = 0;
   private localSerial = 0;
@@ -171,6 +183,7 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
         this.safeDispatchEvent('load');
       },
     });
+    this.forwarder = options.dialer ? new ForwardLinks(options.dialer, { maxFrameBytes: this.maxFrameBytes }) : undefined;
     this.context = {
       span,
       range: this.range,
@@ -180,6 +193,13 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
       maxStepTokens,
       quotas: this.quotas,
       scheduler: this.scheduler,
+      forwarder: this.forwarder,
+      upstreams: new WeakMap(),
+      deliver: async (owner, reply) => {
+        const channel = this.channels.get(owner);
+        if (!channel || !this.streams.has(owner)) return false;
+        return this.reply(channel, reply);
+      },
     };
     this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(1000, this.idleTimeoutMs / 4)));
     this.sweeper.unref();
@@ -213,6 +233,7 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
       return;
     }
     this.streams.add(state);
+    this.channels.set(state, channel);
     let graceful = true;
     let lastWork = Date.now();
     let tiny = 0; // messages in a row shorter than a frame
@@ -239,6 +260,7 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
           graceful = !isTimeout(error);
           break;
         }
+        const received = performance.now();
         const header = pending.header;
         tiny = 0;
         if (this.closedReason !== undefined) {
@@ -255,6 +277,7 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
         } catch (error) {
           reply = { header: errorMessage(this.peerFacing(error, header.type), idsOf(header)) };
         }
+        if (reply.header.type === 'stepResult') reply = { ...reply, header: { ...reply.header, serverMs: Math.round((performance.now() - received) * 1000) / 1000 } };
         const sent = await this.reply(channel, reply);
         release?.();
         if (!sent) break;
@@ -300,6 +323,7 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
     if (this.closedReason !== undefined) return;
     this.closedReason = reason;
     clearInterval(this.sweeper);
+    this.forwarder?.close();
     this.scheduler.drain(new ShuttingDownError(reason));
     for (const state of [...this.streams]) {
       this.endStream(state, 'shutdown');

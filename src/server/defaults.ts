@@ -18,6 +18,11 @@ export const DEFAULT_BATCH_WINDOW_MS = 2;
 /** A session counts as decoding for this long after its latest decode step. */
 export const DEFAULT_BATCH_ACTIVE_MS = 100;
 
+/** Longest wait for the next hop to accept a pushed (forwarded) step; past it the client goes on hop by hop. */
+export const DEFAULT_FORWARD_TIMEOUT_MS = 5_000;
+/** Outbound streams to next hops kept open at once (the least recently used is closed beyond it). */
+export const MAX_FORWARD_LINKS = 64;
+
 /** A stream or session with no request for this long is closed. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 /** Hard cap on a session's life. */

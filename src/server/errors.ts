@@ -9,7 +9,7 @@ import { CorollaError } from '../errors.js';
 export class UnexpectedMessageError extends CorollaError {
   override readonly name = 'UnexpectedMessageError';
   constructor(type: string) {
-    super('UNEXPECTED_MESSAGE', `"${type}" is not a request a block server answers (requests: open, step, close, forward, ping)`);
+    super('UNEXPECTED_MESSAGE', `"${type}" is not a request a block server answers (requests: open, step, push, close, forward, ping)`);
   }
 }
 
@@ -53,6 +53,17 @@ export class RequestTooLargeError extends CorollaError {
   override readonly name = 'RequestTooLargeError';
   constructor(message: string) {
     super('REQUEST_TOO_LARGE', message);
+  }
+}
+
+/**
+ * A `push` (a forwarded step) that this server does not accept: no session of that id and client here, or the client
+ * did not name the pushing peer as the session's upstream. Both read the same, so a stranger learns nothing.
+ */
+export class ForwardRefusedError extends CorollaError {
+  override readonly name = 'ForwardRefusedError';
+  constructor(sessionId: string) {
+    super('FORWARD_REFUSED', `no session "${sessionId}" here accepts steps pushed by this peer`);
   }
 }
 

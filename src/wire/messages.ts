@@ -1,6 +1,6 @@
 /**
  * Block-server protocol messages. A message is one frame (frames.ts): a UTF-8 JSON header whose `type` picks the
- * schema below, plus, for the four tensor-carrying types, a binary payload holding the tensor described by
+ * schema below, plus, for the five tensor-carrying types, a binary payload holding the tensor described by
  * `header.tensor` (tensor-codec.ts). Validation is strict: unknown types, unknown fields, missing fields, wrong types,
  * non-integers, out-of-range numbers, inconsistent shapes and payload sizes are all rejected with
  * MalformedMessageError (code 'MALFORMED'). Adding a field is therefore a minor protocol version, negotiated through
@@ -8,18 +8,24 @@
  *
  * Requests → replies:
  *   open     {sessionId, maxLength, spanStart, spanEnd, codec}         → opened {sessionId, position, cacheTokensLeft}
- *   step     {sessionId, stepId, position, tokens, tensor} + payload   → stepResult {sessionId, stepId, position, tensor} + payload
+ *   step     {sessionId, stepId, position, tokens, next?, tensor} + payload → stepResult {sessionId, stepId, position, forwarded?, computeMs?, serverMs?, tensor} + payload
+ *   push     {client, sessionId, stepId, position, tokens, next?, tensor} + payload → pushed {sessionId, stepId}   (server → server)
  *   forward  {requestId, spanStart, spanEnd, tensor} + payload         → forwardResult {requestId, tensor} + payload
  *   close    {sessionId}                                               → closed {sessionId}
  *   ping     {nonce}                                                   → pong {nonce}
  * Any request may instead be answered by error {code, message, sessionId?, stepId?, requestId?}.
  *
  * Hidden-state tensors are always rank 2, `[tokens, hidden]`, both ≥ 1.
+ *
+ * Forwarding (docs/protocols.md): a client opens each hop naming its `upstream` (the previous hop's peer id) and
+ * sends a step to the first hop with `next`, the later hops of the chain. Each server runs the step, `push`es its
+ * output to the next hop (which accepts it only from the upstream its client named, and validates it as a step), and
+ * answers the client on the client's own stream; the client so hears every hop without a round trip per hop.
  */
 import { toPeerError } from '../errors.js';
 import { MalformedMessageError } from './errors.js';
 import { allocateFrame, splitFrame, type FrameOptions } from './frames.js';
-import { checkSchema, describeValue, intIn, oneOf, strictObject, token, z } from './schema.js';
+import { checkSchema, describeValue, intIn, numberIn, oneOf, strictObject, text, token, z } from './schema.js';
 import {
   DEFAULT_MAX_TENSOR_ELEMENTS,
   WIRE_DTYPES,
@@ -45,6 +51,15 @@ export const MAX_BLOCK_INDEX = 1_000_000;
 export const MAX_ERROR_MESSAGE_LENGTH = 4096;
 /** Session and request ids: 1..128 of [A-Za-z0-9_-]. */
 export const ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+/** libp2p peer ids as strings (base58btc or a base32/base36 CID): 1..128 of [A-Za-z0-9]. */
+export const PEER_ID_PATTERN = /^[A-Za-z0-9]{1,128}$/;
+/** Most later hops a forwarded step may name (a longer chain is split by the client). */
+export const MAX_FORWARD_HOPS = 32;
+/** Most addresses given for one next hop, and the longest one. */
+export const MAX_NEXT_ADDRS = 8;
+export const MAX_ADDR_LENGTH = 256;
+/** Ceiling of the timings a server reports (ms). */
+const MAX_REPORTED_MS = 3_600_000;
 /** Error codes: 1..64 of [A-Za-z0-9_.:-]. */
 export const ERROR_CODE_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 /** Ceiling of a tensor's hidden width in the schema; the real cap is the product check against maxTensorElements. */
@@ -60,6 +75,8 @@ const nonNegative = intIn(0);
 const blockIndex = intIn(0, MAX_BLOCK_INDEX);
 const position = intIn(0, MAX_SESSION_LENGTH);
 const positiveLength = intIn(1, MAX_SESSION_LENGTH);
+const peerId = token(PEER_ID_PATTERN, '1..128 characters of [A-Za-z0-9] (a peer id)');
+const reportedMs = numberIn(0, MAX_REPORTED_MS);
 const codec = oneOf(WIRE_DTYPES as readonly WireDtype[] as ['f32', 'f16', 'int8']);
 
 /** Describes the payload tensor: dtype and row-major shape `[tokens, hidden]`. */
@@ -79,6 +96,19 @@ export const ERROR_FIELDS = {
   message: z.string({ error: 'must be a string' }).max(MAX_ERROR_MESSAGE_LENGTH, { error: `is longer than ${MAX_ERROR_MESSAGE_LENGTH} characters` }),
 };
 
+/** One later hop of a forwarded step: the server, the client's session there, and the step id the client expects. */
+const nextHop = strictObject(
+  {
+    peerId,
+    sessionId: id,
+    stepId: nonNegative,
+    /** Where to dial it (from its record), when the forwarding server does not know it yet. */
+    addrs: z.array(text(1, MAX_ADDR_LENGTH), { error: 'must be an array' }).max(MAX_NEXT_ADDRS, { error: `must hold at most ${MAX_NEXT_ADDRS} addresses` }).optional(),
+  },
+  'an object {peerId, sessionId, stepId, addrs?}',
+);
+const nextHops = z.array(nextHop, { error: 'must be an array' }).min(1, { error: 'must name at least one hop' }).max(MAX_FORWARD_HOPS, { error: `must name at most ${MAX_FORWARD_HOPS} hops` });
+
 const message = <T extends string, Shape extends z.ZodRawShape>(type: T, shape: Shape) => strictObject({ type: z.literal(type), ...shape });
 
 const SCHEMAS = {
@@ -89,12 +119,16 @@ const SCHEMAS = {
     spanEnd: blockIndex,
     /** Codec the client will use for step tensors and wants for replies. */
     codec,
+    /** The one peer allowed to `push` steps into this session (the previous hop of a forwarding chain). */
+    upstream: peerId.optional(),
   }),
   opened: message('opened', {
     sessionId: id,
     /** Position of the next token (0 for a fresh session). */
     position,
     cacheTokensLeft: nonNegative,
+    /** The server accepts `next` on steps and `push`es from the named upstream. */
+    forwarding: z.literal(true).optional(),
   }),
   step: message('step', {
     sessionId: id,
@@ -102,10 +136,33 @@ const SCHEMAS = {
     /** Position of the first of `tokens` rows. */
     position,
     tokens: positiveLength,
+    /** Later hops: the server pushes its output to next[0] (with the rest), see `push`. */
+    next: nextHops.optional(),
     /** shape must be [tokens, hidden]. */
     tensor: tensorMeta,
   }),
-  stepResult: message('stepResult', { sessionId: id, stepId: nonNegative, position, tensor: tensorMeta }),
+  stepResult: message('stepResult', {
+    sessionId: id,
+    stepId: nonNegative,
+    position,
+    /** For a step with `next`: whether next[0] accepted the push (false: the client goes on hop by hop). */
+    forwarded: z.boolean({ error: 'must be a boolean' }).optional(),
+    /** Time this server spent running the step (queue + engine), and from reading it to replying (ms). */
+    computeMs: reportedMs.optional(),
+    serverMs: reportedMs.optional(),
+    tensor: tensorMeta,
+  }),
+  push: message('push', {
+    /** The peer id of the client that owns the session (the session must have been opened by it). */
+    client: peerId,
+    sessionId: id,
+    stepId: nonNegative,
+    position,
+    tokens: positiveLength,
+    next: nextHops.optional(),
+    tensor: tensorMeta,
+  }),
+  pushed: message('pushed', { sessionId: id, stepId: nonNegative }),
   forward: message('forward', { requestId: id, spanStart: blockIndex, spanEnd: blockIndex, tensor: tensorMeta }),
   forwardResult: message('forwardResult', { requestId: id, tensor: tensorMeta }),
   close: message('close', { sessionId: id }),
@@ -127,6 +184,9 @@ export type OpenMessage = Out<typeof SCHEMAS.open>;
 export type OpenedMessage = Out<typeof SCHEMAS.opened>;
 export type StepMessage = Out<typeof SCHEMAS.step>;
 export type StepResultMessage = Out<typeof SCHEMAS.stepResult>;
+export type PushMessage = Out<typeof SCHEMAS.push>;
+export type PushedMessage = Out<typeof SCHEMAS.pushed>;
+export type NextHop = Out<typeof nextHop>;
 export type ForwardMessage = Out<typeof SCHEMAS.forward>;
 export type ForwardResultMessage = Out<typeof SCHEMAS.forwardResult>;
 export type CloseMessage = Out<typeof SCHEMAS.close>;
@@ -140,6 +200,8 @@ export type Message =
   | OpenedMessage
   | StepMessage
   | StepResultMessage
+  | PushMessage
+  | PushedMessage
   | ForwardMessage
   | ForwardResultMessage
   | CloseMessage
@@ -161,7 +223,7 @@ export type MessageInput = Message extends infer M
 
 export const MESSAGE_TYPES: readonly MessageType[] = Object.freeze(Object.keys(SCHEMAS) as MessageType[]);
 
-const TENSOR_TYPES: ReadonlySet<string> = new Set(['step', 'stepResult', 'forward', 'forwardResult']);
+const TENSOR_TYPES: ReadonlySet<string> = new Set(['step', 'stepResult', 'push', 'forward', 'forwardResult']);
 
 /** True for the message types that carry a tensor payload. */
 export function carriesTensor(type: MessageType): type is TensorMessage['type'] {
@@ -201,7 +263,7 @@ function assertCrossFields(message: Message, maxTensorElements: number): void {
   if ((message.type === 'open' || message.type === 'forward') && message.spanStart >= message.spanEnd) {
     fail(`spanStart (${message.spanStart}) must be less than spanEnd (${message.spanEnd})`);
   }
-  if (message.type === 'step') {
+  if (message.type === 'step' || message.type === 'push') {
     if (message.tensor.shape[0] !== message.tokens) {
       fail(`tensor.shape[0] (${message.tensor.shape[0]}) must equal tokens (${message.tokens})`);
     }

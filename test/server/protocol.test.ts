@@ -35,7 +35,7 @@ describe('block protocol', () => {
   it('open / step / close round trip equals the local span bit for bit (f32 codec)', async () => {
     const c = await openBlockStream(t.client, t.server.peerId);
     const opened = await c.request({ type: 'open', sessionId: 'rt', maxLength: 32, spanStart: 0, spanEnd: 5, codec: 'f32' });
-    expect(opened.header).toEqual({ type: 'opened', sessionId: 'rt', position: 0, cacheTokensLeft: 4096 - 32 });
+    expect(opened.header).toEqual({ type: 'opened', sessionId: 'rt', position: 0, cacheTokensLeft: 4096 - 32, forwarding: true });
 
     reference.openSession('rt', 32);
     const inputs = [randomHidden(6, H, 1), randomHidden(1, H, 2), randomHidden(1, H, 3), randomHidden(3, H, 4), randomHidden(1, H, 5)];

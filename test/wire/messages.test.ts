@@ -109,7 +109,7 @@ describe('round trips', () => {
   });
 
   it('lists types and which carry tensors', () => {
-    expect(MESSAGE_TYPES.filter(carriesTensor)).toEqual(['step', 'stepResult', 'forward', 'forwardResult']);
+    expect(MESSAGE_TYPES.filter(carriesTensor)).toEqual(['step', 'stepResult', 'push', 'forward', 'forwardResult']);
   });
 
   it('enforces the frame limit when encoding and decoding', () => {

@@ -4,8 +4,9 @@ import type { SpanExecutor } from '../../engine/types.js';
 import type { BlockRange } from '../../util/blocks.js';
 import type { Message, MessageInput, TensorInput } from '../../wire/messages.js';
 import type { BatchScheduler } from '../batch-scheduler.js';
+import type { ForwardLinks } from '../forward-links.js';
 import type { PeerQuotas } from '../quotas.js';
-import type { SessionTable, StreamState } from '../session-table.js';
+import type { ServedSession, SessionTable, StreamState } from '../session-table.js';
 
 export interface RequestContext {
   readonly span: SpanExecutor;
@@ -18,6 +19,12 @@ export interface RequestContext {
   readonly quotas: PeerQuotas;
   /** Runs steps (and forwards) of every session, see BatchScheduler. */
   readonly scheduler: BatchScheduler;
+  /** Streams to next hops, when this server forwards (undefined: it does not, and says so at `open`). */
+  readonly forwarder: ForwardLinks | undefined;
+  /** Each session's upstream: the one peer its client allows to `push` steps into it. */
+  readonly upstreams: WeakMap<ServedSession, string>;
+  /** Sends a reply on a session's own (client) stream, for steps that arrived by `push`; false when it is gone. */
+  deliver(owner: StreamState, reply: Reply): Promise<boolean>;
 }
 
 export interface Reply {

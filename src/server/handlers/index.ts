@@ -7,6 +7,7 @@ import type { Reply, RequestContext } from './context.js';
 import { handleForward } from './forward.js';
 import { handleOpen } from './open.js';
 import { handlePing } from './ping.js';
+import { handlePush, pushTarget } from './push.js';
 import { checkStepHeader, handleStep } from './step.js';
 import { InvalidStepError } from '../../engine/errors.js';
 import { RequestTooLargeError } from '../errors.js';
@@ -22,6 +23,8 @@ export function handleRequest(ctx: RequestContext, stream: StreamState, message:
       return handleOpen(ctx, stream, header, message.tensor);
     case 'step':
       return handleStep(ctx, stream, header, message.tensor);
+    case 'push':
+      return handlePush(ctx, stream, header, message.tensor);
     case 'close':
       return handleClose(ctx, stream, header, message.tensor);
     case 'forward':
@@ -35,10 +38,11 @@ export function handleRequest(ctx: RequestContext, stream: StreamState, message:
 
 /**
  * What the header alone decides, checked before the tensor is decoded (a step for an unknown session, of the wrong
- * width or over the step cap, and a forward of another span, width or over its row cap, cost no decoding).
+ * width or over the step cap, a push its session's client did not allow, and a forward of another span, width or over its row cap, cost no decoding).
  */
 export function checkRequestHeader(ctx: RequestContext, stream: StreamState, header: Message): void {
   if (header.type === 'step') checkStepHeader(ctx, stream, header);
+  else if (header.type === 'push') pushTarget(ctx, stream, header);
   else if (header.type === 'forward') {
     checkSpan(ctx, header.spanStart, header.spanEnd);
     const [tokens, width] = header.tensor.shape;

@@ -1,0 +1,124 @@
+/**
+ * Server-to-server forwarding: this server's outbound block-protocol streams to the next hops its clients named.
+ * One stream per next peer, reused by every session forwarded there; pushes on it are serialized (request, then its
+ * `pushed` reply, as on every block stream). A push that fails in any way (dial, stream, refusal, timeout) drops that
+ * stream and reports false: the client then sends the step to that hop itself, so forwarding never decides an outcome,
+ * it only saves round trips.
+ */
+import type { Libp2p, Stream } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
+import { BLOCK_PROTOCOL, BLOCK_STREAMS_PER_PEER } from '../wire/protocols.js';
+import { messageChannel, type MessageChannel } from '../wire/channel.js';
+import type { NextHop, TensorInput } from '../wire/messages.js';
+import { DEFAULT_FORWARD_TIMEOUT_MS, MAX_FORWARD_LINKS } from './defaults.js';
+
+/** Opens a block-protocol stream to `peerId` (merging `addrs` into the peer store first). */
+export type BlockDialer = (peerId: string, addrs: readonly string[], options: { signal: AbortSignal }) => Promise<Stream>;
+
+/** The dialer of a libp2p node: addresses named by the client are merged into its peer store first. */
+export function libp2pDialer(libp2p: Pick<Libp2p, 'dialProtocol' | 'peerStore'>): BlockDialer {
+  return async (peerId, addrs, { signal }) => {
+    const peer = peerIdFromString(peerId);
+    const multiaddrs = addrs.flatMap((addr): Multiaddr[] => {
+      try {
+        return [multiaddr(addr)];
+      } catch {
+        return [];
+      }
+    });
+    if (multiaddrs.length > 0) await libp2p.peerStore.merge(peer, { multiaddrs });
+    return libp2p.dialProtocol(peer, BLOCK_PROTOCOL, { signal, maxOutboundStreams: BLOCK_STREAMS_PER_PEER });
+  };
+}
+
+export interface PushRequest {
+  /** The client that owns the session on the next hop. */
+  readonly client: string;
+  readonly position: number;
+  readonly tokens: number;
+  readonly tensor: TensorInput;
+}
+
+interface Link {
+  readonly channel: MessageChannel;
+  queue: Promise<unknown>;
+}
+
+export class ForwardLinks {
+  private readonly links = new Map<string, Promise<Link>>();
+  private closed = false;
+
+  constructor(
+    private readonly dial: BlockDialer,
+    private readonly options: { timeoutMs?: number; maxFrameBytes?: number } = {},
+  ) {}
+
+  /**
+   * Pushes a step to `next[0]` (naming `next[1..]` as its own next hops). Resolves true once that server accepted it
+   * (`pushed`), false on any failure. Never throws.
+   */
+  async push(next: readonly NextHop[], request: PushRequest): Promise<boolean> {
+    const [target, ...rest] = next;
+    if (!target || this.closed) return false;
+    const signal = AbortSignal.timeout(this.options.timeoutMs ?? DEFAULT_FORWARD_TIMEOUT_MS);
+    let link: Link;
+    try {
+      link = await this.link(target, signal);
+    } catch {
+      return false;
+    }
+    const run = link.queue.then(async () => {
+      await link.channel.send(
+        { type: 'push', client: request.client, sessionId: target.sessionId, stepId: target.stepId, position: request.position, tokens: request.tokens, ...(rest.length > 0 ? { next: rest } : {}) },
+        request.tensor,
+        { signal },
+      );
+      const reply = await link.channel.receive({ signal });
+      return reply.header.type === 'pushed' && reply.header.sessionId === target.sessionId && reply.header.stepId === target.stepId;
+    });
+    link.queue = run.catch(() => {});
+    const accepted = await run.catch(() => false);
+    if (!accepted) this.drop(target.peerId, link);
+    return accepted;
+  }
+
+  /** Closes every link. */
+  close(): void {
+    this.closed = true;
+    for (const [peerId, link] of [...this.links]) link.then((l) => this.drop(peerId, l), () => {});
+    this.links.clear();
+  }
+
+  private link(target: NextHop, signal: AbortSignal): Promise<Link> {
+    const existing = this.links.get(target.peerId);
+    if (existing) {
+      // most recently used last, so the first entry is the one to evict
+      this.links.delete(target.peerId);
+      this.links.set(target.peerId, existing);
+      return existing;
+    }
+    if (this.links.size >= MAX_FORWARD_LINKS) {
+      const [oldest, link] = this.links.entries().next().value!;
+      this.links.delete(oldest);
+      link.then((l) => l.channel.abort(new Error('too many forward links')), () => {});
+    }
+    const opening = this.dial(target.peerId, target.addrs ?? [], { signal }).then((stream) => ({
+      channel: messageChannel(stream, { maxFrameBytes: this.options.maxFrameBytes }),
+      queue: Promise.resolve() as Promise<unknown>,
+    }));
+    this.links.set(target.peerId, opening);
+    opening.catch(() => {
+      if (this.links.get(target.peerId) === opening) this.links.delete(target.peerId);
+    });
+    return opening;
+  }
+
+  private drop(peerId: string, link: Link): void {
+    const current = this.links.get(peerId);
+    current?.then((l) => {
+      if (l === link && this.links.get(peerId) === current) this.links.delete(peerId);
+    }, () => {});
+    link.channel.abort(new Error('forward link dropped'));
+  }
+}
