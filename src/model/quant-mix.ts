@@ -9,7 +9,10 @@
  *   Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0 (so on SmolLM2-135M, whose rows are 576 wide, only ffn_down, with rows
  *   of 1536, keeps K types). Rows that are not a whole number of 32-element blocks fall back to F16.
  */
-import { QK, QK_K } from './quant.js';
+import { ggmlTypeInfo, ggmlTypeOf } from './ggml-types.js';
+import { openGguf } from './gguf.js';
+import { writeGguf, type GgufMetaValue } from './gguf-writer.js';
+import { dequantize, encodeTensor, QK, QK_K } from './quant.js';
 import type { TensorType } from './types.js';
 
 export type QuantMix = 'q4_k_m' | 'q5_k_m';
@@ -45,4 +48,34 @@ export function mixTensorType(scheme: QuantScheme, target: MixTarget): TensorTyp
   if (target.cols % QK_K !== 0) type = K_FALLBACK[type] ?? type;
   if (target.cols % QK !== 0) type = 'f16';
   return type;
+}
+
+/**
+ * Re-quantizes a GGUF as llama-quantize would under `scheme` (for tests on a real model: stories260K): every 2-D
+ * `.weight` but the norms gets mixTensorType's type, from its values dequantized to f32; everything else and all
+ * metadata are copied (general.file_type is left as it was). The writer is ours, so llama.cpp loading the result
+ * checks our quantizers' byte layouts too.
+ */
+export function requantizeGguf(from: string, scheme: QuantScheme, out: string): void {
+  const source = openGguf(from);
+  try {
+    const metadata: Array<[string, GgufMetaValue]> = [];
+    for (const [key, value] of source.metadata) {
+      const t = source.metadataTypes.get(key)!;
+      metadata.push([key, { type: t.type, value, ...(t.elementType !== undefined ? { elementType: t.elementType } : {}) }]);
+    }
+    const hasOutput = source.tensors.some((t) => t.name === 'output.weight');
+    const layers = new Set(source.tensors.map((t) => /^blk\.(\d+)\./.exec(t.name)?.[1]).filter(Boolean)).size;
+    const tensors = source.tensors.map((t) => {
+      const bytes = source.readTensorBytes(t.name);
+      const info = ggmlTypeInfo(t.ggmlType);
+      if (t.dims.length !== 2 || !t.name.endsWith('.weight') || !info?.tensorType) return { name: t.name, ggmlType: t.ggmlType, dims: t.dims, data: bytes };
+      const type = mixTensorType(scheme, { name: t.name, cols: t.dims[0]!, layers, hasOutput });
+      const values = dequantize({ name: t.name, type: info.tensorType, shape: [t.dims[1]!, t.dims[0]!], data: bytes });
+      return { name: t.name, ggmlType: ggmlTypeOf(type), dims: t.dims, data: encodeTensor(type, values) };
+    });
+    writeGguf(out, { metadata, tensors, alignment: source.alignment });
+  } finally {
+    source.close();
+  }
 }
