@@ -90,6 +90,32 @@ function argmax(a: ArrayLike<number>): number {
   return best;
 }
 
+/** Mean KL(base ‖ other) per row and the share of rows whose argmaxes agree, over paired logit rows. */
+export function compareLogits(base: readonly Float32Array[], other: readonly Float32Array[]): { klMean: number; top1Agree: number } {
+  if (base.length !== other.length || base.length === 0) throw new PerplexityInputError(`cannot compare ${base.length} rows with ${other.length}`);
+  const p = new Float64Array(base[0]!.length);
+  const q = new Float64Array(base[0]!.length);
+  let kl = 0;
+  let agree = 0;
+  base.forEach((row, i) => {
+    logSoftmax(row, p);
+    logSoftmax(other[i]!, q);
+    kl += klOf(p, q);
+    if (argmax(row) === argmax(other[i]!)) agree++;
+  });
+  return { klMean: kl / base.length, top1Agree: agree / base.length };
+}
+
+/** KL(p ‖ q) of two log-distributions. */
+function klOf(logP: Float64Array, logQ: Float64Array): number {
+  let kl = 0;
+  for (let j = 0; j < logP.length; j++) {
+    const p = Math.exp(logP[j]!);
+    if (p > 0) kl += p * (logP[j]! - logQ[j]!);
+  }
+  return kl;
+}
+
 /** Scores token ids that already start with BOS. */
 export async function perplexityOfIds(model: LocalModel, ids: readonly number[], options: PerplexityOptions = {}): Promise<PerplexityResult> {
   const bos = model.tokenizer.special.bos ?? ids[0]!;
@@ -118,10 +144,7 @@ export async function perplexityOfIds(model: LocalModel, ids: readonly number[],
         const reference = baseRows.get(r);
         if (reference) {
           logSoftmax(reference, baseLogp);
-          for (let j = 0; j < vocab; j++) {
-            const p = Math.exp(baseLogp[j]!);
-            if (p > 0) kl += p * (baseLogp[j]! - logp[j]!);
-          }
+          kl += klOf(baseLogp, logp);
           if (argmax(row) === argmax(reference)) agree++;
           baseRows.delete(r);
         }

@@ -14,7 +14,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { LocalModel, loadLocalModel } from '../../src/inference/local-model.js';
-import { windowLogits } from '../../src/inference/perplexity.js';
+import { compareLogits, windowLogits } from '../../src/inference/perplexity.js';
 import { openModel } from '../../src/model/load.js';
 import { llamaCppGreedy, llamaCppLogits } from '../support/llama-cpp.js';
 import { testModel } from '../support/models.js';
@@ -69,27 +69,12 @@ describe('parity with llama.cpp (node-llama-cpp, 1 thread)', () => {
       await model.close();
       return rows;
     };
-    const ours = meanKl(await ourRows(f32), await ourRows(testModel('smollm2-135m', dtype)));
-    const theirs = meanKl(await llamaCppLogits(f32, path, { threads: 1, from }), await llamaCppLogits(testModel('smollm2-135m', dtype), path, { threads: 1, from }));
+    const ours = compareLogits(await ourRows(f32), await ourRows(testModel('smollm2-135m', dtype))).klMean;
+    const theirs = compareLogits(await llamaCppLogits(f32, path, { threads: 1, from }), await llamaCppLogits(testModel('smollm2-135m', dtype), path, { threads: 1, from })).klMean;
     console.log(`${dtype}: mean KL from F32 over ${STEPS} tokens: ours ${ours.toExponential(3)}, llama.cpp ${theirs.toExponential(3)}`);
     expect(ours).toBeLessThanOrEqual(1.1 * theirs);
   }, 600_000);
 });
-
-function meanKl(base: Float32Array[], other: Float32Array[]): number {
-  const logSoftmax = (a: Float32Array) => {
-    const max = a.reduce((m, v) => Math.max(m, v), -Infinity);
-    const lse = max + Math.log(a.reduce((sum, v) => sum + Math.exp(v - max), 0));
-    return Float64Array.from(a, (v) => v - lse);
-  };
-  let kl = 0;
-  base.forEach((row, i) => {
-    const p = logSoftmax(row);
-    const q = logSoftmax(other[i]!);
-    for (let j = 0; j < p.length; j++) kl += Math.exp(p[j]!) * (p[j]! - q[j]!);
-  });
-  return kl / base.length;
-}
 
 function maxDiff(a: Float32Array, b: Float32Array): number {
   let d = 0;

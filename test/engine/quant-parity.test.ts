@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LocalModel } from '../../src/inference/local-model.js';
-import { windowLogits } from '../../src/inference/perplexity.js';
+import { compareLogits, windowLogits } from '../../src/inference/perplexity.js';
 import { DEFAULT_MODEL_PATH } from '../../src/model/default-model.js';
 import { MAKE_MODEL_VERSION } from '../../src/model/make-model.js';
 import { requantizeGguf, type QuantScheme } from '../../src/model/quant-mix.js';
@@ -36,33 +36,6 @@ function requantizedStories(scheme: QuantScheme): string {
     fs.renameSync(tmp, out);
   }
   return out;
-}
-
-function logSoftmax(a: Float32Array): Float64Array {
-  let max = -Infinity;
-  for (const v of a) max = Math.max(max, v);
-  let sum = 0;
-  for (const v of a) sum += Math.exp(v - max);
-  const lse = max + Math.log(sum);
-  return Float64Array.from(a, (v) => v - lse);
-}
-const argmax = (a: ArrayLike<number>) => {
-  let best = 0;
-  for (let i = 1; i < a.length; i++) if (a[i]! > a[best]!) best = i;
-  return best;
-};
-
-/** Mean KL(base ‖ other) and top-1 agreement over paired rows. */
-function compare(base: Float32Array[], other: Float32Array[]): { kl: number; top1: number } {
-  let kl = 0;
-  let agree = 0;
-  base.forEach((row, i) => {
-    const p = logSoftmax(row);
-    const q = logSoftmax(other[i]!);
-    for (let j = 0; j < p.length; j++) kl += Math.exp(p[j]!) * (p[j]! - q[j]!);
-    if (argmax(row) === argmax(other[i]!)) agree++;
-  });
-  return { kl: kl / base.length, top1: agree / base.length };
 }
 
 async function ourLogits(file: string, ids: readonly number[]): Promise<Float32Array[]> {
@@ -95,8 +68,10 @@ function family(f32: string, tokens: number) {
 
 async function check(label: string, file: string, base: ReturnType<typeof family>, twoSided: boolean) {
   const { ids, ours: ourBase, llama: llamaBase } = await base();
-  const ours = compare(ourBase, await ourLogits(file, ids));
-  const theirs = compare(llamaBase, await llamaCppLogits(file, ids, { threads: 1 }));
+  const { klMean: oursKl, top1Agree: oursTop1 } = compareLogits(ourBase, await ourLogits(file, ids));
+  const { klMean: theirsKl, top1Agree: theirsTop1 } = compareLogits(llamaBase, await llamaCppLogits(file, ids, { threads: 1 }));
+  const ours = { kl: oursKl, top1: oursTop1 };
+  const theirs = { kl: theirsKl, top1: theirsTop1 };
   console.log(
     `${label} over ${ids.length - 1} tokens: KL ours ${ours.kl.toExponential(3)}, llama.cpp ${theirs.kl.toExponential(3)} (×${(ours.kl / theirs.kl).toFixed(3)}); ` +
       `top-1 ours ${(ours.top1 * 100).toFixed(1)}%, llama.cpp ${(theirs.top1 * 100).toFixed(1)}%`,
