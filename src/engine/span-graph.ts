@@ -76,7 +76,8 @@ export function linear(g: GraphBuilder, x: string, w: LinearWeight, name: string
       hint: name,
     })[0]!;
     if (!w.offsets) return y;
-    // Block offsets: each block's sum of x times its offset, an f32 [rows, blocks] · [blocks, n] product.
+    // Block offsets: each block's sum of x times its offset, an f32 [rows, blocks] · [blocks, n] product, added to
+    // the kernel's [1, rows, n] (or [rows, n]) output.
     const sums = g.op('ReduceSum', [g.op('Reshape', [x, g.int64([-1, blocks, w.blockSize])]), g.int64([-1])], { keepdims: 0 });
     const t = new Float32Array(w.n * blocks);
     for (let r = 0; r < w.n; r++) for (let c = 0; c < blocks; c++) t[c * w.n + r] = w.offsets[r * blocks + c]!;
