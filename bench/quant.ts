@@ -109,6 +109,7 @@ if (!values['no-speed']) {
       if (b !== undefined) runs.llamacpp.push(b);
     }
     speed[type] = { ours: median(runs.ours), llamacpp: median(runs.llamacpp) };
+    process.stderr.write(`${type}: decode tok/s ours ${runs.ours.join(', ')}; llama.cpp ${runs.llamacpp.join(', ')}\n`);
   }
 }
 
