@@ -1,6 +1,6 @@
 /**
  * `corolla dev <tool>`: developer tools.
- *   corolla dev make-model --shape smollm2-135m|llama-3.2-1b|stories-tiny --dtype f32|f16|q8_0|q4_0 --out FILE.gguf [--seed N]
+ *   corolla dev make-model --shape NAME --dtype f32|f16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_k|q5_k|q6_k|q4_k_m|q5_k_m --out FILE.gguf [--seed N]
  */
 import { parseArgs } from 'node:util';
 import { humanBytes, progressTask } from '../util/progress.js';

@@ -7,6 +7,7 @@ import { loadEnvFile, takeEnvFileFlag } from './env-file.js';
 
 const commands: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<void> }> }> = {
   generate: { summary: 'generate text locally, or through a swarm with --swarm', load: () => import('./generate.js') },
+  perplexity: { summary: 'perplexity of a text file, and KL divergence / top-1 agreement against a base model', load: () => import('./perplexity.js') },
   chat: { summary: 'interactive chat with a model, using its chat template', load: () => import('./chat.js') },
   serve: { summary: 'serve a span of blocks to the swarm', load: () => import('./serve.js') },
   dht: { summary: 'run a bootstrap-only DHT peer', load: () => import('./dht.js') },

@@ -66,17 +66,24 @@ function f32bytes(a: Float32Array): Uint8Array {
 
 /** Emits x·Wᵀ for a stored [n, k] weight. */
 export function linear(g: GraphBuilder, x: string, w: LinearWeight, name: string, accuracyLevel = 4): string {
+  if (w.kind === 'stack') return g.op('Concat', w.parts.map((p, i) => linear(g, x, p, `${name}.${i}`, accuracyLevel)), { axis: -1 });
   if (w.kind === 'nbits') {
     const blocks = w.k / w.blockSize;
     const b = g.weight(`${name}.q`, DataType.UINT8, [w.n, blocks, (w.blockSize * w.bits) / 8], w.data);
     const s = g.weight(`${name}.s`, DataType.FLOAT, [w.n * blocks], f32bytes(w.scales));
-    const inputs = [x, b, s];
-    if (w.zeroPoints) inputs.push(g.weight(`${name}.z`, DataType.UINT8, [w.zeroPoints.length], w.zeroPoints));
-    return g.node('MatMulNBits', inputs, {
+    const y = g.node('MatMulNBits', [x, b, s], {
       domain: 'com.microsoft',
       attrs: { K: w.k, N: w.n, bits: w.bits, block_size: w.blockSize, accuracy_level: accuracyLevel },
       hint: name,
     })[0]!;
+    if (!w.offsets) return y;
+    // Block offsets: each block's sum of x times its offset, an f32 [rows, blocks] · [blocks, n] product, added to
+    // the kernel's [1, rows, n] (or [rows, n]) output.
+    const sums = g.op('ReduceSum', [g.op('Reshape', [x, g.int64([-1, blocks, w.blockSize])]), g.int64([-1])], { keepdims: 0 });
+    const t = new Float32Array(w.n * blocks);
+    for (let r = 0; r < w.n; r++) for (let c = 0; c < blocks; c++) t[c * w.n + r] = w.offsets[r * blocks + c]!;
+    const offsets = g.weight(`${name}.m`, DataType.FLOAT, [blocks, w.n], f32bytes(t));
+    return g.op('Add', [y, g.op('MatMul', [sums, offsets])], undefined, name);
   }
   // MatMul wants [k, n]; transpose once at load.
   const t = new Float32Array(w.n * w.k);

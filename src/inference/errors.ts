@@ -35,3 +35,11 @@ export class PromptTooLongError extends CorollaError {
     );
   }
 }
+
+/** A perplexity run that cannot be scored: too few tokens, or a base model with another vocabulary. */
+export class PerplexityInputError extends CorollaError {
+  override readonly name = 'PerplexityInputError';
+  constructor(message: string) {
+    super('INVALID_REQUEST', message);
+  }
+}

@@ -10,8 +10,9 @@
  * The "normal" is the sum of four uniform bytes (Irwin–Hall), rescaled: cheap, and its tails stop near 3.5σ, which
  * keeps quantization scales typical.
  *
- * Layout follows llama.cpp's converter: norms stay F32; with a quantized dtype every 2-D weight (token_embd
- * included) is quantized, except rows that are not a whole number of 32-element blocks, which fall back to F16.
+ * Layout follows llama.cpp's converter and quantizer: norms stay F32; with a quantized dtype every 2-D weight
+ * (token_embd included) is quantized, to the dtype or, for the Q4_K_M/Q5_K_M mixes, to the type llama-quantize
+ * picks per tensor, with llama.cpp's fallbacks for rows the type's blocks do not divide (quant-mix.ts).
  * Llama 3 rope scaling is written as a `rope_freqs` tensor (llama.cpp asserts on an unknown
  * `rope.scaling.type`), exactly as convert_hf_to_gguf.py does.
  */
@@ -23,6 +24,7 @@ import { GgmlType, ggmlTypeOf } from './ggml-types.js';
 import { GgufValueType, openGguf, type GgufValueTypeId } from './gguf.js';
 import { gv, writeGguf, type GgufMetaValue, type GgufTensorSpec } from './gguf-writer.js';
 import { encodeTensor } from './quant.js';
+import { mixTensorType, type QuantScheme } from './quant-mix.js';
 import { llama3RopeFactors } from './rope.js';
 import type { RopeScaling, TensorType } from './types.js';
 import { CHATML_TEMPLATE } from './tokenizer/chat-template.js';
@@ -33,8 +35,9 @@ import { CHATML_TEMPLATE } from './tokenizer/chat-template.js';
  */
 export const MAKE_MODEL_VERSION = 3;
 
-export type MakeModelDtype = 'f32' | 'f16' | 'q8_0' | 'q4_0';
-export const MAKE_MODEL_DTYPES: readonly MakeModelDtype[] = ['f32', 'f16', 'q8_0', 'q4_0'];
+/** A plain type, a single quantization type, or a llama.cpp mix (quant-mix.ts says which tensor gets what). */
+export type MakeModelDtype = 'f32' | 'f16' | QuantScheme;
+export const MAKE_MODEL_DTYPES: readonly MakeModelDtype[] = ['f32', 'f16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q4_k', 'q5_k', 'q6_k', 'q4_k_m', 'q5_k_m'];
 
 export interface ModelShape {
   readonly name: string;
@@ -78,6 +81,11 @@ export const MODEL_SHAPES = {
     name: 'llama-3.2-1b', hiddenSize: 2048, numLayers: 16, numHeads: 32, numKvHeads: 8, intermediateSize: 8192,
     vocabSize: 128256, contextLength: 131072, ropeTheta: 500000, rmsNormEps: 1e-5, tied: true, tokenizer: 'smollm2',
     ropeScaling: { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 },
+  },
+  /** Rows that are whole 256-element super-blocks (every K type applies unchanged), with the stories vocabulary. */
+  'stories-256': {
+    name: 'stories-256', hiddenSize: 256, numLayers: 4, numHeads: 4, numKvHeads: 2, intermediateSize: 768,
+    vocabSize: 512, contextLength: 1024, ropeTheta: 10000, rmsNormEps: 1e-5, tied: true, tokenizer: 'stories',
   },
   'stories-tiny': {
     name: 'stories-tiny', hiddenSize: 64, numLayers: 5, numHeads: 8, numKvHeads: 4, intermediateSize: 172,
@@ -155,7 +163,7 @@ export function makeModel(options: MakeModelOptions): { path: string; bytes: num
     ['general.architecture', gv.str(arch)],
     ['general.name', gv.str(`corolla random ${shape.name}`)],
     ['general.file_type', gv.u32(FILE_TYPE[options.dtype])],
-    ...(options.dtype === 'q8_0' || options.dtype === 'q4_0' ? [['general.quantization_version', gv.u32(2)] as [string, GgufMetaValue]] : []),
+    ...(options.dtype !== 'f32' && options.dtype !== 'f16' ? [['general.quantization_version', gv.u32(2)] as [string, GgufMetaValue]] : []),
     ['general.alignment', gv.u32(32)],
     [`${arch}.vocab_size`, gv.u32(shape.vocabSize)],
     [`${arch}.context_length`, gv.u32(shape.contextLength)],
@@ -177,7 +185,7 @@ export function makeModel(options: MakeModelOptions): { path: string; bytes: num
   const init: RandomInit = { ...defaultInit(shape.hiddenSize), ...options.init };
   const tensors: GgufTensorSpec[] = [];
   const weight = (name: string, rows: number, cols: number, std = init.weightStd) =>
-    tensors.push(randomTensor(`${name}.weight`, rows, cols, options.dtype, seed, 0, std));
+    tensors.push(randomTensor(`${name}.weight`, rows, cols, weightType(options.dtype, `${name}.weight`, cols, shape), seed, 0, std));
   const norm = (name: string, size: number) => tensors.push(randomTensor(`${name}.weight`, 1, size, 'f32', seed, 1, init.normStd));
   weight('token_embd', shape.vocabSize, shape.hiddenSize, init.embedStd);
   if (shape.ropeScaling) {
@@ -224,13 +232,19 @@ function attentionBiases(shape: ModelShape, block: string, q: number, kv: number
   ];
 }
 
-/** llama.cpp's LLAMA_FTYPE values. */
-const FILE_TYPE: Record<MakeModelDtype, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7 };
+/** llama.cpp's LLAMA_FTYPE values (a single K type is written as the "_S" file type of its size). */
+const FILE_TYPE: Record<MakeModelDtype, number> = {
+  f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q4_k: 14, q4_k_m: 15, q5_k: 16, q5_k_m: 17, q6_k: 18,
+};
+
+/** The stored type of a 2-D weight: the dtype itself, or llama.cpp's choice under a quantization scheme. */
+function weightType(dtype: MakeModelDtype, name: string, cols: number, shape: ModelShape): TensorType {
+  if (dtype === 'f32' || dtype === 'f16') return dtype;
+  return mixTensorType(dtype, { name, cols, layers: shape.numLayers, hasOutput: !shape.tied });
+}
 
 /** A [rows, cols] tensor (GGUF dims [cols, rows]) generated and encoded in row chunks. */
-function randomTensor(name: string, rows: number, cols: number, dtype: MakeModelDtype, seed: number, mean: number, std: number): GgufTensorSpec {
-  let type: TensorType = dtype;
-  if ((dtype === 'q8_0' || dtype === 'q4_0') && cols % 32 !== 0) type = 'f16';
+function randomTensor(name: string, rows: number, cols: number, type: TensorType, seed: number, mean: number, std: number): GgufTensorSpec {
   const dims = rows === 1 ? [cols] : [cols, rows];
   return {
     name,

@@ -4,7 +4,7 @@
  */
 
 /** Storage types of a weight tensor. Quantized types keep GGUF's block layouts byte for byte. */
-export type TensorType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_k' | 'q6_k';
+export type TensorType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q4_k' | 'q5_k' | 'q6_k';
 
 /**
  * One weight tensor. `shape` is row-major in PyTorch order: a linear layer is [outFeatures, inFeatures] and each

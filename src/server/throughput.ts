@@ -108,8 +108,13 @@ export function parseNvidiaSmi(text: string): Accelerator | undefined {
   return { kind: 'cuda', name, ...(memoryBytes !== undefined && Number.isSafeInteger(memoryBytes) ? { memoryBytes } : {}) };
 }
 
-/** Bytes per value the engine keeps for a stored weight type (f16/bf16 widen to f32; k-quants become 8-bit). */
-const ENGINE_BYTES_PER_VALUE: Record<TensorType, number> = { f32: 4, f16: 4, bf16: 4, q8_0: 34 / 32, q4_0: 18 / 32, q4_k: 34 / 32, q6_k: 34 / 32 };
+/**
+ * Bytes per value the engine keeps for a stored weight type (f16/bf16 widen to f32; see engine/weights.ts: 4 or 8
+ * bits per value plus f32 scales, and f32 block offsets for the "d·q + m" types).
+ */
+const ENGINE_BYTES_PER_VALUE: Record<TensorType, number> = {
+  f32: 4, f16: 4, bf16: 4, q8_0: 34 / 32, q4_0: 18 / 32, q4_1: 24 / 32, q5_0: 37 / 32, q5_1: 41 / 32, q4_k: 24 / 32, q5_k: 41 / 32, q6_k: 21 / 16,
+};
 
 export interface BlockProfile {
   /** Approximate resident bytes of the block's weights inside the engine (one graph). */

@@ -59,4 +59,17 @@ describe('quantized kernels compute the stored weights', () => {
     expect(fastWorst).toBeLessThan(0.15);
     source.close();
   }, 300_000);
+
+  // Every other type, and the mixes (fused q|k|v of different forms run as a stack), on a small model whose rows
+  // are whole super-blocks; the "d·q + m" types exercise the block-offset MatMul.
+  it.each(['q4_1', 'q5_0', 'q5_1', 'q4_k', 'q5_k', 'q6_k', 'q4_k_m', 'q5_k_m'] as const)('stories-256 %s', async (dtype) => {
+    const source = await openModel(testModel('stories-256', dtype));
+    const ids = [1, 403, 261, 378, 280, 31, 429, 395, 29, 303];
+    const reference = await logitsAlong(dequantized(source), ids, {});
+    const exact = await logitsAlong(source, ids, { quantizedActivations: false });
+    const exactWorst = Math.max(...exact.map((r, i) => relativeDiff(r, reference[i]!).abs));
+    console.log(`${dtype}: f32 activations max |diff| ${exactWorst.toExponential(2)}`);
+    expect(exactWorst).toBeLessThan(1e-4);
+    source.close();
+  }, 120_000);
 });

@@ -56,3 +56,37 @@ export async function llamaCppGreedy(modelPath: string, prompt: readonly number[
     await model.dispose();
   }
 }
+
+/**
+ * llama.cpp's teacher-forced logits along `tokens` (one evaluation, f32 KV cache): row i is the distribution
+ * after tokens[0..i], for i in [from, tokens.length − 1).
+ */
+export async function llamaCppLogits(modelPath: string, tokens: readonly number[], options: { threads?: number; from?: number } = {}): Promise<Float32Array[]> {
+  const l = await sharedLlama();
+  const model = await l.loadModel({ modelPath });
+  const context = await model.createContext({
+    threads: options.threads ?? 1,
+    contextSize: Math.max(256, tokens.length + 8),
+    batchSize: 512,
+    flashAttention: false,
+    experimentalKvCacheKeyType: 'F32',
+    experimentalKvCacheValueType: 'F32',
+  });
+  try {
+    const from = options.from ?? 0;
+    const vocab = (model as unknown as { fileInsights?: { vocabularySize?: number } }).fileInsights?.vocabularySize ?? 0;
+    const input = tokens.map((t, i) => (i >= from && i < tokens.length - 1 ? [t, { generateNext: { logits: true } }] : t));
+    const results = (await context.getSequence().controlledEvaluate(input as never)) as Array<{ next?: { logits?: Map<number, number> } } | undefined>;
+    const rows: Float32Array[] = [];
+    for (let i = from; i < tokens.length - 1; i++) {
+      const map = results[i]!.next!.logits!;
+      const row = new Float32Array(Math.max(vocab, ...map.keys()) + 1);
+      for (const [id, v] of map) row[id] = v;
+      rows.push(row);
+    }
+    return rows;
+  } finally {
+    await context.dispose();
+    await model.dispose();
+  }
+}
