@@ -68,11 +68,11 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Starts anvil in its own process group, deploys the contracts with `epochSeconds` epochs and funds the coming epochs. */
+/** Starts anvil in its own process group (a block a second, as on a real chain: the pool's current epoch follows the clock), deploys the contracts with `epochSeconds` epochs and funds the coming epochs. */
 export async function startDemoChain(servers: number, epochSeconds: number, say: (line: string) => void): Promise<DemoChain> {
   const port = await freePort();
   const rpcUrl = `http://127.0.0.1:${port}`;
-  const child: ChildProcess = spawn(anvilBinary(), ['--silent', '--host', '127.0.0.1', '--port', String(port), '--chain-id', String(foundry.id), '--mnemonic', DEV_MNEMONIC, '--accounts', String(FIRST_SERVER_ACCOUNT + servers)], {
+  const child: ChildProcess = spawn(anvilBinary(), ['--silent', '--host', '127.0.0.1', '--port', String(port), '--chain-id', String(foundry.id), '--mnemonic', DEV_MNEMONIC, '--accounts', String(FIRST_SERVER_ACCOUNT + servers), '--block-time', '1'], {
     detached: true,
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -47,7 +47,7 @@ export function viemRewardPoolWriter(client: PublicClient, wallet: WalletClient<
         const { request } = await client.simulateContract({ account: wallet.account, address: pool, abi: REWARD_POOL_ABI, functionName: 'reportEpoch', args: [epoch, root, totalRewards, totalContribution] });
         hash = await wallet.writeContract(request);
       } catch (error) {
-        throw new ChainError(`RewardPool ${pool}: reportEpoch(${epoch}) failed`, { cause: error });
+        throw new ChainError(`RewardPool ${pool}: reportEpoch(${epoch}) failed: ${reason(error)}`, { cause: error });
       }
       const receipt = await client.waitForTransactionReceipt({ hash });
       if (receipt.status !== 'success') throw new ChainError(`RewardPool ${pool}: reportEpoch(${epoch}) reverted in ${hash}`);
@@ -67,4 +67,9 @@ export async function readEpochSchedule(client: PublicClient, pool: Address): Pr
   } catch (error) {
     throw new ChainError(`RewardPool ${pool}: reading genesis and epochDuration failed (is it a RewardPool?)`, { cause: error });
   }
+}
+
+/** viem's one-line reason (e.g. the decoded revert), not its multi-line report. */
+function reason(error: unknown): string {
+  return (error as { shortMessage?: string }).shortMessage ?? (error as Error).message;
 }

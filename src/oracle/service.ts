@@ -153,6 +153,12 @@ export class OracleService {
     return rows.map((row) => ({ epoch: BigInt(row.epoch), amount: row.amount, contribution: row.contribution, proof: row.proof }));
   }
 
+  /** What `corolla status` shows: receipts naming the address (tasks completed) and the uptime its latest metrics report. */
+  async serverStats(address: Address): Promise<{ tasksCompleted: number; uptimeSeconds?: number }> {
+    const stats = await this.components.store.serverStats(address.toLowerCase() as Address);
+    return { tasksCompleted: stats.receipts, ...(stats.uptimeSeconds !== undefined ? { uptimeSeconds: Number(stats.uptimeSeconds) } : {}) };
+  }
+
   /**
    * Closes an ended epoch: computes the rewards, stores them with the Merkle root and proofs (status `submitting`),
    * reports the root to the RewardPool, then records the transaction (`reported`). Idempotent: a reported epoch
