@@ -163,7 +163,9 @@ export async function settleDemoEpochs(chain: DemoChain, oracleUrl: string, span
   const [genesis, duration] = [Number(await pool.read.genesis()) * 1000, chain.epochSeconds * 1000];
   const epochAt = (ms: number) => Math.floor((ms - genesis) / duration);
   const reports: EpochJson[] = [];
-  for (let epoch = epochAt(since); epoch <= epochAt(Date.now()); epoch++) {
+  // the epochs the traffic's receipts can fall in: from its start to now (fixed here, not moving while we wait)
+  const last = epochAt(Date.now());
+  for (let epoch = epochAt(since); epoch <= last; epoch++) {
     const closesAt = genesis + (epoch + 1) * duration + CLOSE_GRACE_SECONDS * 1000;
     say(`waiting for epoch ${epoch} to end and be reported (about ${Math.max(0, Math.ceil((closesAt - Date.now()) / 1000))} s)…`);
     for (;;) {

@@ -12,7 +12,7 @@ afterAll(killCorollaProcesses);
 
 it('starts a chain and an oracle, closes an epoch and prints each server reward beside its work, the rewards in proportion to it', async () => {
   const began = Date.now();
-  const { code, stdout, stderr } = await runCorolla(['demo', '--chain', '--once', '--port', '0', '--servers', '2', '--max-tokens', '24', '--temperature', '0', '--epoch-seconds', '10', '--data-dir', tempDir('corolla-demo-chain-')], {
+  const { code, stdout, stderr } = await runCorolla(['demo', '--chain', '--once', '--port', '0', '--servers', '2', '--max-tokens', '24', '--temperature', '0', '--epoch-seconds', '15', '--data-dir', tempDir('corolla-demo-chain-')], {
     timeoutMs: 780_000,
   });
   expect(code, stderr).toBe(0);
