@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_MODEL_PATH as DEFAULT_MODEL } from '../model/default-model.js';
 import { openModel } from '../model/load.js';
+import { DEFAULT_DEMO_EPOCH_SECONDS, gatewayChainOptions, serverChainOptions, settleDemoEpochs, startDemoChain, startDemoOracle, type DemoChain } from './demo-chain.js';
 import { ChildProcessError, UsageError } from './errors.js';
 import { numberOption, parse, samplingFlags, samplingFrom } from './options.js';
 import { evenSpans, startCorolla, type CorollaProcess } from './processes.js';
@@ -21,17 +22,23 @@ const DEFAULT_PORT = 8100;
 const COVERAGE_TIMEOUT_MS = 60_000;
 
 const usage = `usage: corolla demo [--model M] [--servers N] [--port P] [--prompt TEXT] [--max-tokens N] [--once]
+                    [--chain [--epoch-seconds S]]
 
 Starts a bootstrap DHT peer, N block servers (default ${DEFAULT_SERVERS}, at most ${MAX_SERVERS}) that split the
 model's blocks, and a gateway on --port (default ${DEFAULT_PORT}; 0 picks a free one) with its ledger in
 ~/.corolla/demo. Prints the dashboard, chat and OpenAI URLs, streams a generation through the gateway (--prompt,
 default "${DEFAULT_PROMPT}"; --max-tokens, default ${DEFAULT_MAX_TOKENS}), then keeps running until Ctrl-C
-(--once: stop after the generation). Default model: ${DEFAULT_MODEL}`;
+(--once: stop after the generation). Default model: ${DEFAULT_MODEL}
+
+--chain also starts a local anvil chain (from the @foundry-rs/anvil package), deploys the AgentRegistry and the
+RewardPool (epochs of --epoch-seconds, default ${DEFAULT_DEMO_EPOCH_SECONDS}), gives each server one of anvil's public development
+keys and registers it, starts an oracle, has the gateway sign receipts, waits for the epoch to close, claims each
+server's reward and prints it beside the tokens the server served.`;
 
 export async function run(argv: string[]): Promise<void> {
   const values = parse(
     argv,
-    { model: { type: 'string' }, servers: { type: 'string' }, port: { type: 'string' }, prompt: { type: 'string' }, 'max-tokens': { type: 'string' }, once: { type: 'boolean' }, 'data-dir': { type: 'string' }, ...samplingFlags },
+    { model: { type: 'string' }, servers: { type: 'string' }, port: { type: 'string' }, prompt: { type: 'string' }, 'max-tokens': { type: 'string' }, once: { type: 'boolean' }, chain: { type: 'boolean' }, 'epoch-seconds': { type: 'string' }, 'data-dir': { type: 'string' }, ...samplingFlags },
     usage,
   );
   const model = values.model ?? DEFAULT_MODEL;
@@ -42,6 +49,8 @@ export async function run(argv: string[]): Promise<void> {
   const prompt = values.prompt ?? DEFAULT_PROMPT;
   const sampling = samplingFrom(values);
   const dataDir = values['data-dir'] ?? path.join(os.homedir(), '.corolla', 'demo');
+  const epochSeconds = numberOption(values['epoch-seconds'], 'epoch-seconds', { integer: true, min: 5 }) ?? DEFAULT_DEMO_EPOCH_SECONDS;
+  if (values['epoch-seconds'] !== undefined && !values.chain) throw new UsageError('--epoch-seconds needs --chain');
   const say = (line: string) => process.stderr.write(line + '\n');
 
   say(`model: ${model === DEFAULT_MODEL ? `the embedded ${path.basename(model)} (no download needed)` : model}`);
@@ -51,6 +60,8 @@ export async function run(argv: string[]): Promise<void> {
   if (servers > numBlocks) throw new UsageError(`--servers ${servers} exceeds the model's ${numBlocks} blocks`);
 
   const children: CorollaProcess[] = [];
+  let chain: DemoChain | undefined;
+  let oracleDir: string | undefined;
   let stopping = false;
   const stopAll = async () => {
     if (stopping) return;
@@ -59,6 +70,8 @@ export async function run(argv: string[]): Promise<void> {
     // the gateway first, so it records its sessions before the servers go
     for (const c of [...children].reverse().filter((c) => c.name === 'gateway')) await c.stop();
     await Promise.all(children.map((c) => c.stop()));
+    chain?.stop();
+    if (oracleDir) fs.rmSync(oracleDir, { recursive: true, force: true });
   };
   const onSignal = () => void stopAll().then(() => process.exit(130));
   process.once('SIGINT', onSignal);
@@ -69,20 +82,35 @@ export async function run(argv: string[]): Promise<void> {
     children.push(dht);
     const bootstrap = dht.readyLine.trim();
     say(`bootstrap: ${bootstrap}`);
+    let oracleUrl: string | undefined;
+    if (values.chain) {
+      say('starting a local chain (anvil) and deploying the contracts…');
+      chain = await startDemoChain(servers, epochSeconds, say);
+      say('starting the oracle…');
+      // a fresh store per run: the chain is new each time
+      oracleDir = fs.mkdtempSync(path.join(os.tmpdir(), 'corolla-demo-oracle-'));
+      const oracle = await startDemoOracle(chain, oracleDir);
+      children.push(oracle);
+      oracleUrl = oracle.url;
+      say(`oracle: ${oracleUrl}`);
+    }
     const spans = evenSpans(numBlocks, servers);
     say(`starting ${servers} servers for blocks ${spans.map((s) => `${s.start}:${s.end}`).join(', ')}…`);
     const started = await Promise.all(
-      spans.map((s, i) =>
-        startCorolla(`server-${i}`, ['serve', '--model', model, '--blocks', `${s.start}:${s.end}`, '--bootstrap', bootstrap, '--public-name', `demo-${i}`, '--location', 'localhost'], { ready: /^ready / }),
-      ),
+      spans.map((s, i) => {
+        const onChain = chain ? serverChainOptions(chain, i) : { args: [], env: {} };
+        return startCorolla(`server-${i}`, ['serve', '--model', model, '--blocks', `${s.start}:${s.end}`, '--bootstrap', bootstrap, '--public-name', `demo-${i}`, '--location', 'localhost', ...onChain.args], { ready: /^ready /, env: onChain.env });
+      }),
     );
     children.push(...started);
-    for (const s of started) say(`  ${s.readyLine}`);
+    for (const [i, s] of started.entries()) say(`  ${s.readyLine}${chain ? `  (registered as ${chain.server(i).address})` : ''}`);
 
     say(`starting the gateway (ledger: embedded PGlite in ${dataDir})…`);
-    const gateway = await startCorolla('gateway', ['gateway', '--bootstrap', bootstrap, '--model', model, '--port', String(port), '--data-dir', dataDir], {
+    const receipts = chain && oracleUrl ? gatewayChainOptions(chain, oracleUrl) : { args: [], env: {} };
+    const gateway = await startCorolla('gateway', ['gateway', '--bootstrap', bootstrap, '--model', model, '--port', String(port), '--data-dir', dataDir, ...receipts.args], {
       ready: /^ready /,
       timeoutMs: 120_000,
+      env: receipts.env,
     });
     children.push(gateway);
     const url = gateway.readyLine.trim().slice('ready '.length);
@@ -92,6 +120,7 @@ export async function run(argv: string[]): Promise<void> {
     say(`  OpenAI base URL  ${url}/v1     (e.g. new OpenAI({ baseURL: '${url}/v1', apiKey: 'none' }))`);
     say(`  Far Mesh API     ${url}/inference/generate · ${url}/mesh/status · metrics ${url}/metrics`);
 
+    const trafficStarted = Date.now();
     say(`\ngenerating through the gateway: "${prompt}"\n`);
     process.stdout.write(prompt);
     await streamCompletion(url, {
@@ -108,6 +137,10 @@ export async function run(argv: string[]): Promise<void> {
       stream_options: { include_usage: true },
     });
     process.stdout.write('\n');
+    if (chain && oracleUrl) {
+      say('\nthe gateway signed a receipt per server for that request and sends them to the oracle.');
+      await settleDemoEpochs(chain, oracleUrl, spans, trafficStarted, say);
+    }
     if (!values.once) {
       say(`\nthe swarm and the gateway keep running: open ${url}/dashboard; press Ctrl-C to stop.`);
       await new Promise(() => {});

@@ -9,8 +9,8 @@ import { serve } from '@hono/node-server';
 import { createPublicClient, createWalletClient, http, isAddress, type Address, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { createOracleApp } from '../oracle/app.js';
-import { viemRegistryReader, viemRewardPoolWriter } from '../oracle/chain.js';
-import { DEFAULT_CLOSE_INTERVAL_MS, DEFAULT_EPOCH_SECONDS, DEFAULT_ORACLE_HOST, DEFAULT_ORACLE_PORT } from '../oracle/defaults.js';
+import { readEpochSchedule, viemRegistryReader, viemRewardPoolWriter } from '../oracle/chain.js';
+import { DEFAULT_CLOSE_GRACE_MS, DEFAULT_CLOSE_INTERVAL_MS, DEFAULT_ORACLE_HOST, DEFAULT_ORACLE_PORT } from '../oracle/defaults.js';
 import { openOracleStore } from '../oracle/open.js';
 import { OracleService } from '../oracle/service.js';
 import { lineLogger } from '../util/logger.js';
@@ -24,8 +24,9 @@ const usage = `usage: corolla oracle --rpc-url URL --registry ADDR --pool ADDR -
   --pool ADDR             the RewardPool (also the EIP-712 verifyingContract) [env COROLLA_REWARD_POOL]
   --oracle-key KEY        the key holding ORACLE_ROLE (never printed) [env COROLLA_PRIVATE_KEY]
   --payers LIST           gateway/client addresses whose receipts count, comma-separated [env COROLLA_PAYERS]
-  --epoch-seconds N       the RewardPool's epoch length (default ${DEFAULT_EPOCH_SECONDS}) [env COROLLA_EPOCH_SECONDS]
-  --epoch-genesis T       unix seconds when epoch 0 began (default 0) [env COROLLA_EPOCH_GENESIS]
+  --close-grace S         seconds after an epoch ends that late receipts are still taken before it closes
+                          (default ${DEFAULT_CLOSE_GRACE_MS / 1000}) [env COROLLA_CLOSE_GRACE]
+  --close-interval S      how often to look for epochs to close (default ${DEFAULT_CLOSE_INTERVAL_MS / 1000}) [env COROLLA_CLOSE_INTERVAL]
   --database-url URL      PostgreSQL (default: embedded PGlite in the data dir) [env DATABASE_URL]
   --data-dir DIR          where the embedded store lives (default ~/.corolla/oracle) [env COROLLA_DATA_DIR]
   --port N                HTTP port (default ${DEFAULT_ORACLE_PORT}) [env PORT]
@@ -37,8 +38,8 @@ const flags = {
   pool: { type: 'string' },
   'oracle-key': { type: 'string' },
   payers: { type: 'string' },
-  'epoch-seconds': { type: 'string' },
-  'epoch-genesis': { type: 'string' },
+  'close-grace': { type: 'string' },
+  'close-interval': { type: 'string' },
   'database-url': { type: 'string' },
   'data-dir': { type: 'string' },
   port: { type: 'string' },
@@ -62,8 +63,8 @@ export async function run(argv: string[]): Promise<void> {
   if (!key || !/^0x[0-9a-fA-F]{64}$/.test(key)) throw new UsageError('--oracle-key (or COROLLA_PRIVATE_KEY) must be a 32-byte hex private key');
   const payers = (values.payers ?? env.COROLLA_PAYERS ?? '').split(',').map((p) => p.trim()).filter(Boolean).map((p) => address(p, 'payers'));
   if (payers.length === 0) throw new UsageError(`--payers is required: without payers no receipt counts\n\n${usage}`);
-  const epochSeconds = numberOption(values['epoch-seconds'] ?? env.COROLLA_EPOCH_SECONDS, 'epoch-seconds', { integer: true, min: 1 }) ?? DEFAULT_EPOCH_SECONDS;
-  const genesis = numberOption(values['epoch-genesis'] ?? env.COROLLA_EPOCH_GENESIS, 'epoch-genesis', { integer: true, min: 0 }) ?? 0;
+  const closeGraceMs = (numberOption(values['close-grace'] ?? env.COROLLA_CLOSE_GRACE, 'close-grace', { min: 0 }) ?? DEFAULT_CLOSE_GRACE_MS / 1000) * 1000;
+  const closeIntervalMs = (numberOption(values['close-interval'] ?? env.COROLLA_CLOSE_INTERVAL, 'close-interval', { min: 0.1 }) ?? DEFAULT_CLOSE_INTERVAL_MS / 1000) * 1000;
   const port = numberOption(values.port ?? env.PORT, 'port', { integer: true, min: 0, max: 65_535 }) ?? DEFAULT_ORACLE_PORT;
   const host = values.host ?? env.HOST ?? DEFAULT_ORACLE_HOST;
 
@@ -72,18 +73,20 @@ export async function run(argv: string[]): Promise<void> {
   const account = privateKeyToAccount(key as Hex);
   const client = createPublicClient({ transport: http(rpcUrl) });
   const chainId = await client.getChainId();
+  // the schedule is the pool's own (immutable there), never a setting that could disagree with it
+  const schedule = await readEpochSchedule(client, pool);
   const wallet = createWalletClient({ account, transport: http(rpcUrl) });
   const store = await openOracleStore({ databaseUrl: values['database-url'] ?? env.DATABASE_URL, dataDir: values['data-dir'] ?? env.COROLLA_DATA_DIR ?? path.join(os.homedir(), '.corolla', 'oracle'), logger });
   const service = new OracleService(
-    { chainId, rewardPool: pool, payers, genesisMs: genesis * 1000, epochDurationMs: epochSeconds * 1000 },
+    { chainId, rewardPool: pool, payers, ...schedule, closeGraceMs },
     { store, registry: viemRegistryReader(client, registry), pool: viemRewardPoolWriter(client, wallet, pool), logger },
   );
   const server = serve({ fetch: createOracleApp(service, { logger }).fetch, port, hostname: host });
   await new Promise<void>((resolve) => server.once('listening', resolve));
   const bound = server.address();
   const url = `http://${host}:${typeof bound === 'object' && bound ? bound.port : port}`;
-  log(`oracle ${account.address} on chain ${chainId}; pool ${pool}; registry ${registry}; ${payers.length} payer(s)`);
-  const timer = setInterval(() => void service.closeDueEpochs(), DEFAULT_CLOSE_INTERVAL_MS);
+  log(`oracle ${account.address} on chain ${chainId}; pool ${pool} (epochs of ${schedule.epochDurationMs / 1000} s from ${new Date(schedule.genesisMs).toISOString()}); registry ${registry}; ${payers.length} payer(s)`);
+  const timer = setInterval(() => void service.closeDueEpochs(), closeIntervalMs);
   process.stdout.write(`ready ${url}\n`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);

@@ -37,6 +37,8 @@ import { numberOption, parse } from './options.js';
 import { terminalProgress } from './progress.js';
 import { checkRegistration } from './registration.js';
 import { autoClaimFlags, autoClaimFrom, autoClaimUsage } from './rewards.js';
+import { metricsSettingsFrom } from './serve-metrics.js';
+import { DEFAULT_METRICS_INTERVAL_MS, METRICS_OUTBOX_FILE } from '../server/services/metrics.js';
 
 const DEFAULT_LISTEN = '/ip4/127.0.0.1/tcp/0';
 const seconds = (ms: number) => ms / 1000;
@@ -65,6 +67,10 @@ announced ONLINE; logs go to stderr. SIGINT/SIGTERM announce OFFLINE and exit.
                          [env COROLLA_REGISTRY]; needs --rpc-url URL [env COROLLA_RPC_URL]
   --register             register the account (name: --public-name or the peer id) when it is not registered
 ${autoClaimUsage}
+  --send-metrics         sign this server's metrics (tokens, step time, uptime) every --metrics-interval S (default
+                         ${DEFAULT_METRICS_INTERVAL_MS / 1000}) and send them to --oracle-url; kept in <data-dir>/${METRICS_OUTBOX_FILE} until the
+                         oracle answers. Needs an account, --rpc-url and --reward-pool
+  --data-dir DIR         where the metrics outbox lives (default ~/.corolla/serve) [env COROLLA_DATA_DIR]
   --max-cache-tokens N   KV-cache budget in tokens over all sessions (default: ${DEFAULT_CACHE_BUDGET_BYTES / 1024 ** 3} GiB worth)
   --threads N            onnxruntime threads (default ${DEFAULT_THREADS})
   --max-batch N          decode steps of different sessions per engine call (default ${DEFAULT_MAX_BATCH}; 1 = no batching)
@@ -122,6 +128,9 @@ const flags = {
   'rpc-url': { type: 'string' },
   register: { type: 'boolean' },
   ...autoClaimFlags,
+  'send-metrics': { type: 'boolean' },
+  'metrics-interval': { type: 'string' },
+  'data-dir': { type: 'string' },
   ...accountFlags,
 } as const;
 
@@ -181,6 +190,7 @@ export async function run(argv: string[]): Promise<void> {
   const registry = values.registry ?? (process.env.COROLLA_REGISTRY || undefined);
   if (registry !== undefined && !ethAccount) throw new UsageError('--registry needs an Ethereum account (--private-key, COROLLA_PRIVATE_KEY or --keystore)');
   const autoClaim = autoClaimFrom(values, ethAccount);
+  const sendMetrics = metricsSettingsFrom(values, ethAccount);
 
   // Signals: the first one stops cleanly (even mid-load); a second one exits at once.
   let signalled: string | undefined;
@@ -242,12 +252,14 @@ export async function run(argv: string[]): Promise<void> {
     }
 
     // --blocks all serves whole-model generation; an auto-placed span is reconsidered every --rebalance-interval
-    const services: ServiceFactories<ServiceMap> =
-      range === 'all'
+    const services: ServiceFactories<ServiceMap> = {
+      ...(range === 'all'
         ? { generation: wholeModelGeneration() }
         : range === undefined
           ? { rebalancing: rebalancing(rebalanceInterval !== undefined ? { intervalMs: rebalanceInterval * 1000 } : {}) }
-          : {};
+          : {}),
+      ...(sendMetrics ? { metrics: await sendMetrics(log) } : {}),
+    };
     server = await createBlockServer(
       { node, source, logger, onProgress: terminalProgress(), ...(ethAccount ? { ethAccount } : {}) },
       {

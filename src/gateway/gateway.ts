@@ -28,7 +28,7 @@ import { ReceiptSender } from './receipts/sender.js';
 import { ReceiptSigner, type ReceiptSettings } from './receipts/sign.js';
 import { ModelCatalog } from './model-catalog.js';
 import { ModelHost, type ModelHostSettings } from './model-host.js';
-import type { AuthContext, Ledger, SharedState } from './types.js';
+import type { AuthContext, Ledger, SharedState, UsageEntry } from './types.js';
 
 export interface GatewayComponents {
   readonly node: SwarmNode;
@@ -95,7 +95,9 @@ export async function createGateway(components: GatewayComponents, settings: Gat
   };
   const recover = async () => {
     try {
-      const n = await components.ledger.recover({ gatewayId: settingsView.gatewayId, staleMs: STALE_REQUEST_MS });
+      // an interrupted request is signed for what its last write recorded: the work was received up to there
+      const sign = signer ? (entry: UsageEntry) => signer.sign({ id: entry.request.id, modelId: entry.request.model }, entry.contributions, entry.request.endedAt ?? new Date()) : undefined;
+      const n = await components.ledger.recover({ gatewayId: settingsView.gatewayId, staleMs: STALE_REQUEST_MS, ...(sign ? { sign } : {}) });
       if (n > 0) log('marked %d unfinished request(s) as interrupted', n);
     } catch (error) {
       log.error('ledger recovery failed: %s', (error as Error).message);

@@ -153,13 +153,9 @@ export class GenerationService {
       const errorText = error === undefined ? null : isPeerSafe(error) ? `${error.code}: ${error.message}`.slice(0, 1000) : toPeerError(error).code;
       const done = write(async () => {
         const final: RequestEnd = { ...progress(), status, error: errorText, endedAt: new Date() };
-        await ledger.finish(id, final);
-        // the receipts come from the final record, the gateway's own count; a request the recovery sweep marks
-        // `interrupted` (its gateway died) is not signed for
-        if (receipts && final.contributions.length > 0) {
-          const modelId = host.snapshot().modelId ?? model;
-          await ledger.addReceipts(await receipts.sign({ id, modelId }, final.contributions, final.endedAt));
-        }
+        // the receipts come from the final record, the gateway's own count, and are written with it in one transaction
+        const signed = receipts && final.contributions.length > 0 ? await receipts.sign({ id, modelId: host.snapshot().modelId ?? model }, final.contributions, final.endedAt) : [];
+        await ledger.finish(id, final, signed);
       });
       this.settled.add(done);
       void done.finally(() => this.settled.delete(done));

@@ -104,15 +104,16 @@ export interface Ledger {
   begin(request: NewRequest): Promise<void>;
   /** Writes the progress of a running request (idempotent: the latest call wins). */
   progress(id: string, progress: RequestProgress): Promise<void>;
-  /** Ends a request with its final counts and status. */
-  finish(id: string, end: RequestEnd): Promise<void>;
+  /** Ends a request with its final counts and status, and puts its signed receipts in the outbox in the same transaction. */
+  finish(id: string, end: RequestEnd, receipts?: readonly OutboxReceipt[]): Promise<void>;
   get(id: string): Promise<UsageEntry | undefined>;
   list(options?: ListUsageOptions): Promise<UsageEntry[]>;
   /**
    * Marks `running` requests as `interrupted`: those of `gatewayId` (a restarted gateway's own leftovers), and any
-   * whose last write is older than `staleMs` (a dead gateway's). Returns how many rows changed.
+   * whose last write is older than `staleMs` (a dead gateway's). With `sign`, each one's receipts (for what its last
+   * write recorded) go to the outbox in the same transaction. Returns how many rows changed.
    */
-  recover(options: { gatewayId: string; staleMs: number }): Promise<number>;
+  recover(options: { gatewayId: string; staleMs: number; sign?: (entry: UsageEntry) => Promise<OutboxReceipt[]> }): Promise<number>;
   /** Puts signed receipts in the outbox; one already there (same request, server and blocks) is kept as it is. */
   addReceipts(receipts: readonly OutboxReceipt[]): Promise<void>;
   /** Up to `limit` receipts the oracle has not answered for, oldest first. */

@@ -46,7 +46,8 @@ export function createOracleApp(service: OracleService, options: { logger?: Comp
   app.get('/v1/rewards/:address', async (c) => {
     const address = c.req.param('address');
     if (!isAddress(address, { strict: false })) throw new InvalidReportError(`"${address.slice(0, 60)}" is not an Ethereum address`, 'address');
-    return json(c, { address: address.toLowerCase(), claimable: await service.claimable(address as Address) });
+    const [claimable, stats] = await Promise.all([service.claimable(address as Address), service.serverStats(address as Address)]);
+    return json(c, { address: address.toLowerCase(), claimable, ...stats });
   });
 
   app.notFound((c) => json(c, { error: { code: 'not_found', message: `no route for ${c.req.method} ${new URL(c.req.url).pathname.slice(0, 200)}` } }, 404));

@@ -2,7 +2,7 @@
 import { type Account, type Address, type Chain, type Hex, type PublicClient, type Transport, type WalletClient } from 'viem';
 import { agentRegistryAbi, rewardPoolAbi } from '../chain/contracts.js';
 import { ChainError } from '../chain/errors.js';
-import type { RegistryReader, RewardPoolWriter } from './types.js';
+import type { EpochSchedule, RegistryReader, RewardPoolWriter } from './types.js';
 
 const REGISTRY_ABI = agentRegistryAbi;
 const REWARD_POOL_ABI = rewardPoolAbi;
@@ -28,6 +28,18 @@ export function viemRewardPoolWriter(client: PublicClient, wallet: WalletClient<
         throw new ChainError(`RewardPool ${pool}: getEpoch(${epoch}) failed`, { cause: error });
       }
     },
+    async reportedEpoch(epoch) {
+      try {
+        const record = await client.readContract({ address: pool, abi: REWARD_POOL_ABI, functionName: 'getEpoch', args: [epoch] });
+        if (!record.reported) return undefined;
+        const [event] = await client.getContractEvents({ address: pool, abi: REWARD_POOL_ABI, eventName: 'EpochReported', args: { epoch }, fromBlock: 0n, strict: true });
+        if (!event?.transactionHash) throw new ChainError(`RewardPool ${pool}: epoch ${epoch} is reported but its EpochReported event was not found`);
+        return { root: record.merkleRoot, txHash: event.transactionHash };
+      } catch (error) {
+        if (error instanceof ChainError) throw error;
+        throw new ChainError(`RewardPool ${pool}: reading epoch ${epoch}'s report failed`, { cause: error });
+      }
+    },
     async reportEpoch(epoch, root, totalRewards, totalContribution) {
       let hash: Hex;
       try {
@@ -35,11 +47,29 @@ export function viemRewardPoolWriter(client: PublicClient, wallet: WalletClient<
         const { request } = await client.simulateContract({ account: wallet.account, address: pool, abi: REWARD_POOL_ABI, functionName: 'reportEpoch', args: [epoch, root, totalRewards, totalContribution] });
         hash = await wallet.writeContract(request);
       } catch (error) {
-        throw new ChainError(`RewardPool ${pool}: reportEpoch(${epoch}) failed`, { cause: error });
+        throw new ChainError(`RewardPool ${pool}: reportEpoch(${epoch}) failed: ${reason(error)}`, { cause: error });
       }
       const receipt = await client.waitForTransactionReceipt({ hash });
       if (receipt.status !== 'success') throw new ChainError(`RewardPool ${pool}: reportEpoch(${epoch}) reverted in ${hash}`);
       return hash;
     },
   };
+}
+
+/** The RewardPool's genesis and epoch length (both immutable in the contract), read once at start. */
+export async function readEpochSchedule(client: PublicClient, pool: Address): Promise<EpochSchedule> {
+  try {
+    const [genesis, epochDuration] = await Promise.all([
+      client.readContract({ address: pool, abi: REWARD_POOL_ABI, functionName: 'genesis' }),
+      client.readContract({ address: pool, abi: REWARD_POOL_ABI, functionName: 'epochDuration' }),
+    ]);
+    return { genesisMs: Number(genesis) * 1000, epochDurationMs: Number(epochDuration) * 1000 };
+  } catch (error) {
+    throw new ChainError(`RewardPool ${pool}: reading genesis and epochDuration failed (is it a RewardPool?)`, { cause: error });
+  }
+}
+
+/** viem's one-line reason (e.g. the decoded revert), not its multi-line report. */
+function reason(error: unknown): string {
+  return (error as { shortMessage?: string }).shortMessage ?? (error as Error).message;
 }

@@ -8,7 +8,6 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 export const DEFAULT_MAX_CLOCK_SKEW_MS = 60_000;
 /** After an epoch ends, how long late receipts (payers retry while the oracle is down) are still taken before it may close. */
 export const DEFAULT_CLOSE_GRACE_MS = 5 * 60_000;
-export const DEFAULT_EPOCH_SECONDS = 3600;
 export const DEFAULT_ORACLE_PORT = 8200;
 export const DEFAULT_ORACLE_HOST = '127.0.0.1';
 /** How often `corolla oracle` looks for epochs to close. */

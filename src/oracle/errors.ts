@@ -39,3 +39,11 @@ export class OracleStoreError extends CorollaError {
     super('LEDGER_FAILED', message, options);
   }
 }
+
+/** The pool already holds a different root for the epoch (another oracle reported it): the stored results are not paid. */
+export class EpochReportedElsewhereError extends CorollaError {
+  override readonly name = 'EpochReportedElsewhereError';
+  constructor(readonly epoch: bigint, onChainRoot: string, storedRoot: string) {
+    super('CHAIN_FAILED', `epoch ${epoch} is already reported on chain with root ${onChainRoot}, not this oracle's ${storedRoot}`);
+  }
+}

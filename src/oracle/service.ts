@@ -11,7 +11,7 @@ import { hashTypedData, zeroHash, type Address, type Hex, type TypedDataDomain }
 import { NODE_METRICS_TYPES, RECEIPT_TYPES, nodeMetricsSigner, receiptDomain, receiptSigner } from '../chain/receipts.js';
 import { silentLogger, type ComponentLogger, type Logger } from '../util/logger.js';
 import { DEFAULT_CLOSE_GRACE_MS, DEFAULT_MAX_CLOCK_SKEW_MS, MAX_BATCH_ITEMS } from './defaults.js';
-import { BatchTooLargeError, EpochNotEndedError } from './errors.js';
+import { BatchTooLargeError, EpochNotEndedError, EpochReportedElsewhereError } from './errors.js';
 import { allocate, contribution, receiptBlockTokens, uptimeWeightPpm } from './formula.js';
 import { RewardTree } from '../chain/merkle.js';
 import { parseItem, signedMetricsSchema, signedReceiptSchema, type SignedMetrics, type SignedReceipt } from './messages.js';
@@ -153,11 +153,18 @@ export class OracleService {
     return rows.map((row) => ({ epoch: BigInt(row.epoch), amount: row.amount, contribution: row.contribution, proof: row.proof }));
   }
 
+  /** What `corolla status` shows: receipts naming the address (tasks completed) and the uptime its latest metrics report. */
+  async serverStats(address: Address): Promise<{ tasksCompleted: number; uptimeSeconds?: number }> {
+    const stats = await this.components.store.serverStats(address.toLowerCase() as Address);
+    return { tasksCompleted: stats.receipts, ...(stats.uptimeSeconds !== undefined ? { uptimeSeconds: Number(stats.uptimeSeconds) } : {}) };
+  }
+
   /**
    * Closes an ended epoch: computes the rewards, stores them with the Merkle root and proofs (status `submitting`),
    * reports the root to the RewardPool, then records the transaction (`reported`). Idempotent: a reported epoch
-   * is returned as stored; a `submitting` one (a report that failed or was cut off by a restart) is re-sent with
-   * the stored values, never recomputed, and the pool's once-per-epoch guard refuses a second report.
+   * is returned as stored; a `submitting` one (a report that failed or was cut off by a restart) is first looked up
+   * on chain (already reported with the stored root: only the hash is recorded), else re-sent with the stored
+   * values, never recomputed.
    */
   closeEpoch(epochNumber: bigint): Promise<EpochReport> {
     const epoch = Number(epochNumber);
@@ -222,9 +229,12 @@ export class OracleService {
     }
     const { row } = stored;
     if (row.status === 'submitting') {
-      const txHash = await pool.reportEpoch(BigInt(epoch), row.root, row.totalRewards, row.totalContribution);
+      // a crash after the report was sent but before its hash was stored: the chain already holds it
+      const onChain = await pool.reportedEpoch(BigInt(epoch));
+      if (onChain && onChain.root !== row.root) throw new EpochReportedElsewhereError(BigInt(epoch), onChain.root, row.root);
+      const txHash = onChain?.txHash ?? (await pool.reportEpoch(BigInt(epoch), row.root, row.totalRewards, row.totalContribution));
       await store.markReported(epoch, txHash, new Date(this.now()));
-      this.log('epoch %d reported in %s', epoch, txHash);
+      this.log('epoch %d reported in %s%s', epoch, txHash, onChain ? ' (found on chain)' : '');
     }
     return this.epochReport(BigInt(epoch));
   }

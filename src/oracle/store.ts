@@ -2,7 +2,7 @@
  * The oracle's state on drizzle-orm, one implementation for both drivers (node-postgres and PGlite; open.ts picks
  * one). Every accepted report is written before it is acknowledged, so a restart loses none.
  */
-import { and, asc, eq, isNull, notInArray, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, isNull, notInArray, sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import type { Address, Hex } from 'viem';
 import { CorollaError } from '../errors.js';
@@ -68,6 +68,15 @@ export class OracleStore {
 
   metrics(epoch: number): Promise<MetricsRow[]> {
     return this.guard('metrics', () => this.db.select().from(metrics).where(eq(metrics.epoch, epoch)).orderBy(asc(metrics.server), asc(metrics.periodEnd)));
+  }
+
+  /** The server's accepted receipts (all epochs) and the uptime in its latest accepted metrics. */
+  serverStats(server: Address): Promise<{ receipts: number; uptimeSeconds: bigint | undefined }> {
+    return this.guard('serverStats', async () => {
+      const [counted] = await this.db.select({ count: sql<number>`count(*)::int` }).from(receipts).where(eq(receipts.server, server));
+      const [latest] = await this.db.select({ uptimeSeconds: metrics.uptimeSeconds }).from(metrics).where(eq(metrics.server, server)).orderBy(desc(metrics.periodEnd)).limit(1);
+      return { receipts: Number(counted?.count ?? 0), uptimeSeconds: latest?.uptimeSeconds };
+    });
   }
 
   conflicts(epoch: number) {

@@ -16,6 +16,14 @@ export interface RewardPoolWriter {
   reportEpoch(epoch: bigint, root: Hex, totalRewards: bigint, totalContribution: bigint): Promise<Hex>;
   /** The native-currency budget funded for `epoch`. */
   epochBudget(epoch: bigint): Promise<bigint>;
+  /** The root on chain and the transaction that reported it, if `epoch` is reported already (a resumed close checks first). */
+  reportedEpoch(epoch: bigint): Promise<{ readonly root: Hex; readonly txHash: Hex } | undefined>;
+}
+
+/** The RewardPool's epoch schedule, read from the contract so the oracle never disagrees with it. */
+export interface EpochSchedule {
+  readonly genesisMs: number;
+  readonly epochDurationMs: number;
 }
 
 /** `open` until closing starts; `submitting` once the results are stored (the report may be in flight); `reported` with its transaction. */

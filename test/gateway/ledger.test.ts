@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LedgerError, RequestIdTakenError, UnknownRequestError } from '../../src/gateway/errors.js';
 import { LedgerLockedError, openLedger } from '../../src/gateway/ledger/index.js';
-import type { Ledger, NewRequest, NodeContribution } from '../../src/gateway/types.js';
+import type { Ledger, NewRequest, NodeContribution, UsageEntry } from '../../src/gateway/types.js';
 import { pgliteBackend, postgresBackend, type LedgerBackend } from '../support/ledger.js';
 
 function newRequest(overrides: Partial<NewRequest> = {}): NewRequest {
@@ -168,6 +168,24 @@ describe.each([
     expect(await ledger.pendingReceipts(0)).toEqual([]);
   });
 
+  it('writes a request’s receipts in the same transaction as its final row: both, or neither', async () => {
+    const end = { completionTokens: 2, costUnits: 20n, firstTokenAt: null, contributions: [contribution('peer-a', 0, 3, { generatedTokens: 2 })], status: 'completed' as const, error: null, endedAt: new Date() };
+    const receiptOf = (requestId: string, blockStart: unknown) => ({ requestId, server: '0x00000000000000000000000000000000000000a1', blockStart: blockStart as number, blockEnd: 3, message: { generatedTokens: '2' }, signature: '0xaa' });
+    const mine = async (id: string) => (await ledger.pendingReceipts(1000)).filter((r) => r.requestId === id);
+
+    const failing = newRequest();
+    await ledger.begin(failing);
+    await expect(ledger.finish(failing.id, end, [receiptOf(failing.id, 'not a number')])).rejects.toBeInstanceOf(LedgerError);
+    expect((await ledger.get(failing.id))?.request.status).toBe('running'); // the final row rolled back with the receipt
+    expect(await mine(failing.id)).toEqual([]);
+
+    const ok = newRequest();
+    await ledger.begin(ok);
+    await ledger.finish(ok.id, end, [receiptOf(ok.id, 0)]);
+    expect((await ledger.get(ok.id))?.request.status).toBe('completed');
+    expect((await mine(ok.id)).map(({ id: _, ...r }) => r)).toEqual([receiptOf(ok.id, 0)]);
+  });
+
   it('wraps a database failure in LedgerError, without SQL in its message', async () => {
     const request = newRequest();
     await ledger.begin(request);
@@ -197,7 +215,15 @@ describe.each([
     const ownWrite = new Date(clock);
     clock += 10_000;
 
-    expect(await recovering.recover({ gatewayId: 'gw-a', staleMs: 30_000 })).toBe(2);
+    // interrupted requests are signed for what their last write recorded, in the same transaction
+    const signed: string[] = [];
+    const sign = async (entry: UsageEntry) => {
+      signed.push(entry.request.id);
+      return entry.contributions.map((c) => ({ requestId: entry.request.id, server: '0x00000000000000000000000000000000000000a1', blockStart: c.blockStart, blockEnd: c.blockEnd, message: { generatedTokens: String(c.generatedTokens), issuedAt: String(entry.request.endedAt!.getTime()) }, signature: '0xaa' }));
+    };
+    expect(await recovering.recover({ gatewayId: 'gw-a', staleMs: 30_000, sign })).toBe(2);
+    expect(signed.sort()).toEqual([stale.id]); // `own` recorded no contributions: nothing to sign
+    expect((await recovering.pendingReceipts(1000)).filter((r) => r.requestId === stale.id).map((r) => r.message)).toEqual([{ generatedTokens: '3', issuedAt: String(staleWrite.getTime()) }]);
     expect((await recovering.get(own.id))?.request).toMatchObject({ status: 'interrupted', endedAt: ownWrite });
     expect((await recovering.get(stale.id))?.request).toMatchObject({ status: 'interrupted', endedAt: staleWrite, completionTokens: 3, costUnits: 30n });
     expect((await recovering.get(stale.id))?.contributions).toHaveLength(1);

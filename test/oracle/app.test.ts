@@ -53,5 +53,8 @@ describe('the oracle HTTP API', { timeout: 60_000 }, () => {
     expect(closed).toMatchObject({ status: 'reported', budget: String(h.pool.budget), totalRewards: String(h.pool.budget), dust: '0', nodes: [{ amount: String(h.pool.budget), proof: [] }] });
     const rewards = (await (await app.request(`/v1/rewards/${servers[0].address}`)).json()) as { claimable: unknown[] };
     expect(rewards.claimable).toEqual([{ epoch: '0', amount: String(h.pool.budget), contribution: '69', proof: [] }]);
+    // one receipt names it; its latest metrics report 540 s of uptime
+    expect(rewards).toMatchObject({ tasksCompleted: 1, uptimeSeconds: 540 });
+    expect(await (await app.request(`/v1/rewards/${servers[1].address}`)).json()).toEqual({ address: servers[1].address.toLowerCase(), claimable: [], tasksCompleted: 0 });
   });
 });

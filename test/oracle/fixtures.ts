@@ -46,8 +46,17 @@ export class FakePool implements RewardPoolWriter {
   readonly reports: Array<{ epoch: bigint; root: Hex; totalRewards: bigint; totalContribution: bigint }> = [];
   budget = 1_000_000_000_000_000_000n;
   failNext = false;
+  /** The next report is mined but its answer is lost (a crash before the hash is stored). */
+  loseNextAnswer = false;
   async epochBudget(): Promise<bigint> {
     return this.budget;
+  }
+  async reportedEpoch(epoch: bigint): Promise<{ root: Hex; txHash: Hex } | undefined> {
+    const index = this.reports.findIndex((r) => r.epoch === epoch);
+    return index < 0 ? undefined : { root: this.reports[index]!.root, txHash: this.txHash(index + 1) };
+  }
+  private txHash(n: number): Hex {
+    return `0x${'ab'.repeat(31)}${n.toString(16).padStart(2, '0')}`;
   }
   async reportEpoch(epoch: bigint, root: Hex, totalRewards: bigint, totalContribution: bigint): Promise<Hex> {
     if (this.failNext) {
@@ -57,7 +66,11 @@ export class FakePool implements RewardPoolWriter {
     if (this.reports.some((r) => r.epoch === epoch)) throw new Error('EpochAlreadyReported'); // the contract's guard
     if (totalRewards > this.budget) throw new Error('OverBudget');
     this.reports.push({ epoch, root, totalRewards, totalContribution });
-    return `0x${'ab'.repeat(31)}${this.reports.length.toString(16).padStart(2, '0')}`;
+    if (this.loseNextAnswer) {
+      this.loseNextAnswer = false;
+      throw new Error('connection reset');
+    }
+    return this.txHash(this.reports.length);
   }
 }
 

@@ -139,6 +139,26 @@ describe('OracleService', { timeout: 60_000 }, () => {
     expect(await h.service.closeDueEpochs()).toEqual([]);
   });
 
+  it('a close cut off after its report was mined (hash never stored) resumes by finding the report on chain, not by failing on the guard', async () => {
+    await h.service.acceptReceipts([await signedReceipt(receipt(a)), await signedReceipt(receipt(b))]);
+    h.clock.now = GENESIS + EPOCH_MS + 5 * 60_000;
+    h.pool.loseNextAnswer = true;
+    await expect(h.service.closeEpoch(0n)).rejects.toThrow('connection reset');
+    expect((await h.service.epochReport(0n)).status).toBe('submitting');
+    await h.restart();
+    const reported = await h.service.closeEpoch(0n);
+    expect(reported).toMatchObject({ status: 'reported', root: h.pool.reports[0]!.root, txHash: (await h.pool.reportedEpoch(0n))!.txHash });
+    expect(h.pool.reports).toHaveLength(1);
+  });
+
+  it('refuses to mark an epoch reported when the chain holds a different root for it', async () => {
+    await h.service.acceptReceipts([await signedReceipt(receipt(a))]);
+    h.pool.reports.push({ epoch: 0n, root: `0x${'cd'.repeat(32)}`, totalRewards: 1n, totalContribution: 1n });
+    h.clock.now = GENESIS + EPOCH_MS + 5 * 60_000;
+    await expect(h.service.closeEpoch(0n)).rejects.toThrow(/already reported on chain with root 0xcdcd/);
+    expect((await h.service.epochReport(0n)).status).toBe('submitting');
+  });
+
   it('closes due epochs on its own, skipping the current one', async () => {
     await h.service.acceptReceipts([await signedReceipt(receipt(a))]);
     h.clock.now = GENESIS + EPOCH_MS + 10 * 60_000;

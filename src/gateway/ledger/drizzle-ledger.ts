@@ -61,8 +61,8 @@ export class DrizzleLedger implements Ledger {
     return this.guard('progress', () => this.write(id, progress, {}));
   }
 
-  finish(id: string, end: RequestEnd): Promise<void> {
-    return this.guard('finish', () => this.write(id, end, { status: end.status, error: end.error, endedAt: end.endedAt }));
+  finish(id: string, end: RequestEnd, receipts: readonly OutboxReceipt[] = []): Promise<void> {
+    return this.guard('finish', () => this.write(id, end, { status: end.status, error: end.error, endedAt: end.endedAt }, receipts));
   }
 
   get(id: string): Promise<UsageEntry | undefined> {
@@ -105,16 +105,26 @@ export class DrizzleLedger implements Ledger {
     );
   }
 
-  recover({ gatewayId, staleMs }: { gatewayId: string; staleMs: number }): Promise<number> {
+  recover({ gatewayId, staleMs, sign }: { gatewayId: string; staleMs: number; sign?: (entry: UsageEntry) => Promise<OutboxReceipt[]> }): Promise<number> {
     return this.guard('recover', async () => {
       const now = this.now();
       const staleBefore = new Date(now.getTime() - staleMs);
-      const changed = await this.db
-        .update(requests)
-        // the request ended, as far as anyone can tell, at its last write: what it recorded then is what was served
-        .set({ status: 'interrupted', endedAt: sql`${requests.updatedAt}`, updatedAt: now })
-        .where(and(eq(requests.status, 'running'), or(eq(requests.gatewayId, gatewayId), lt(requests.updatedAt, staleBefore))))
-        .returning({ id: requests.id });
+      const changed = await this.db.transaction(async (tx) => {
+        const rows = await tx
+          .update(requests)
+          // the request ended, as far as anyone can tell, at its last write: what it recorded then is what was served
+          .set({ status: 'interrupted', endedAt: sql`${requests.updatedAt}`, updatedAt: now })
+          .where(and(eq(requests.status, 'running'), or(eq(requests.gatewayId, gatewayId), lt(requests.updatedAt, staleBefore))))
+          .returning();
+        // signed for what was received up to the last write, in the same transaction as the status
+        for (const row of sign ? rows : []) {
+          const contributions = await tx.select().from(nodeContributions).where(eq(nodeContributions.requestId, row.id)).orderBy(...CONTRIBUTION_ORDER);
+          if (contributions.length === 0) continue;
+          const receipts = await sign!({ request: toRecord(row), contributions: contributions.map(toContribution) });
+          if (receipts.length > 0) await insertReceipts(tx, receipts, now);
+        }
+        return rows;
+      });
       if (changed.length > 0) this.options.log('marked %d running requests interrupted (gateway %s, or silent for %d ms)', changed.length, gatewayId, staleMs);
       return changed.length;
     });
@@ -122,12 +132,7 @@ export class DrizzleLedger implements Ledger {
 
   addReceipts(receipts: readonly OutboxReceipt[]): Promise<void> {
     return this.guard('addReceipts', async () => {
-      if (receipts.length === 0) return;
-      const createdAt = this.now();
-      await this.db
-        .insert(receiptOutbox)
-        .values(receipts.map((receipt) => ({ ...receipt, createdAt })))
-        .onConflictDoNothing({ target: [receiptOutbox.requestId, receiptOutbox.server, receiptOutbox.blockStart, receiptOutbox.blockEnd] });
+      if (receipts.length > 0) await insertReceipts(this.db, receipts, this.now());
     });
   }
 
@@ -165,8 +170,11 @@ export class DrizzleLedger implements Ledger {
     return this.closed;
   }
 
-  /** Updates a running request and upserts its contributions in one transaction; an ended request stays as it is. */
-  private async write(id: string, progress: RequestProgress, end: Partial<Pick<RequestRow, 'status' | 'error' | 'endedAt'>>): Promise<void> {
+  /**
+   * Updates a running request, upserts its contributions and adds its receipts in one transaction (a failure loses
+   * none of them alone); an ended request stays as it is.
+   */
+  private async write(id: string, progress: RequestProgress, end: Partial<Pick<RequestRow, 'status' | 'error' | 'endedAt'>>, receipts: readonly OutboxReceipt[] = []): Promise<void> {
     await this.db.transaction(async (tx) => {
       const updated = await tx
         .update(requests)
@@ -185,6 +193,7 @@ export class DrizzleLedger implements Ledger {
         this.options.log('ignored a write to request %s, which has already ended', id);
         return;
       }
+      if (receipts.length > 0) await insertReceipts(tx, receipts, this.now());
       if (progress.contributions.length === 0) return;
       await tx
         .insert(nodeContributions)
@@ -212,6 +221,14 @@ export class DrizzleLedger implements Ledger {
       throw new LedgerError(`the usage ledger failed (${operation})`, { cause: error });
     }
   }
+}
+
+/** Puts receipts in the outbox; one already there (same request, server and blocks) is kept as it is. */
+async function insertReceipts(db: LedgerDatabase | Transaction, receipts: readonly OutboxReceipt[], createdAt: Date): Promise<void> {
+  await db
+    .insert(receiptOutbox)
+    .values(receipts.map((receipt) => ({ ...receipt, createdAt })))
+    .onConflictDoNothing({ target: [receiptOutbox.requestId, receiptOutbox.server, receiptOutbox.blockStart, receiptOutbox.blockEnd] });
 }
 
 async function exists(tx: Transaction, id: string): Promise<boolean> {

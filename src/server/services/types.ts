@@ -3,12 +3,14 @@
  * factory } })` builds each from the server it runs in, starts it once the first span is loaded (before ONLINE is
  * announced), and stops it first on stop(). Built in: whole-model generation and rebalancing.
  */
+import type { TypedEventTarget } from 'main-event';
 import type { ModelSource } from '../../model/types.js';
 import type { SwarmNode } from '../../swarm/node.js';
 import type { Throughput } from '../../swarm/records/index.js';
 import type { BlockRange } from '../../util/blocks.js';
 import type { ComponentLogger } from '../../util/logger.js';
 import type { BlockService } from '../block-service.js';
+import type { BlockServerEvents } from '../events.js';
 import type { ResolvedSettings } from '../settings.js';
 import type { SpanView } from '../span-choice.js';
 
@@ -20,8 +22,8 @@ export interface ServerService {
 /** The outcome of a span move: on failure the server went back to its previous span. */
 export type MoveResult = { readonly moved: true } | { readonly moved: false; readonly error: unknown };
 
-/** What a service sees of the server it runs in. */
-export interface ServiceHost {
+/** What a service sees of the server it runs in (its events included: sessions opening and closing…). */
+export interface ServiceHost extends TypedEventTarget<BlockServerEvents> {
   readonly node: SwarmNode;
   readonly source: ModelSource;
   readonly logger: ComponentLogger;
