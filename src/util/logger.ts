@@ -3,6 +3,7 @@
  * Library code never writes to stderr itself; the default is silent, and the CLI passes a logger that prints
  * (`@libp2p/logger`'s, enabled with DEBUG=corolla:*). The same logger can be handed to libp2p.
  */
+import { format } from 'node:util';
 import type { ComponentLogger, Logger } from '@libp2p/interface';
 
 export type { ComponentLogger, Logger };
@@ -23,7 +24,8 @@ export const silentLogger: ComponentLogger = { forComponent: () => SILENT };
 export function lineLogger(write: (line: string) => void): ComponentLogger {
   const make = (name: string): Logger => {
     const out = (level: string) => (formatter: unknown, ...args: unknown[]) =>
-      write(`${name}${level} ${[formatter, ...args].map((a) => (typeof a === 'string' ? a : a instanceof Error ? a.message : JSON.stringify(a))).join(' ')}`);
+      // printf-style, as the debug loggers libp2p's components are written for (%s, %d, %o); errors by message only
+      write(`${name}${level} ${format(...[formatter, ...args].map((a) => (a instanceof Error ? a.message : a)))}`);
     return Object.assign(out(''), { error: out(':error'), trace: out(':trace'), enabled: true, newScope: (scope: string) => make(`${name}:${scope}`) });
   };
   return { forComponent: make };
