@@ -3,22 +3,16 @@
  * deployed with a short epoch, each demo server given one of anvil's well-known development keys (public: for a
  * local chain only) and registered, an oracle, and at the end the epoch's rewards claimed and shown beside the work.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
-import { createRequire } from 'node:module';
-import net from 'node:net';
-import path from 'node:path';
 import { bytesToHex, createPublicClient, createWalletClient, formatEther, http, parseEther, type Address, type Hex, type PublicClient } from 'viem';
 import { mnemonicToAccount, privateKeyToAccount, type HDAccount } from 'viem/accounts';
 import { foundry } from 'viem/chains';
+import { ANVIL_DEV_MNEMONIC, startLocalAnvil } from '../chain/anvil.js';
 import { confirmTransaction, deployContracts, rewardPoolAt, type DeployedContracts } from '../chain/contracts.js';
 import { claimRewards, httpRewardOracle } from '../chain/rewards.js';
 import type { BlockRange } from '../util/blocks.js';
 import { ChildProcessError } from './errors.js';
 import { startCorolla, type CorollaProcess } from './processes.js';
 
-/** Anvil's default development mnemonic: its keys are published, so they are fit for a local demo chain only. */
-const DEV_MNEMONIC = 'test test test test test test test test test test test junk';
 /** Accounts 0–2 run the deployment, the oracle and the gateway; servers take 3 onwards. */
 const FIRST_SERVER_ACCOUNT = 3;
 export const DEFAULT_DEMO_EPOCH_SECONDS = 20;
@@ -28,7 +22,6 @@ const EPOCH_BUDGET = parseEther('1');
 const FUNDED_EPOCHS = 40n;
 /** Late receipts are taken this long after an epoch ends (the gateway sends them every 5 s). */
 const CLOSE_GRACE_SECONDS = 6;
-const ANVIL_READY_TIMEOUT_MS = 15_000;
 const REPORT_TIMEOUT_MS = 120_000;
 
 export interface DemoChain {
@@ -44,63 +37,12 @@ export interface DemoChain {
   stop(): void;
 }
 
-/** The anvil binary that @foundry-rs/anvil installed for this platform (a devDependency: `npm ci` installs it). */
-export function anvilBinary(): string {
-  const arch = process.arch === 'x64' ? 'amd64' : process.arch;
-  const platformPackage = `@foundry-rs/anvil-${process.platform}-${arch}`;
-  let binary: string | undefined;
-  try {
-    binary = path.join(path.dirname(createRequire(import.meta.url).resolve(`${platformPackage}/package.json`)), 'bin', 'anvil');
-  } catch {
-    // reported below
-  }
-  if (!binary || !fs.existsSync(binary)) throw new ChildProcessError(`--chain needs anvil: ${platformPackage} is not installed (run \`npm ci\` in a clone, which installs the devDependency @foundry-rs/anvil)`);
-  return binary;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer().once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /** Starts anvil in its own process group (a block a second, as on a real chain: the pool's current epoch follows the clock), deploys the contracts with `epochSeconds` epochs and funds the coming epochs. */
 export async function startDemoChain(servers: number, epochSeconds: number, say: (line: string) => void): Promise<DemoChain> {
-  const port = await freePort();
-  const rpcUrl = `http://127.0.0.1:${port}`;
-  const child: ChildProcess = spawn(anvilBinary(), ['--silent', '--host', '127.0.0.1', '--port', String(port), '--chain-id', String(foundry.id), '--mnemonic', DEV_MNEMONIC, '--accounts', String(FIRST_SERVER_ACCOUNT + servers), '--block-time', '1'], {
-    detached: true,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const stop = () => {
-    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-    try {
-      process.kill(-child.pid, 'SIGKILL');
-    } catch {
-      child.kill('SIGKILL');
-    }
-  };
-  process.once('exit', stop);
+  const anvil = await startLocalAnvil({ accounts: FIRST_SERVER_ACCOUNT + servers, blockTimeSeconds: 1 });
+  const { rpcUrl, stop } = anvil;
   const publicClient = createPublicClient({ chain: foundry, transport: http(rpcUrl), pollingInterval: 50 }) as PublicClient;
-  for (const deadline = Date.now() + ANVIL_READY_TIMEOUT_MS; ; ) {
-    try {
-      await publicClient.getChainId();
-      break;
-    } catch {
-      if (child.exitCode !== null || Date.now() > deadline) {
-        stop();
-        throw new ChildProcessError(`anvil did not start: ${stderr.trim() || 'no answer on ' + rpcUrl}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-  const account = (index: number): HDAccount => mnemonicToAccount(DEV_MNEMONIC, { addressIndex: index });
+  const account = (index: number): HDAccount => anvil.accounts[index]!;
   const keyOf = (index: number): Hex => bytesToHex(account(index).getHdKey().privateKey!);
   say(`anvil: ${rpcUrl} (chain ${foundry.id}; accounts from anvil's public dev mnemonic: for a local demo only)`);
 
@@ -136,7 +78,7 @@ export function gatewayChainOptions(chain: DemoChain, oracleUrl: string): { args
 
 /** Starts `corolla oracle` on the demo chain, with its store in `dataDir`, taking the gateway's receipts. */
 export async function startDemoOracle(chain: DemoChain, dataDir: string): Promise<CorollaProcess & { url: string }> {
-  const gateway = mnemonicToAccount(DEV_MNEMONIC, { addressIndex: 2 }).address;
+  const gateway = mnemonicToAccount(ANVIL_DEV_MNEMONIC, { addressIndex: 2 }).address;
   const oracle = await startCorolla(
     'oracle',
     ['oracle', '--rpc-url', chain.rpcUrl, '--registry', chain.contracts.agentRegistry, '--pool', chain.contracts.rewardPool, '--payers', gateway, '--port', '0', '--data-dir', dataDir, '--close-grace', String(CLOSE_GRACE_SECONDS), '--close-interval', '1'],
@@ -159,7 +101,7 @@ interface EpochJson {
  * rewards from its own account, and prints a table: each server's blocks, tokens served, work and reward.
  */
 export async function settleDemoEpochs(chain: DemoChain, oracleUrl: string, spans: readonly BlockRange[], since: number, say: (line: string) => void): Promise<void> {
-  const pool = rewardPoolAt({ walletClient: createWalletClient({ account: mnemonicToAccount(DEV_MNEMONIC), chain: foundry, transport: http(chain.rpcUrl) }), publicClient: chain.publicClient }, chain.contracts.rewardPool);
+  const pool = rewardPoolAt({ walletClient: createWalletClient({ account: mnemonicToAccount(ANVIL_DEV_MNEMONIC), chain: foundry, transport: http(chain.rpcUrl) }), publicClient: chain.publicClient }, chain.contracts.rewardPool);
   const [genesis, duration] = [Number(await pool.read.genesis()) * 1000, chain.epochSeconds * 1000];
   const epochAt = (ms: number) => Math.floor((ms - genesis) / duration);
   const reports: EpochJson[] = [];

@@ -68,7 +68,7 @@ describe('anvil', () => {
     const saved = process.env.COROLLA_TEST_ANVIL;
     process.env.COROLLA_TEST_ANVIL = '/nonexistent/anvil';
     try {
-      await expect(startAnvil()).rejects.toThrow(/anvil binary not found \(\/nonexistent\/anvil\)/);
+      await expect(startAnvil()).rejects.toThrow(/anvil not found \(\/nonexistent\/anvil\)/);
     } finally {
       if (saved === undefined) delete process.env.COROLLA_TEST_ANVIL;
       else process.env.COROLLA_TEST_ANVIL = saved;

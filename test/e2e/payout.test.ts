@@ -65,7 +65,7 @@ const step = (what: string) => process.stderr.write(`[payout ${new Date().toISOS
 it('pays three servers in proportion to receipted work, Σ payouts + dust = budget', async () => {
   const began = Date.now();
   // a block every second, as on a real chain: the pool's view of the current epoch follows the clock
-  anvil = await startAnvil(['--block-time', '1']);
+  anvil = await startAnvil({ blockTimeSeconds: 1 });
   const [admin, oracle, gatewayAccount, ...rest] = anvil.accounts;
   const servers = rest.slice(0, 3);
   const contracts = await deployContracts(anvil.clientsFor(admin!), { admin: admin!.address, oracle: oracle!.address, epochDurationSeconds: EPOCH_SECONDS });
