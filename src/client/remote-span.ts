@@ -13,8 +13,9 @@ import { multiaddr } from '@multiformats/multiaddr';
 import type { Libp2p, Stream } from '@libp2p/interface';
 import { CorollaError } from '../errors.js';
 import { messageChannel, type MessageChannel } from '../wire/channel.js';
-import type { Codec, DecodedMessage, Message } from '../wire/messages.js';
+import type { Codec, DecodedMessage, Message, StepResultMessage } from '../wire/messages.js';
 import { BLOCK_PROTOCOL, BLOCK_STREAMS_PER_PEER } from '../wire/protocols.js';
+import { HistoryChain, asReceived, tensorDigest, verifyAttestation, type SignedStep } from '../wire/attestation.js';
 import { DEFAULT_MAX_HIDDEN_MAGNITUDE } from './defaults.js';
 import { LocalEncodingError, RemoteSpanError, type RemoteSpanFailure } from './errors.js';
 
@@ -52,6 +53,13 @@ export interface RemoteSpanOptions {
   readonly signal?: AbortSignal;
   /** Largest |value| accepted in a reply; a larger one is the replying server's fault. Default DEFAULT_MAX_HIDDEN_MAGNITUDE. */
   readonly maxHiddenMagnitude?: number;
+  /** Whether a step reply without an attestation is the server's fault (default true; a bad one always is). */
+  readonly requireAttestations?: boolean;
+}
+
+/** One step's signed reply as this hop received it: what a spot-check compares and the oracle is shown. */
+export interface AttestedOutput extends SignedStep {
+  readonly output: Float32Array;
 }
 
 /** One step's input: hidden states [tokens, hidden] for positions [position, position + tokens). */
@@ -130,6 +138,10 @@ export class RemoteSpan {
   private readonly closeTimeoutMs: number;
   private readonly signal?: AbortSignal;
   private readonly maxMagnitude: number;
+  private readonly requireAttestations: boolean;
+  private readonly history = new HistoryChain();
+  /** Every step's signed reply, in the order received (a rewind appends the replayed steps again). */
+  readonly attested: AttestedOutput[] = [];
   private nextStepId = 0;
   private currentPosition = 0;
   private queue: Promise<unknown> = Promise.resolve();
@@ -157,6 +169,7 @@ export class RemoteSpan {
     this.closeTimeoutMs = Math.max(1, Math.ceil(options.closeTimeoutMs ?? DEFAULTS.closeTimeoutMs));
     this.signal = options.signal;
     this.maxMagnitude = options.maxHiddenMagnitude ?? DEFAULT_MAX_HIDDEN_MAGNITUDE;
+    this.requireAttestations = options.requireAttestations ?? true;
   }
 
   /** Tokens in the server's cache for this session, as far as the client knows. */
@@ -258,7 +271,9 @@ export class RemoteSpan {
         }
         const index = outputs.length;
         const reply = await this.channel.receive({ signal: this.stepSignal((timeoutMs = timeout())) });
-        outputs.push(this.check(reply, inputs[index]!, stepIds[index]!));
+        const output = this.check(reply, inputs[index]!, stepIds[index]!);
+        await this.verify(reply.header as StepResultMessage, inputs[index]!, output);
+        outputs.push(output);
         this.currentPosition = inputs[index]!.position + inputs[index]!.tokens;
       }
       return outputs;
@@ -286,6 +301,20 @@ export class RemoteSpan {
     if (name === 'TimeoutError' || name === 'AbortError') return this.error('timeout', `no reply within ${timeoutMs} ms`, error);
     if (isMalformed(error)) return this.error('malformed', messageOf(error), error);
     return this.error('stream', messageOf(error), error);
+  }
+
+  /** Checks the reply's attestation against what we sent and received, and keeps it. */
+  private async verify(header: StepResultMessage, input: StepInput, output: Float32Array): Promise<void> {
+    const history = this.history.extend(input.position, input.tokens, tensorDigest(asReceived(input.hidden, this.hiddenSize, this.codec)));
+    if (header.attestation === undefined) {
+      if (this.requireAttestations) throw this.error('malformed', `stepResult at position ${input.position} carries no attestation`);
+      return;
+    }
+    const claim = { sessionId: this.sessionId, position: input.position, tokens: input.tokens, spanStart: this.start, spanEnd: this.end, dtype: this.codec, history, output: tensorDigest(output) };
+    if (!(await verifyAttestation(this.peerId, claim, header.attestation))) {
+      throw this.error('malformed', `stepResult at position ${input.position} has an attestation that does not verify (wrong signer, input history or output)`);
+    }
+    this.attested.push({ peerId: this.peerId, claim, signature: header.attestation, output });
   }
 
   private check(reply: DecodedMessage, input: StepInput, stepId: number): Float32Array {

@@ -2,7 +2,7 @@
 import { type Account, type Address, type Chain, type Hex, type PublicClient, type Transport, type WalletClient } from 'viem';
 import { agentRegistryAbi, rewardPoolAbi } from '../chain/contracts.js';
 import { ChainError } from '../chain/errors.js';
-import type { RegistryReader, RewardPoolWriter } from './types.js';
+import type { RegistryReader, RegistrySlasher, RewardPoolWriter } from './types.js';
 
 const REGISTRY_ABI = agentRegistryAbi;
 const REWARD_POOL_ABI = rewardPoolAbi;
@@ -39,6 +39,24 @@ export function viemRewardPoolWriter(client: PublicClient, wallet: WalletClient<
       }
       const receipt = await client.waitForTransactionReceipt({ hash });
       if (receipt.status !== 'success') throw new ChainError(`RewardPool ${pool}: reportEpoch(${epoch}) reverted in ${hash}`);
+      return hash;
+    },
+  };
+}
+
+/** AgentRegistry.slash through `wallet`, whose account must hold VERIFIER_ROLE (or be the admin). */
+export function viemRegistrySlasher(client: PublicClient, wallet: WalletClient<Transport, Chain | undefined, Account>, registry: Address): RegistrySlasher {
+  return {
+    async slash(server, reason) {
+      let hash: Hex;
+      try {
+        const { request } = await client.simulateContract({ account: wallet.account, address: registry, abi: REGISTRY_ABI, functionName: 'slash', args: [server, reason] });
+        hash = await wallet.writeContract(request);
+      } catch (error) {
+        throw new ChainError(`AgentRegistry ${registry}: slash(${server}) failed`, { cause: error });
+      }
+      const receipt = await client.waitForTransactionReceipt({ hash });
+      if (receipt.status !== 'success') throw new ChainError(`AgentRegistry ${registry}: slash(${server}) reverted in ${hash}`);
       return hash;
     },
   };

@@ -51,6 +51,7 @@ import {
   type TensorInput,
 } from '../wire/messages.js';
 import { ipOf } from '../swarm/node.js';
+import type { StepAttester } from './attestation.js';
 import { BatchScheduler } from './batch-scheduler.js';
 import {
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -99,6 +100,8 @@ export interface BlockServiceOptions {
   readonly slowSessionGraceMs?: number;
   readonly minSessionRate?: number;
   readonly logger?: ComponentLogger;
+  /** Signs every step reply (server/attestation.ts). */
+  readonly attester?: StepAttester;
 }
 
 export interface BlockServiceEvents {
@@ -180,6 +183,7 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
       maxStepTokens,
       quotas: this.quotas,
       scheduler: this.scheduler,
+      ...(options.attester ? { attester: options.attester } : {}),
     };
     this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(1000, this.idleTimeoutMs / 4)));
     this.sweeper.unref();

@@ -55,6 +55,7 @@ export type Codec = WireDtype;
 // ---------------------------------------------------------------------------------------------------------------
 // Schemas (one per message type; the types below are derived from them)
 
+const ATTESTATION_PATTERN = /^[A-Za-z0-9_-]{86}$/;
 const id = token(ID_PATTERN, '1..128 characters of [A-Za-z0-9_-]');
 const nonNegative = intIn(0);
 const blockIndex = intIn(0, MAX_BLOCK_INDEX);
@@ -105,7 +106,14 @@ const SCHEMAS = {
     /** shape must be [tokens, hidden]. */
     tensor: tensorMeta,
   }),
-  stepResult: message('stepResult', { sessionId: id, stepId: nonNegative, position, tensor: tensorMeta }),
+  stepResult: message('stepResult', {
+    sessionId: id,
+    stepId: nonNegative,
+    position,
+    tensor: tensorMeta,
+    /** The server's Ed25519 signature of the step (wire/attestation.ts), base64url; clients require it. */
+    attestation: token(ATTESTATION_PATTERN, 'an Ed25519 signature in base64url (86 characters)').optional(),
+  }),
   forward: message('forward', { requestId: id, spanStart: blockIndex, spanEnd: blockIndex, tensor: tensorMeta }),
   forwardResult: message('forwardResult', { requestId: id, tensor: tensorMeta }),
   close: message('close', { sessionId: id }),

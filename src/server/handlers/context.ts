@@ -3,6 +3,7 @@ import { InvalidSpanError } from '../../engine/errors.js';
 import type { SpanExecutor } from '../../engine/types.js';
 import type { BlockRange } from '../../util/blocks.js';
 import type { Message, MessageInput, TensorInput } from '../../wire/messages.js';
+import type { StepAttester } from '../attestation.js';
 import type { BatchScheduler } from '../batch-scheduler.js';
 import type { PeerQuotas } from '../quotas.js';
 import type { SessionTable, StreamState } from '../session-table.js';
@@ -18,6 +19,8 @@ export interface RequestContext {
   readonly quotas: PeerQuotas;
   /** Runs steps (and forwards) of every session, see BatchScheduler. */
   readonly scheduler: BatchScheduler;
+  /** Signs step replies (absent: replies go unsigned, which clients refuse). */
+  readonly attester?: StepAttester;
 }
 
 export interface Reply {

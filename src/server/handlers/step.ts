@@ -4,6 +4,7 @@
  * step's own codec when that one is smaller (a reply is never larger than its request unless the client sent it so).
  */
 import { InvalidStepError } from '../../engine/errors.js';
+import { asReceived } from '../../wire/attestation.js';
 import type { StepMessage } from '../../wire/messages.js';
 import type { WireDtype } from '../../wire/tensor-codec.js';
 import type { StreamState } from '../session-table.js';
@@ -34,8 +35,11 @@ export const handleStep: RequestHandler<'step'> = async (ctx, stream, m, hidden)
     throw new InvalidStepError(`step at position ${m.position} is ahead of session "${m.sessionId}", which holds ${current} tokens (a step may only repeat or go back)`);
   }
   const out = await ctx.sessions.run(session, hidden!, m.position);
+  const dtype = smaller(session.codec, m.tensor.dtype);
+  const H = ctx.span.hiddenSize;
+  const attestation = ctx.attester ? await ctx.attester.attest(session, m, hidden!, asReceived(out, H, dtype), dtype) : undefined;
   return {
-    header: { type: 'stepResult', sessionId: m.sessionId, stepId: m.stepId, position: m.position },
-    tensor: { data: out, shape: [m.tokens, ctx.span.hiddenSize], dtype: smaller(session.codec, m.tensor.dtype) },
+    header: { type: 'stepResult', sessionId: m.sessionId, stepId: m.stepId, position: m.position, ...(attestation ? { attestation } : {}) },
+    tensor: { data: out, shape: [m.tokens, H], dtype },
   };
 };
