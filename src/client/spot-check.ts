@@ -175,11 +175,23 @@ export class SpotChecker extends TypedEventEmitter<SpotCheckEvents> {
       .map(recordOf)
       .filter((r) => r.peerId !== suspect && r.span.start === span.start && r.span.end === span.end && r.state === 'online' && !this.components.bans.isBanned(r.peerId));
     const byPeer = new Map(records.map((value) => [recordOf(value).peerId, recordOf(value)]));
-    const checkerRecord = candidates[Math.floor(this.random() * candidates.length)];
-    if (!checkerRecord) return skip(`no other server serves blocks [${span.start}, ${span.end})`);
-
-    const checked = await this.replay(checkerRecord, hop, hop.inputs, codec).catch((error: unknown) => error as Error);
-    if (checked instanceof Error) return skip(`checker ${shortPeer(checkerRecord.peerId)} failed: ${checked.message}`);
+    // in random order; a candidate that fails (gone since the records were read) is passed over for the next
+    const queue = shuffle(candidates, this.random);
+    if (queue.length === 0) return skip(`no other server serves blocks [${span.start}, ${span.end})`);
+    const failures: string[] = [];
+    const next = async (inputs: readonly StepInput[]): Promise<{ record: PlannerRecord; replayed: Replayed } | undefined> => {
+      for (let record = queue.shift(); record; record = queue.shift()) {
+        try {
+          return { record, replayed: await this.replay(record, hop, inputs, codec) };
+        } catch (error) {
+          failures.push(`${shortPeer(record.peerId)}: ${(error as Error)?.message ?? String(error)}`);
+        }
+      }
+      return undefined;
+    };
+    const check = await next(hop.inputs);
+    if (!check) return skip(`no checker could replay the history (${failures.join('; ')})`);
+    const { record: checkerRecord, replayed: checked } = check;
     let maxDeviation = 0;
     let first = -1;
     for (const [i, entry] of checked.outputs.entries()) {
@@ -201,15 +213,14 @@ export class SpotChecker extends TypedEventEmitter<SpotCheckEvents> {
     }
 
     // Two servers disagree: a third decides which one computed something else.
-    const refereeRecord = candidates.find((r) => r.peerId !== checkerRecord.peerId);
     const disputed = () => {
       this.stats.disputed++;
       this.log('spot-check: %s and %s disagree at step %d (deviation %s) and no referee decides', shortPeer(suspect), shortPeer(checkerRecord.peerId), first, maxDeviation.toExponential(2));
       this.safeDispatchEvent('spot-check:disputed', { detail: { peerIds: [suspect, checkerRecord.peerId], deviation: maxDeviation } });
     };
-    if (!refereeRecord) return disputed();
-    const refereed = await this.replay(refereeRecord, hop, hop.inputs.slice(0, first + 1), codec).catch((error: unknown) => error as Error);
-    if (refereed instanceof Error) return disputed();
+    const referee = await next(hop.inputs.slice(0, first + 1));
+    if (!referee) return disputed();
+    const { record: refereeRecord, replayed: refereed } = referee;
     const judge = refereed.outputs[first]!.output;
     const agreesWithChecker = rowDeviation(judge, checked.outputs[first]!.output, hiddenSize) <= tolerance;
     const agreesWithSuspect = rowDeviation(judge, claims[first]!.output, hiddenSize) <= tolerance;
@@ -249,6 +260,15 @@ export class SpotChecker extends TypedEventEmitter<SpotCheckEvents> {
       await span.close();
     }
   }
+}
+
+function shuffle<T>(items: readonly T[], random: () => number): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
 }
 
 function lastSigned(attested: readonly AttestedOutput[], input: StepInput): AttestedOutput | undefined {

@@ -33,7 +33,7 @@ const WHOLE = { start: 0, end: 5 };
 
 async function openClient(s: TestSwarm, extra: Partial<RemoteModelOptions> = {}): Promise<RemoteModel> {
   return RemoteModel.open(
-    { model: STORIES_GGUF, modelId: s.modelId, registryOptions: FAST, coverageTimeoutMs: 20_000, stepTimeoutMs: 10_000, spotCheck: { rate: 1 }, ...extra },
+    { model: STORIES_GGUF, modelId: s.modelId, registryOptions: FAST, coverageTimeoutMs: 60_000, stepTimeoutMs: 20_000, spotCheck: { rate: 1 }, ...extra },
     { node: await s.client() },
   );
 }
@@ -50,12 +50,15 @@ async function caught(cheat: 'noise' | 'skip'): Promise<void> {
   if (cheat === 'noise') perturbOutputs(cheater.span, 0.01);
   model = await openClient(swarm);
   const failed: SpotCheckEvidence[] = [];
+  const other: unknown[] = [];
   model.addEventListener('spot-check:failed', (event) => failed.push(event.detail));
+  model.addEventListener('spot-check:skipped', (event) => other.push(event.detail));
+  model.addEventListener('spot-check:disputed', (event) => other.push(event.detail));
 
   const first = await model.text('Once upon a time', { maxTokens: 6, temperature: 0 });
   expect(first.length).toBeGreaterThan(0);
   await model.spotChecker!.drain();
-  expect(failed).toHaveLength(1);
+  expect(failed, JSON.stringify(other)).toHaveLength(1);
   const evidence = failed[0]!;
   expect(evidence.suspect.peerId).toBe(cheater.peerId);
   expect(evidence.checker.peerId).not.toBe(cheater.peerId);
@@ -83,9 +86,9 @@ async function caught(cheat: 'noise' | 'skip'): Promise<void> {
 }
 
 describe('spot-checks', () => {
-  it('catch a server that adds 1 % noise to its outputs: banned, with signed evidence', () => caught('noise'), 120_000);
+  it('catch a server that adds 1 % noise to its outputs: banned, with signed evidence', () => caught('noise'), 300_000);
 
-  it('catch a server that skips a block', () => caught('skip'), 120_000);
+  it('catch a server that skips a block', () => caught('skip'), 300_000);
 
   it('never flag honest servers: concurrent sessions batched together, f32 and f16 on the wire', async () => {
     swarm = await startTestSwarm(source, [{ start: 0, end: 3 }, { start: 0, end: 3 }, { start: 3, end: 5 }, { start: 3, end: 5 }], () => ({ maxBatch: 8, batchWindowMs: 5 }));
