@@ -12,7 +12,7 @@
  * from what it sent and received, and the signature verifies only if the server saw the same. Cost: two SHA-256 over
  * the step's tensors and one Ed25519 signature per step (bench/attestation.ts).
  */
-import { createHash } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { PrivateKey } from '@libp2p/interface';
 import { decodeTensor, encodeTensor, type WireDtype } from './tensor-codec.js';
@@ -81,19 +81,46 @@ export function attestationBytes(claim: StepClaim): Uint8Array {
   return new TextEncoder().encode(text);
 }
 
-/** Signs `claim` with the server's peer key; base64url. */
-export async function signAttestation(key: PrivateKey, claim: StepClaim): Promise<string> {
-  return Buffer.from(await key.sign(attestationBytes(claim))).toString('base64url');
+// Ed25519 through node:crypto (OpenSSL): ~20× faster than the pure-JS signer behind libp2p's keys, which matters
+// once per step. The DER prefixes wrap a raw 32-byte seed (PKCS#8) or public key (SPKI).
+const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
+const SPKI_ED25519 = Buffer.from('302a300506032b6570032100', 'hex');
+const signingKeys = new WeakMap<PrivateKey, KeyObject>();
+const verifyingKeys = new Map<string, KeyObject | null>();
+const MAX_VERIFYING_KEYS = 4096;
+
+function signingKey(key: PrivateKey): KeyObject | undefined {
+  if (key.type !== 'Ed25519') return undefined;
+  let object = signingKeys.get(key);
+  if (!object) signingKeys.set(key, (object = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, key.raw.subarray(0, 32)]), format: 'der', type: 'pkcs8' })));
+  return object;
 }
 
-/** True when `signature` is `peerId`'s signature of `claim` (never throws). */
+function verifyingKey(peerId: string): KeyObject | null {
+  let object = verifyingKeys.get(peerId);
+  if (object === undefined) {
+    const publicKey = peerIdFromString(peerId).publicKey;
+    object = publicKey?.type === 'Ed25519' ? createPublicKey({ key: Buffer.concat([SPKI_ED25519, publicKey.raw]), format: 'der', type: 'spki' }) : null;
+    if (verifyingKeys.size >= MAX_VERIFYING_KEYS) verifyingKeys.delete(verifyingKeys.keys().next().value!);
+    verifyingKeys.set(peerId, object);
+  }
+  return object;
+}
+
+/** Signs `claim` with the server's peer key (Ed25519); base64url. */
+export async function signAttestation(key: PrivateKey, claim: StepClaim): Promise<string> {
+  const object = signingKey(key);
+  const bytes = attestationBytes(claim);
+  return Buffer.from(object ? cryptoSign(null, bytes, object) : await key.sign(bytes)).toString('base64url');
+}
+
+/** True when `signature` is `peerId`'s Ed25519 signature of `claim` (never throws). */
 export async function verifyAttestation(peerId: string, claim: StepClaim, signature: string): Promise<boolean> {
   try {
-    const publicKey = peerIdFromString(peerId).publicKey;
-    if (!publicKey) return false;
     const bytes = Buffer.from(signature, 'base64url');
     if (bytes.length !== 64) return false;
-    return await publicKey.verify(attestationBytes(claim), bytes);
+    const object = verifyingKey(peerId);
+    return object !== null && cryptoVerify(null, attestationBytes(claim), object, bytes);
   } catch {
     return false;
   }

@@ -3,7 +3,13 @@
  * a skipped block) is caught by the replay on another server, confirmed by a third, banned, and reported with two
  * verifiable signed replies; honest servers under batching, f16 on the wire and failover are never flagged.
  */
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { EvidenceReporter } from '../../src/gateway/receipts/evidence.js';
+import { createOracleApp } from '../../src/oracle/app.js';
+import { silentLogger } from '../../src/util/logger.js';
+import { CHAIN_ID, EPOCH_MS, GENESIS, POOL, harness, payer, receipt, servers, signedReceipt } from '../oracle/fixtures.js';
 import { RemoteModel, type RemoteModelOptions } from '../../src/client/remote-model.js';
 import type { SpotCheckEvidence } from '../../src/client/spot-check.js';
 import { openModel, type LoadedModelSource } from '../../src/model/load.js';
@@ -39,19 +45,39 @@ async function openClient(s: TestSwarm, extra: Partial<RemoteModelOptions> = {})
 }
 
 async function caught(cheat: 'noise' | 'skip'): Promise<void> {
-  // server 0 is the cheater, and claims to be the fastest so that routes go through it
+  // server 0 is the cheater, and claims to be the fastest so that routes go through it; each has a bound address
   swarm = await startTestSwarm(
     source,
     [WHOLE, WHOLE, WHOLE],
     (i) => ({ computeThroughput: i === 0 ? 5_000 : 1_000 }),
-    (i) => (i === 0 && cheat === 'skip' ? { source: skippingSource(source, 2) } : {}),
+    (i) => ({ ethAccount: servers[i]!, ...(i === 0 && cheat === 'skip' ? { source: skippingSource(source, 2) } : {}) }),
   );
+  // a real oracle service on a local port, and the gateway's reporter signing as its known payer
+  const oracle = await harness();
+  oracle.clock.now = GENESIS + 30 * 60_000;
+  const http: ServerType = await new Promise((resolve) => {
+    const s = serve({ fetch: createOracleApp(oracle.service).fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+  });
+  const oracleUrl = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+  const reporter = new EvidenceReporter({ log: silentLogger.forComponent('test'), now: () => oracle.clock.now }, { account: payer, chainId: CHAIN_ID, rewardPool: POOL, oracleUrl });
+  try {
+    await caughtAndReported(cheat, reporter, oracle);
+  } finally {
+    reporter.close();
+    await new Promise((resolve) => http.close(resolve));
+    await oracle.close();
+  }
+}
+
+async function caughtAndReported(cheat: 'noise' | 'skip', reporter: EvidenceReporter, oracle: Awaited<ReturnType<typeof harness>>): Promise<void> {
+  swarm = swarm!;
   const cheater = swarm.servers[0]!.server;
   if (cheat === 'noise') perturbOutputs(cheater.span, 0.01);
   model = await openClient(swarm);
   const failed: SpotCheckEvidence[] = [];
   const other: unknown[] = [];
   model.addEventListener('spot-check:failed', (event) => failed.push(event.detail));
+  model.addEventListener('spot-check:failed', (event) => reporter.report(event.detail));
   model.addEventListener('spot-check:skipped', (event) => other.push(event.detail));
   model.addEventListener('spot-check:disputed', (event) => other.push(event.detail));
 
@@ -83,6 +109,17 @@ async function caught(cheat: 'noise' | 'skip'): Promise<void> {
   expect(routes.flat()).not.toContain(cheater.peerId);
   expect(failed).toHaveLength(1);
   expect(model.spotChecker!.stats.passed).toBeGreaterThanOrEqual(1);
+
+  // reported: the oracle verified and stored the evidence, and the cheater gets nothing for the epoch
+  await reporter.settled();
+  const addresses = servers.map((a) => a.address.toLowerCase() as `0x${string}`);
+  const [stored] = await oracle.store.evidence(0);
+  expect(stored).toMatchObject({ suspect: addresses[0], suspectPeerId: cheater.peerId });
+  await oracle.service.acceptReceipts(await Promise.all(addresses.map((a) => signedReceipt(receipt(a)))));
+  oracle.clock.now = GENESIS + EPOCH_MS + 10 * 60_000;
+  const closed = await oracle.service.closeEpoch(0n);
+  expect(closed.excluded).toEqual([addresses[0]]);
+  expect(closed.nodes.map((n) => n.address).sort()).toEqual([addresses[1], addresses[2]].sort());
 }
 
 describe('spot-checks', () => {

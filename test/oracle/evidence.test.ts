@@ -71,8 +71,8 @@ describe('spot-check evidence', { timeout: 120_000 }, () => {
     // the suspect's output: the truth plus 1 % noise
     const wrong = truth.map((v, i) => v + 0.01 * Math.sin(7 * i + 3));
     good = { suspect: await party(s, wrong), checker: await party(c, truth) };
-  });
-  afterEach(async () => h.close());
+  }, 300_000);
+  afterEach(async () => h?.close(), 60_000);
 
   it('is accepted once; the suspect is excluded from the epoch and paid nothing at close, the others share the budget', async () => {
     const addr = (a: LocalAccount) => a.address.toLowerCase() as `0x${string}`;
