@@ -7,7 +7,8 @@
  *
  * The reference is the span on 1 thread, unbatched, f32. Each honest variant runs the same inputs (a prompt of
  * --prompt tokens as one step, then --steps single-token steps): 2 threads; decode batched with 3 other sessions;
- * f16 on the wire (inputs and outputs rounded through the codec, on 1 vs 2 threads). The cheats: 1 % noise on the
+ * f16 on the wire (inputs and outputs rounded through the codec, on 1 vs 2 threads); another engine fingerprint
+ * (f32 activations in the quantized matmuls instead of int8). The cheats: 1 % noise on the
  * outputs (σ = 1 % of the row's rms), 0.1 % noise, and the middle block skipped. Prints one JSON line per variant.
  */
 import '../src/util/polyfills.js';
@@ -34,8 +35,8 @@ const inputs: Float32Array[] = [Float32Array.from({ length: promptTokens * H }, 
 
 type Run = (span: SpanExecutor, input: Float32Array, index: number) => Promise<Float32Array>;
 
-async function outputsOf(model: LoadedModelSource, threads: number, options: { batched?: boolean; codec?: 'f16'; noise?: number } = {}): Promise<Float32Array[]> {
-  const span = await loadSpan(model, range, { threads, maxBatch: options.batched ? 4 : 1 });
+async function outputsOf(model: LoadedModelSource, threads: number, options: { batched?: boolean; codec?: 'f16'; noise?: number; f32Activations?: boolean } = {}): Promise<Float32Array[]> {
+  const span = await loadSpan(model, range, { threads, maxBatch: options.batched ? 4 : 1, ...(options.f32Activations ? { quantizedActivations: false } : {}) });
   const id = 'checked';
   span.openSession(id, promptTokens + steps);
   const others = ['o1', 'o2', 'o3'];
@@ -81,6 +82,7 @@ print('honest: batched with 3 sessions', maxDeviation(await outputsOf(source, 1,
 const f16 = await outputsOf(source, 1, { codec: 'f16' });
 print('honest: f16 wire, 1 vs 2 threads', maxDeviation(await outputsOf(source, 2, { codec: 'f16' }), f16), DEVIATION_TOLERANCE.f16);
 print('honest: f16 wire batched vs alone', maxDeviation(await outputsOf(source, 1, { codec: 'f16', batched: true }), f16), DEVIATION_TOLERANCE.f16);
+print('honest: another engine (f32 activations, not int8)', maxDeviation(await outputsOf(source, 1, { f32Activations: true }), reference), DEVIATION_TOLERANCE.f32);
 print('cheat: 1% noise', maxDeviation(await outputsOf(source, 1, { noise: 0.01 }), reference), DEVIATION_TOLERANCE.f32);
 print('cheat: 0.1% noise', maxDeviation(await outputsOf(source, 1, { noise: 0.001 }), reference), DEVIATION_TOLERANCE.f32);
 print(`cheat: block ${Math.floor(c.numLayers / 2)} skipped`, maxDeviation(await outputsOf(skipping(source, Math.floor(c.numLayers / 2)), 1), reference), DEVIATION_TOLERANCE.f32);

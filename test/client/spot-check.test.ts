@@ -10,11 +10,13 @@ import { EvidenceReporter } from '../../src/gateway/receipts/evidence.js';
 import { createOracleApp } from '../../src/oracle/app.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { CHAIN_ID, EPOCH_MS, GENESIS, POOL, harness, payer, receipt, servers, signedReceipt } from '../oracle/fixtures.js';
+import { SwarmInferenceSession } from '../../src/client/inference-session.js';
 import { RemoteModel, type RemoteModelOptions } from '../../src/client/remote-model.js';
 import type { SpotCheckEvidence } from '../../src/client/spot-check.js';
 import { openModel, type LoadedModelSource } from '../../src/model/load.js';
 import { DEVIATION_TOLERANCE, rowDeviation, tensorDigest, verifyAttestation } from '../../src/wire/attestation.js';
 import { perturbOutputs, skippingSource } from '../support/cheats.js';
+import { startFakeSwarm, type FakeServer } from '../support/fake-server.js';
 import { STORIES_GGUF } from '../support/models.js';
 import { FAST, startTestSwarm, type TestSwarm } from '../support/swarm.js';
 
@@ -121,6 +123,27 @@ async function caughtAndReported(cheat: 'noise' | 'skip', reporter: EvidenceRepo
   expect(closed.excluded).toEqual([addresses[0]]);
   expect(closed.nodes.map((n) => n.address).sort()).toEqual([addresses[1], addresses[2]].sort());
 }
+
+describe('step attestations', () => {
+  it.each(['unsigned', 'bad-attestation'] as const)('a reply %s is the server\'s fault: banned, and the session fails over', async (kind) => {
+    const fake = await startFakeSwarm(source, [{ start: 0, end: 5, compute: 500 }, { start: 0, end: 5, compute: 100 }]);
+    try {
+      const [flaky, backup] = fake.servers as [FakeServer, FakeServer];
+      flaky.fault = { kind, atStep: 3 };
+      const session = await SwarmInferenceSession.open({ node: fake.client.libp2p, source: { records: async () => fake.records }, numBlocks: 5, hiddenSize: source.config.hiddenSize, maxLength: 16, stepTimeoutMs: 20_000 });
+      expect(session.route.map((hop) => hop.peerId)).toEqual([flaky.peerId]);
+      const H = source.config.hiddenSize;
+      for (let i = 0; i < 5; i++) await session.step(new Float32Array(H).fill(0.1 * (i + 1)), 1);
+      expect(flaky.faultsFired).toEqual([kind]);
+      expect(session.stats.banned).toEqual([flaky.peerId]);
+      expect(session.stats.failures).toBe(1);
+      expect(session.route.map((hop) => hop.peerId)).toEqual([backup.peerId]);
+      await session.close();
+    } finally {
+      await fake.stop();
+    }
+  }, 120_000);
+});
 
 describe('spot-checks', () => {
   it('catch a server that adds 1 % noise to its outputs: banned, with signed evidence', () => caught('noise'), 300_000);

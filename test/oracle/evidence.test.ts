@@ -6,7 +6,7 @@
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { LocalAccount } from 'viem';
 import { signBinding } from '../../src/chain/binding.js';
 import { VERIFIER_ROLE, agentRegistryAt, confirmTransaction, deployContracts } from '../../src/chain/contracts.js';
@@ -16,7 +16,7 @@ import { viemRegistrySlasher } from '../../src/oracle/chain.js';
 import { OracleService } from '../../src/oracle/service.js';
 import { EMPTY_HISTORY, evidenceDigest, signAttestation, tensorDigest, type StepClaim } from '../../src/wire/attestation.js';
 import { startAnvil } from '../support/anvil.js';
-import { DOMAIN, EPOCH_MS, GENESIS, harness, payer, receipt, servers, signedReceipt, stranger, type Harness } from './fixtures.js';
+import { DOMAIN, EPOCH_MS, GENESIS, harness, payer, receipt, servers, signedReceipt, storeDataDir, stranger, type Harness } from './fixtures.js';
 
 const H = 64;
 const [cheat, honest, third] = servers;
@@ -63,6 +63,8 @@ describe('spot-check evidence', { timeout: 120_000 }, () => {
   let s: Server;
   let c: Server;
   let good: { suspect: Party; checker: Party };
+  // the migrated store template every test copies: initdb is slow on a loaded machine
+  beforeAll(async () => void (await storeDataDir()), 600_000);
   beforeEach(async () => {
     h = await harness();
     h.clock.now = GENESIS + 30 * 60_000;

@@ -21,7 +21,10 @@ export type FaultKind =
   /** The `opened` reply comes `atStep` ms late. */
   | 'open-slow'
   /** Every step's reply comes `atStep` ms late (a server slower than its record claims). */
-  | 'slow-steps';
+  | 'slow-steps'
+  /** Step `atStep`'s reply carries no attestation, or one that signs another output. */
+  | 'unsigned'
+  | 'bad-attestation';
 
 export interface Fault {
   readonly kind: FaultKind;
@@ -120,8 +123,10 @@ export async function serveFakeBlocks(node: SwarmNode, span: SpanExecutor, initi
           }
           const key = prefix + header.sessionId;
           if (!sessions.has(key)) sessions.set(key, {});
-          const attestation = await attester.attest(sessions.get(key)!, header, tensor!, asReceived(data, H, dtype), dtype);
-          await channel.send({ ...reply, attestation }, { data, shape, dtype });
+          const signedData = fault?.kind === 'bad-attestation' && steps === fault.atStep ? data.map((v) => v + 1) : data;
+          const attestation = await attester.attest(sessions.get(key)!, header, tensor!, asReceived(signedData, H, dtype), dtype);
+          const unsigned = fault?.kind === 'unsigned' && steps === fault.atStep;
+          await channel.send(unsigned ? reply : { ...reply, attestation }, { data, shape, dtype });
         } else if (header.type === 'close') {
           span.closeSession(prefix + header.sessionId);
           sessions.delete(prefix + header.sessionId);
