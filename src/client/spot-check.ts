@@ -240,10 +240,11 @@ export class SpotChecker extends TypedEventEmitter<SpotCheckEvents> {
       checker: party(honest, honestRecord),
       referee: refereeRecord.peerId,
       hiddenSize,
-      deviation: maxDeviation,
+      // measured against the confirmed reply, as the oracle measures it
+      deviation: rowDeviation(cheat.output, honest.output, hiddenSize),
       tolerance,
     };
-    this.log('spot-check caught %s: blocks [%d, %d) step at position %d deviates %s (tolerance %s); banned for %d ms', shortPeer(cheat.peerId), span.start, span.end, cheat.claim.position, maxDeviation.toExponential(2), tolerance, banMs);
+    this.log('spot-check caught %s: blocks [%d, %d) step at position %d deviates %s (tolerance %s); banned for %d ms', shortPeer(cheat.peerId), span.start, span.end, cheat.claim.position, evidence.deviation.toExponential(2), tolerance, banMs);
     this.safeDispatchEvent('spot-check:failed', { detail: { ...evidence, banMs } });
   }
 
