@@ -19,6 +19,7 @@ import { perturbOutputs, skippingSource } from '../support/cheats.js';
 import { startFakeSwarm, type FakeServer } from '../support/fake-server.js';
 import { STORIES_GGUF } from '../support/models.js';
 import { FAST, startTestSwarm, type TestSwarm } from '../support/swarm.js';
+import { eventually } from '../support/wait.js';
 
 let source: LoadedModelSource;
 let swarm: TestSwarm | undefined;
@@ -83,10 +84,13 @@ async function caughtAndReported(cheat: 'noise' | 'skip', reporter: EvidenceRepo
   model.addEventListener('spot-check:skipped', (event) => other.push(event.detail));
   model.addEventListener('spot-check:disputed', (event) => other.push(event.detail));
 
-  const first = await model.text('Once upon a time', { maxTokens: 6, temperature: 0 });
-  expect(first.length).toBeGreaterThan(0);
-  await model.spotChecker!.drain();
-  expect(failed, JSON.stringify(other)).toHaveLength(1);
+  // whether the cheater serves the route or is picked as the checker, a check of a session it took part in catches it
+  // (a route through an honest server checked by the other honest one passes): generate until that happens
+  for (let i = 0; i < 8 && failed.length === 0; i++) {
+    expect((await model.text('Once upon a time', { maxTokens: 6, temperature: 0 })).length).toBeGreaterThan(0);
+    await model.spotChecker!.drain();
+  }
+  expect(failed, JSON.stringify({ other, stats: model.spotChecker!.stats })).toHaveLength(1);
   const evidence = failed[0]!;
   expect(evidence.suspect.peerId).toBe(cheater.peerId);
   expect(evidence.checker.peerId).not.toBe(cheater.peerId);
