@@ -9,7 +9,7 @@ import { serve } from '@hono/node-server';
 import { createPublicClient, createWalletClient, http, isAddress, type Address, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { createOracleApp } from '../oracle/app.js';
-import { readEpochSchedule, viemRegistryReader, viemRewardPoolWriter } from '../oracle/chain.js';
+import { readEpochSchedule, viemRegistryReader, viemRegistrySlasher, viemRewardPoolWriter } from '../oracle/chain.js';
 import { DEFAULT_CLOSE_GRACE_MS, DEFAULT_CLOSE_INTERVAL_MS, DEFAULT_ORACLE_HOST, DEFAULT_ORACLE_PORT } from '../oracle/defaults.js';
 import { openOracleStore } from '../oracle/open.js';
 import { OracleService } from '../oracle/service.js';
@@ -30,7 +30,9 @@ const usage = `usage: corolla oracle --rpc-url URL --registry ADDR --pool ADDR -
   --database-url URL      PostgreSQL (default: embedded PGlite in the data dir) [env DATABASE_URL]
   --data-dir DIR          where the embedded store lives (default ~/.corolla/oracle) [env COROLLA_DATA_DIR]
   --port N                HTTP port (default ${DEFAULT_ORACLE_PORT}) [env PORT]
-  --host H                HTTP address (default ${DEFAULT_ORACLE_HOST}) [env HOST]`;
+  --host H                HTTP address (default ${DEFAULT_ORACLE_HOST}) [env HOST]
+  --slash                 slash servers caught by spot-checks (the key must hold the registry's VERIFIER_ROLE);
+                          without it the evidence is kept for the admin [env COROLLA_SLASH=1]`;
 
 const flags = {
   'rpc-url': { type: 'string' },
@@ -44,6 +46,7 @@ const flags = {
   'data-dir': { type: 'string' },
   port: { type: 'string' },
   host: { type: 'string' },
+  slash: { type: 'boolean' },
 } as const;
 
 function address(value: string | undefined, name: string): Address {
@@ -79,7 +82,13 @@ export async function run(argv: string[]): Promise<void> {
   const store = await openOracleStore({ databaseUrl: values['database-url'] ?? env.DATABASE_URL, dataDir: values['data-dir'] ?? env.COROLLA_DATA_DIR ?? path.join(os.homedir(), '.corolla', 'oracle'), logger });
   const service = new OracleService(
     { chainId, rewardPool: pool, payers, ...schedule, closeGraceMs },
-    { store, registry: viemRegistryReader(client, registry), pool: viemRewardPoolWriter(client, wallet, pool), logger },
+    {
+      store,
+      registry: viemRegistryReader(client, registry),
+      pool: viemRewardPoolWriter(client, wallet, pool),
+      ...(values.slash || env.COROLLA_SLASH === '1' ? { slasher: viemRegistrySlasher(client, wallet, registry) } : {}),
+      logger,
+    },
   );
   const server = serve({ fetch: createOracleApp(service, { logger }).fetch, port, hostname: host });
   await new Promise<void>((resolve) => server.once('listening', resolve));

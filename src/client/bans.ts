@@ -42,6 +42,14 @@ export class BanList {
     return duration;
   }
 
+  /** Bans `peerId` for `ms` (never shortening a longer ban): for a verdict, not a failure. */
+  banFor(peerId: string, ms: number, reason: string): void {
+    const entry = this.entries.get(peerId);
+    const until = Math.max(this.now() + ms, entry?.until ?? 0);
+    this.entries.set(peerId, { peerId, until, strikes: (entry?.strikes ?? 0) + 1, reason });
+    this.total++;
+  }
+
   isBanned(peerId: string): boolean {
     const entry = this.entries.get(peerId);
     return entry !== undefined && entry.until > this.now();

@@ -24,3 +24,13 @@ export const DEFAULT_LOOKUP_DEADLINE_MS = 15_000;
 
 /** Step latencies kept per server; the planner uses their median (one slow step does not condemn a server). */
 export const MEASURED_STEP_SAMPLES = 16;
+
+/**
+ * How long a server caught returning wrong hidden states by a spot-check is banned (ms): a day, not the doubling
+ * ban of a failure, since wrong results are a choice, not an accident.
+ */
+export const DEFAULT_CHEAT_BAN_MS = 24 * 60 * 60_000;
+/** Spot-checks running at once per client: they are background work and must not crowd out the user's sessions. */
+export const DEFAULT_SPOT_CHECK_CONCURRENCY = 1;
+/** Checks waiting beyond the ones running; more are dropped (counted in stats.dropped). */
+export const DEFAULT_SPOT_CHECK_QUEUE = 16;

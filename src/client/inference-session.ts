@@ -44,6 +44,7 @@ import { LocalEncodingError, NoRouteError, RemoteSpanError, ReplayDivergedError,
 import { ServerMeasurements } from './measurements.js';
 import { hopCostMs, planRoute, recordOf, type CostModel, type PlannerRecord, type RecordLike, type Route } from './route-planner.js';
 import { openRemoteSpan, type DialerNode, type Expectation, type HopResult, type RemoteSpan, type StepInput } from './remote-span.js';
+import type { SpotChecker } from './spot-check.js';
 
 /** Where a session gets server records and round-trip times from (a registry view; tests may pass a fixed list). */
 export interface RouteSource {
@@ -103,6 +104,8 @@ export interface SwarmSessionOptions {
   readonly logger?: ComponentLogger;
   /** Route, failures, bans and recoveries as they happen (RemoteModel re-emits them as typed events). */
   readonly onEvent?: (event: SessionEvent) => void;
+  /** Offered every hop's history when the session closes (it checks a fraction of them; client/spot-check.ts). */
+  readonly spotChecker?: Pick<SpotChecker, 'consider'>;
 }
 
 export type SessionEvent =
@@ -290,6 +293,8 @@ export class SwarmInferenceSession {
     // A server that served a whole session without failing is forgiven earlier strikes (so a flaky server that
     // fails every few steps keeps doubling its ban).
     for (const hop of hops) if (hop.span.usable && !this.broken) this.bans.succeeded(hop.span.peerId);
+    const { spotChecker, hiddenSize, codec = 'f32' } = this.options;
+    if (spotChecker && !this.broken) for (const hop of hops) spotChecker.consider({ span: hop.span, record: hop.record, inputs: hop.inputs, hiddenSize }, codec);
     await Promise.all(hops.map((hop) => hop.span.close()));
   }
 
@@ -319,6 +324,7 @@ export class SwarmInferenceSession {
         const pushed = expected.length > 0;
         if (pushed) {
           result = await expected.shift()!.result;
+          await hop.span.verifyPushed(input, result);
         } else {
           const chain = this.chainFrom(index);
           if (chain.length > 0) {

@@ -35,6 +35,7 @@ import { SwarmDirectory, type DirectoryOptions } from './directory.js';
 import { formatBlocks, ModelNotStartedError, SwarmUnavailableError, type RemoteSpanError } from './errors.js';
 import { SwarmInferenceSession, type HopInfo, type RecoveryInfo, type SessionEvent } from './inference-session.js';
 import type { CostModel } from './route-planner.js';
+import { SpotChecker, type SpotCheckEvents, type SpotCheckSettings } from './spot-check.js';
 import { rankWholeModelServers, runWholeModelGeneration, type WholeModelGenerateOptions } from './whole-model.js';
 
 /** Settings of a RemoteModel. */
@@ -79,6 +80,11 @@ export interface RemoteModelOptions {
   readonly hub?: OpenModelOptions['hub'];
   /** Progress of a Hub download and of fingerprinting the weights. */
   readonly onProgress?: OnProgress;
+  /**
+   * Spot-checks (client/spot-check.ts): the fraction of (session, hop) pairs whose work is re-run on another server
+   * after the session, 0..1 (default 0: none; the gateway defaults to DEFAULT_SPOT_CHECK_RATE), and how.
+   */
+  readonly spotCheck?: Omit<SpotCheckSettings, 'rate'> & { readonly rate?: number };
 }
 
 /** What a RemoteModel uses rather than creates. */
@@ -117,6 +123,11 @@ export interface RemoteModelEvents {
   recovery: CustomEvent<RecoveryInfo>;
   /** start() is still waiting for servers covering every block (every ~2 s). */
   waiting: CustomEvent<WaitingInfo>;
+  /** Spot-check outcomes (client/spot-check.ts): a failed one carries the evidence for the oracle. */
+  'spot-check:passed': SpotCheckEvents['spot-check:passed'];
+  'spot-check:failed': SpotCheckEvents['spot-check:failed'];
+  'spot-check:disputed': SpotCheckEvents['spot-check:disputed'];
+  'spot-check:skipped': SpotCheckEvents['spot-check:skipped'];
 }
 
 
@@ -170,6 +181,7 @@ export class RemoteModel extends TypedEventEmitter<RemoteModelEvents> implements
   private readonly log: Logger;
   private started?: Started;
   private closed = false;
+  private checker?: SpotChecker;
 
   constructor(
     private readonly options: RemoteModelOptions,
@@ -294,7 +306,23 @@ export class RemoteModel extends TypedEventEmitter<RemoteModelEvents> implements
       signal: options.signal,
       logger: this.components.logger,
       onEvent: (event) => this.relay(event),
+      ...(this.spotChecker ? { spotChecker: this.spotChecker } : {}),
     });
+  }
+
+  /** The spot-checker of this model's sessions, when spotCheck.rate > 0 (its `stats` say what it found). */
+  get spotChecker(): SpotChecker | undefined {
+    const settings = this.options.spotCheck;
+    if (this.checker || !settings?.rate || !this.started) return this.checker;
+    const o = this.options;
+    const checker = new SpotChecker(
+      { stepTimeoutMs: o.stepTimeoutMs, openTimeoutMs: o.openTimeoutMs, replayWindow: o.replayWindow, ...settings, rate: settings.rate },
+      { node: this.node.libp2p, source: this.directory, bans: this.bans, logger: this.components.logger },
+    );
+    for (const type of ['spot-check:passed', 'spot-check:failed', 'spot-check:disputed', 'spot-check:skipped'] as const) {
+      checker.addEventListener(type, (event) => this.safeDispatchEvent(type, { detail: event.detail as never }));
+    }
+    return (this.checker = checker);
   }
 
   private relay(event: SessionEvent): void {
@@ -335,6 +363,8 @@ export class RemoteModel extends TypedEventEmitter<RemoteModelEvents> implements
     if (this.closed || !this.started) return;
     this.closed = true;
     const { registry, node, source } = this.started;
+    // checks already selected run to their end (each is bounded by the step and open timeouts)
+    await this.checker?.drain();
     if (!this.components.registry) await registry.close().catch(() => {});
     if (!this.components.node) await node.stop().catch(() => {});
     source.close();

@@ -20,6 +20,7 @@ import { CorollaError } from '../errors.js';
 import { messageChannel, type MessageChannel } from '../wire/channel.js';
 import type { Codec, DecodedMessage, Message, NextHop } from '../wire/messages.js';
 import { BLOCK_PROTOCOL, BLOCK_STREAMS_PER_PEER } from '../wire/protocols.js';
+import { HistoryChain, asReceived, tensorDigest, verifyAttestation, type SignedStep } from '../wire/attestation.js';
 import { DEFAULT_MAX_HIDDEN_MAGNITUDE } from './defaults.js';
 import { LocalEncodingError, RemoteSpanError, type RemoteSpanFailure } from './errors.js';
 
@@ -61,6 +62,13 @@ export interface RemoteSpanOptions {
   readonly signal?: AbortSignal;
   /** Largest |value| accepted in a reply; a larger one is the replying server's fault. Default DEFAULT_MAX_HIDDEN_MAGNITUDE. */
   readonly maxHiddenMagnitude?: number;
+  /** Whether a step reply without an attestation is the server's fault (default true; a bad one always is). */
+  readonly requireAttestations?: boolean;
+}
+
+/** One step's signed reply as this hop received it: what a spot-check compares and the oracle is shown. */
+export interface AttestedOutput extends SignedStep {
+  readonly output: Float32Array;
 }
 
 /** One step's input: hidden states [tokens, hidden] for positions [position, position + tokens). */
@@ -78,6 +86,8 @@ export interface HopResult {
   /** The server's own time for the step (queue + engine) and from reading it to replying, when reported (ms). */
   readonly computeMs?: number;
   readonly serverMs?: number;
+  /** The server's signature of the step (wire/attestation.ts), checked against its input and output. */
+  readonly attestation?: string;
 }
 
 /** A reply the session waits for from a hop it did not send the step to (the previous hop pushed it there). */
@@ -169,6 +179,10 @@ export class RemoteSpan {
   private readonly closeTimeoutMs: number;
   private readonly signal?: AbortSignal;
   private readonly maxMagnitude: number;
+  private readonly requireAttestations: boolean;
+  private readonly history = new HistoryChain();
+  /** Every step's signed reply, in the order received (a rewind appends the replayed steps again). */
+  readonly attested: AttestedOutput[] = [];
   private nextStepId = 0;
   private currentPosition = 0;
   private queue: Promise<unknown> = Promise.resolve();
@@ -200,6 +214,7 @@ export class RemoteSpan {
     this.closeTimeoutMs = Math.max(1, Math.ceil(options.closeTimeoutMs ?? DEFAULTS.closeTimeoutMs));
     this.signal = options.signal;
     this.maxMagnitude = options.maxHiddenMagnitude ?? DEFAULT_MAX_HIDDEN_MAGNITUDE;
+    this.requireAttestations = options.requireAttestations ?? true;
   }
 
   /** Tokens in the server's cache for this session, as far as the client knows. */
@@ -354,7 +369,9 @@ export class RemoteSpan {
         const index = outputs.length;
         const deadline = this.deadline((timeoutMs = timeout()));
         const reply = await this.receiveReply(deadline.signal).finally(deadline.clear);
-        outputs.push(this.check(reply, inputs[index]!, stepIds[index]!));
+        const result = this.check(reply, inputs[index]!, stepIds[index]!);
+        await this.verify(result.attestation, inputs[index]!, result.output);
+        outputs.push(result);
         this.currentPosition = inputs[index]!.position + inputs[index]!.tokens;
       }
       return outputs;
@@ -430,6 +447,34 @@ export class RemoteSpan {
     return this.error('stream', messageOf(error), error);
   }
 
+  /**
+   * Checks the attestation of a reply to a step the previous hop pushed here, once its input (that hop's output) is
+   * known. Called in step order, as the history chain requires; a bad one fails this hop.
+   */
+  async verifyPushed(input: StepInput, result: HopResult): Promise<void> {
+    try {
+      await this.verify(result.attestation, input, result.output);
+    } catch (error) {
+      this.failure = error as RemoteSpanError;
+      this.channel.abort(asError(error));
+      throw error;
+    }
+  }
+
+  /** Checks a reply's attestation against what we sent (or the upstream hop pushed) and received, and keeps it. */
+  private async verify(attestation: string | undefined, input: StepInput, output: Float32Array): Promise<void> {
+    const history = this.history.extend(input.position, input.tokens, tensorDigest(asReceived(input.hidden, this.hiddenSize, this.codec)));
+    if (attestation === undefined) {
+      if (this.requireAttestations) throw this.error('malformed', `stepResult at position ${input.position} carries no attestation`);
+      return;
+    }
+    const claim = { sessionId: this.sessionId, position: input.position, tokens: input.tokens, spanStart: this.start, spanEnd: this.end, dtype: this.codec, history, output: tensorDigest(output) };
+    if (!(await verifyAttestation(this.peerId, claim, attestation))) {
+      throw this.error('malformed', `stepResult at position ${input.position} has an attestation that does not verify (wrong signer, input history or output)`);
+    }
+    this.attested.push({ peerId: this.peerId, claim, signature: attestation, output });
+  }
+
   private check(reply: DecodedMessage, input: StepInput, stepId: number): HopResult {
     const header = reply.header;
     if (header.type === 'error') {
@@ -461,7 +506,7 @@ export class RemoteSpan {
       }
     }
     if (problems.length > 0) throw this.error('malformed', `bad stepResult for step ${stepId}: ${problems.join('; ')}`);
-    return { output: tensor!, forwarded: header.forwarded === true, computeMs: header.computeMs, serverMs: header.serverMs };
+    return { output: tensor!, forwarded: header.forwarded === true, computeMs: header.computeMs, serverMs: header.serverMs, attestation: header.attestation };
   }
 }
 

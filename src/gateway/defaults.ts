@@ -48,3 +48,12 @@ export const RECEIPT_MAX_BACKOFF_MS = 60_000;
 export const RECEIPT_POST_TIMEOUT_MS = 10_000;
 /** close() gives the last flush this long (ms). */
 export const RECEIPT_CLOSE_FLUSH_MS = 2_000;
+
+/**
+ * Fraction of (session, hop) pairs the gateway re-runs on another server (client/spot-check.ts). 5 %: about 5 % more
+ * swarm compute, run after each request; a server that cheats on a fraction f of its sessions is caught within
+ * n sessions with probability 1 − (1 − 0.05·f)^n (f = 1: 92 % by 50, 99.4 % by 100), and one catch costs it the epoch.
+ */
+export const DEFAULT_SPOT_CHECK_RATE = 0.05;
+/** Tries to post one piece of spot-check evidence to the oracle (with doubling waits from 1 s) before it is dropped. */
+export const EVIDENCE_POST_TRIES = 5;

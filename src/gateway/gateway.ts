@@ -20,10 +20,11 @@ import { silentLogger, type ComponentLogger } from '../util/logger.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { createGatewayApp } from './app.js';
 import type { GatewayContext } from './context.js';
-import { DASHBOARD_PUSH_MS, DEFAULT_GATEWAY_HOST, DEFAULT_PRICE_PER_TOKEN_FAR, RECOVER_INTERVAL_MS, RESPONSE_DRAIN_MS, SHUTDOWN_GRACE_MS, STALE_REQUEST_MS } from './defaults.js';
+import { DASHBOARD_PUSH_MS, DEFAULT_GATEWAY_HOST, DEFAULT_PRICE_PER_TOKEN_FAR, RECEIPT_CLOSE_FLUSH_MS, RECOVER_INTERVAL_MS, RESPONSE_DRAIN_MS, SHUTDOWN_GRACE_MS, STALE_REQUEST_MS } from './defaults.js';
 import { GenerationService } from './generation.js';
 import { parseFar } from './ledger/money.js';
 import { GatewayMetrics } from './metrics.js';
+import { EvidenceReporter } from './receipts/evidence.js';
 import { ReceiptSender } from './receipts/sender.js';
 import { ReceiptSigner, type ReceiptSettings } from './receipts/sign.js';
 import { ModelCatalog } from './model-catalog.js';
@@ -82,6 +83,9 @@ export async function createGateway(components: GatewayComponents, settings: Gat
   const receipts = settings.receipts;
   const signer = receipts ? new ReceiptSigner(receipts.account, receipts.chainId, receipts.rewardPool) : undefined;
   const sender = receipts ? new ReceiptSender({ ledger: components.ledger, log: logger.forComponent('corolla:gateway:receipts') }, receipts) : undefined;
+  // a server a spot-check caught is reported to the oracle with the evidence (the client has banned it already)
+  const reporter = receipts ? new EvidenceReporter({ log: logger.forComponent('corolla:gateway:evidence') }, receipts) : undefined;
+  if (reporter) for (const host of hosts) host.model.addEventListener('spot-check:failed', (event) => reporter.report(event.detail));
   const generations = new GenerationService({ ledger: components.ledger, state: components.state, metrics, log, ...(signer ? { receipts: signer } : {}) }, { gatewayId: settingsView.gatewayId, pricePerTokenUnits });
   const context: GatewayContext = {
     models,
@@ -144,6 +148,10 @@ export async function createGateway(components: GatewayComponents, settings: Gat
       await generations.stop(SHUTDOWN_GRACE_MS);
       // after the generations, so their receipts are in the outbox for the last flush
       await sender?.close();
+      await Promise.all(hosts.map((host) => host.close().catch(() => {})));
+      // checks finish when their hosts close; their reports get as long as the last receipts' flush
+      if (reporter) await Promise.race([reporter.settled(), new Promise((resolve) => setTimeout(resolve, RECEIPT_CLOSE_FLUSH_MS).unref())]);
+      reporter?.close();
       if (server) {
         const s = server;
         // The stopped generations' streams still write their last event: let responses in flight end (close()
@@ -156,7 +164,6 @@ export async function createGateway(components: GatewayComponents, settings: Gat
           });
         });
       }
-      await Promise.all(hosts.map((host) => host.close().catch(() => {})));
     },
   };
 }

@@ -20,7 +20,7 @@ import type { SwarmNode } from '../swarm/node.js';
 import type { ServerRecord } from '../swarm/records/schema.js';
 import type { Registry } from '../swarm/registry/index.js';
 import { silentLogger, type ComponentLogger, type Logger } from '../util/logger.js';
-import { DEFAULT_MODEL_REFRESH_MS } from './defaults.js';
+import { DEFAULT_MODEL_REFRESH_MS, DEFAULT_SPOT_CHECK_RATE } from './defaults.js';
 import { ModelUnavailableError } from './errors.js';
 
 export interface ModelHostSettings {
@@ -108,7 +108,9 @@ export class ModelHost extends TypedEventEmitter<ModelHostEvents> {
     super();
     this.name = settings.name;
     this.log = (components.logger ?? silentLogger).forComponent('corolla:gateway:model');
-    this.model = new RemoteModel({ ...settings.model, waitForCoverage: false }, { node: components.node, registry: components.registry, bans: components.bans ?? new BanList(), logger: components.logger });
+    // a gateway spot-checks its servers unless told otherwise (spotCheck.rate 0 disables)
+    const spotCheck = { ...settings.model.spotCheck, rate: settings.model.spotCheck?.rate ?? DEFAULT_SPOT_CHECK_RATE };
+    this.model = new RemoteModel({ ...settings.model, spotCheck, waitForCoverage: false }, { node: components.node, registry: components.registry, bans: components.bans ?? new BanList(), logger: components.logger });
     this.view = { name: this.name, modelId: null, status: 'starting', reason: 'loading the model', numBlocks: 0, contextLength: 0, coverage: [], servers: [], updatedAt: Date.now() };
   }
 

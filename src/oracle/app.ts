@@ -1,5 +1,5 @@
 /**
- * The oracle's HTTP API (Hono): POST /v1/receipts, POST /v1/metrics, GET /v1/epochs/{n}, GET /v1/rewards/{address},
+ * The oracle's HTTP API (Hono): POST /v1/receipts, POST /v1/metrics, POST /v1/evidence, GET /v1/epochs/{n}, GET /v1/rewards/{address},
  * GET /health. JSON throughout, every bigint a decimal string. A body that is not what a route takes is a 4xx with
  * the reason; only a real failure of ours is a 5xx.
  */
@@ -38,6 +38,15 @@ export function createOracleApp(service: OracleService, options: { logger?: Comp
   app.get('/health', (c) => json(c, { status: 'ok', epoch: service.currentEpoch() }));
   app.post('/v1/receipts', async (c) => json(c, await service.acceptReceipts(await batch(c, 'receipts'))));
   app.post('/v1/metrics', async (c) => json(c, await service.acceptMetrics(await batch(c, 'metrics'))));
+  app.post('/v1/evidence', async (c) => {
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch {
+      throw new InvalidReportError('the body is not JSON');
+    }
+    return json(c, await service.acceptEvidence(body));
+  });
   app.get('/v1/epochs/:epoch', async (c) => {
     const epoch = c.req.param('epoch');
     if (!/^(0|[1-9][0-9]{0,9})$/.test(epoch) || Number(epoch) > 2 ** 31 - 1) throw new InvalidReportError(`"${epoch.slice(0, 40)}" is not an epoch number`, 'epoch');

@@ -2,7 +2,7 @@
 import { type Account, type Address, type Chain, type Hex, type PublicClient, type Transport, type WalletClient } from 'viem';
 import { agentRegistryAbi, rewardPoolAbi } from '../chain/contracts.js';
 import { ChainError } from '../chain/errors.js';
-import type { EpochSchedule, RegistryReader, RewardPoolWriter } from './types.js';
+import type { EpochSchedule, RegistryReader, RegistrySlasher, RewardPoolWriter } from './types.js';
 
 const REGISTRY_ABI = agentRegistryAbi;
 const REWARD_POOL_ABI = rewardPoolAbi;
@@ -72,4 +72,22 @@ export async function readEpochSchedule(client: PublicClient, pool: Address): Pr
 /** viem's one-line reason (e.g. the decoded revert), not its multi-line report. */
 function reason(error: unknown): string {
   return (error as { shortMessage?: string }).shortMessage ?? (error as Error).message;
+}
+
+/** AgentRegistry.slash through `wallet`, whose account must hold VERIFIER_ROLE (or be the admin). */
+export function viemRegistrySlasher(client: PublicClient, wallet: WalletClient<Transport, Chain | undefined, Account>, registry: Address): RegistrySlasher {
+  return {
+    async slash(server, reason) {
+      let hash: Hex;
+      try {
+        const { request } = await client.simulateContract({ account: wallet.account, address: registry, abi: REGISTRY_ABI, functionName: 'slash', args: [server, reason] });
+        hash = await wallet.writeContract(request);
+      } catch (error) {
+        throw new ChainError(`AgentRegistry ${registry}: slash(${server}) failed`, { cause: error });
+      }
+      const receipt = await client.waitForTransactionReceipt({ hash });
+      if (receipt.status !== 'success') throw new ChainError(`AgentRegistry ${registry}: slash(${server}) reverted in ${hash}`);
+      return hash;
+    },
+  };
 }

@@ -63,3 +63,45 @@ export function parseItem<T>(schema: z.ZodType<T>, item: unknown): { ok: true; v
 
 export type SignedReceipt = Signed<Receipt>;
 export type SignedMetrics = Signed<NodeMetrics>;
+
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/, '64 lowercase hex digits');
+const claim = z
+  .object({
+    sessionId: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'a session id'),
+    position: uint32,
+    tokens: z.number().int().min(1).max(4096),
+    spanStart: uint32,
+    spanEnd: uint32,
+    dtype: z.enum(['f32', 'f16', 'int8']),
+    history: hex64,
+    output: hex64,
+  })
+  .strict();
+
+/** 2^22 bytes of f32 values at most per output (a 4096-token step of a 256-wide model, or one token of a huge one). */
+const MAX_OUTPUT_BASE64 = Math.ceil((1 << 22) / 3) * 4;
+
+const party = z
+  .object({
+    peerId: text,
+    ethAddress: address,
+    ethBinding: z.object({ issuedAt: z.number().int().min(0), signature }).strict(),
+    claim,
+    signature: z.string().regex(/^[A-Za-z0-9_-]{86}$/, 'an Ed25519 signature in base64url'),
+    /** The step's output values, f32 little-endian, base64. */
+    output: z.string().max(MAX_OUTPUT_BASE64).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'base64'),
+  })
+  .strict();
+
+export const signedEvidenceSchema = z
+  .object({
+    report: z.object({ suspect: address, suspectPeerId: text, evidence: z.string().regex(/^0x[0-9a-f]{64}$/, 'a 32-byte hex digest').transform((v) => v as Hex), reportedAt: uint(64) }).strict(),
+    /** The payer's EIP-712 signature of `report`. */
+    signature,
+    suspect: party,
+    checker: party,
+  })
+  .strict();
+
+export type SignedEvidence = z.infer<typeof signedEvidenceSchema>;
+export type EvidenceParty = SignedEvidence['suspect'];

@@ -4,7 +4,7 @@
  * Token counts and amounts are numeric(78, 0): any uint256 fits.
  */
 import { sql } from 'drizzle-orm';
-import { bigint, check, index, integer, jsonb, numeric, pgTable, primaryKey, serial, text, timestamp } from 'drizzle-orm/pg-core';
+import { bigint, check, doublePrecision, index, integer, jsonb, numeric, pgTable, primaryKey, serial, text, timestamp } from 'drizzle-orm/pg-core';
 import type { Address, Hex } from 'viem';
 import type { EpochStatus } from './types.js';
 
@@ -123,4 +123,33 @@ export const rewards = pgTable(
     proof: jsonb('proof').$type<Hex[]>().notNull(),
   },
   (table) => [primaryKey({ columns: [table.epoch, table.address] }), index('oracle_rewards_address_idx').on(table.address)],
+);
+
+/**
+ * Spot-check evidence (POST /v1/evidence): two servers' signed, conflicting replies to the same input history, as a
+ * known payer reported them. The suspect is paid nothing in the evidence's epoch; `slashTx` once it was slashed.
+ */
+export const evidence = pgTable(
+  'oracle_evidence',
+  {
+    /** evidenceDigest of the two signed replies: the same evidence again is a duplicate. */
+    digest: text('digest').primaryKey(),
+    epoch: integer('epoch').notNull(),
+    payer: text('payer').$type<Address>().notNull(),
+    suspect: text('suspect').$type<Address>().notNull(),
+    suspectPeerId: text('suspect_peer_id').notNull(),
+    checker: text('checker').$type<Address>().notNull(),
+    checkerPeerId: text('checker_peer_id').notNull(),
+    blockStart: integer('block_start').notNull(),
+    blockEnd: integer('block_end').notNull(),
+    position: integer('position').notNull(),
+    deviation: doublePrecision('deviation').notNull(),
+    /** The whole report as accepted (both replies with their outputs, the payer's signature). */
+    body: jsonb('body').notNull(),
+    reportedAt: ms('reported_at').notNull(),
+    acceptedAt: time('accepted_at').notNull(),
+    slashTx: text('slash_tx').$type<Hex>(),
+    slashError: text('slash_error'),
+  },
+  (table) => [index('oracle_evidence_epoch_suspect_idx').on(table.epoch, table.suspect), index('oracle_evidence_suspect_idx').on(table.suspect)],
 );

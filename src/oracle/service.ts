@@ -9,15 +9,17 @@
  */
 import { hashTypedData, zeroHash, type Address, type Hex, type TypedDataDomain } from 'viem';
 import { NODE_METRICS_TYPES, RECEIPT_TYPES, nodeMetricsSigner, receiptDomain, receiptSigner } from '../chain/receipts.js';
+import { spotCheckReportSigner } from '../chain/evidence.js';
 import { silentLogger, type ComponentLogger, type Logger } from '../util/logger.js';
 import { DEFAULT_CLOSE_GRACE_MS, DEFAULT_MAX_CLOCK_SKEW_MS, MAX_BATCH_ITEMS } from './defaults.js';
-import { BatchTooLargeError, EpochNotEndedError, EpochReportedElsewhereError } from './errors.js';
+import { BatchTooLargeError, EpochNotEndedError, EpochReportedElsewhereError, InvalidReportError } from './errors.js';
 import { allocate, contribution, receiptBlockTokens, uptimeWeightPpm } from './formula.js';
 import { RewardTree } from '../chain/merkle.js';
-import { parseItem, signedMetricsSchema, signedReceiptSchema, type SignedMetrics, type SignedReceipt } from './messages.js';
+import { parseItem, signedEvidenceSchema, signedMetricsSchema, signedReceiptSchema, type SignedMetrics, type SignedReceipt } from './messages.js';
+import { verifyEvidence } from './evidence.js';
 import type { FlaggedJson } from './schema.js';
 import type { MetricsRow, OracleStore, ReceiptRow, RewardRow } from './store.js';
-import type { BatchResult, Claimable, EpochReport, FlaggedMetrics, NodeReward, RegistryReader, RewardPoolWriter } from './types.js';
+import type { BatchResult, Claimable, EpochReport, EvidenceResult, FlaggedMetrics, NodeReward, RegistryReader, RegistrySlasher, RewardPoolWriter } from './types.js';
 
 export interface OracleSettings {
   /** The deployment the signatures are bound to (the EIP-712 domain). */
@@ -39,6 +41,8 @@ export interface OracleComponents {
   readonly store: OracleStore;
   readonly registry: RegistryReader;
   readonly pool: RewardPoolWriter;
+  /** With a key holding the registry's VERIFIER_ROLE: suspects of accepted evidence are slashed. Without: kept for the admin. */
+  readonly slasher?: RegistrySlasher;
   readonly logger?: ComponentLogger;
   /** The clock (unix ms); tests move it. */
   readonly now?: () => number;
@@ -64,6 +68,7 @@ export class OracleService {
   private readonly graceMs: number;
   /** One close at a time per epoch in this process. */
   private readonly closing = new Map<number, Promise<EpochReport>>();
+  private readonly pendingSlashes = new Set<Promise<void>>();
 
   constructor(
     private readonly settings: OracleSettings,
@@ -125,7 +130,8 @@ export class OracleService {
     const epoch = Number(epochNumber);
     const stored = await this.components.store.epoch(epoch);
     const conflicts = (await this.components.store.conflicts(epoch)).map(({ id: _, epoch: __, ...conflict }) => conflict);
-    const span = { epoch: epochNumber, startsAt: this.epochStart(epoch), endsAt: this.epochStart(epoch + 1) };
+    const excluded = await this.excluded(epoch);
+    const span = { epoch: epochNumber, startsAt: this.epochStart(epoch), endsAt: this.epochStart(epoch + 1), excluded: [...excluded] };
     if (!stored) {
       const { nodes, flagged } = await this.compute(epoch);
       const totalContribution = nodes.reduce((sum, node) => sum + node.contribution, 0n);
@@ -241,9 +247,10 @@ export class OracleService {
 
   /** The formula over the epoch's stored receipts and metrics (formula.ts, docs/oracle.md). */
   private async compute(epoch: number): Promise<Computed> {
-    const [receiptRows, metricsRows] = await Promise.all([this.components.store.receipts(epoch), this.components.store.metrics(epoch)]);
+    const [receiptRows, metricsRows, excluded] = await Promise.all([this.components.store.receipts(epoch), this.components.store.metrics(epoch), this.excluded(epoch)]);
     const byServer = new Map<Address, ReceiptRow[]>();
-    for (const row of receiptRows) byServer.set(row.server, [...(byServer.get(row.server) ?? []), row]);
+    // a server caught returning wrong results (spot-check evidence in this epoch) is paid nothing for the epoch
+    for (const row of receiptRows) if (!excluded.has(row.server)) byServer.set(row.server, [...(byServer.get(row.server) ?? []), row]);
 
     const flagged: FlaggedMetrics[] = [];
     /** Uptime within the epoch from each server's latest unflagged metrics (rows come ordered by periodEnd). */
@@ -269,6 +276,79 @@ export class OracleService {
         return { address, receipts: rows.length, blockTokens, uptimeWeightPpm: weight, contribution: contribution(blockTokens, weight) };
       });
     return { nodes, flagged };
+  }
+
+  /** Addresses with spot-check evidence in `epoch`. */
+  private async excluded(epoch: number): Promise<Set<Address>> {
+    return new Set((await this.components.store.evidence(epoch)).map((row) => row.suspect));
+  }
+
+  /**
+   * Takes one piece of spot-check evidence (evidence.ts says what is checked); a report that fails a check is an
+   * InvalidReportError with the reason. Accepted, the suspect is excluded from the epoch of `reportedAt`, and slashed
+   * when this oracle has a slasher (in the background: the answer does not wait for the transaction).
+   */
+  async acceptEvidence(item: unknown): Promise<EvidenceResult> {
+    const parsed = parseItem(signedEvidenceSchema, item);
+    if (!parsed.ok) throw new InvalidReportError(parsed.reason, 'evidence');
+    const signed = parsed.value;
+    const payer = await this.signer(() => spotCheckReportSigner(this.domain, signed.report, signed.signature));
+    if (!payer) throw new InvalidReportError('the report signature is invalid', 'signature');
+    if (!this.payers.has(payer)) throw new InvalidReportError(`signed by ${payer}, not a known payer`, 'signature');
+    const timeProblem = this.checkTime(Number(signed.report.reportedAt));
+    if (timeProblem) throw new InvalidReportError(`reportedAt ${timeProblem}`, 'report.reportedAt');
+    const verdict = await verifyEvidence(signed);
+    if (!verdict.ok) throw new InvalidReportError(verdict.reason, 'evidence');
+    const { suspect, checker, report } = signed;
+    const epoch = this.epochAt(Number(report.reportedAt));
+    const inserted = await this.components.store.insertEvidence({
+      digest: report.evidence,
+      epoch,
+      payer,
+      suspect: report.suspect,
+      suspectPeerId: suspect.peerId,
+      checker: checker.ethAddress,
+      checkerPeerId: checker.peerId,
+      blockStart: suspect.claim.spanStart,
+      blockEnd: suspect.claim.spanEnd,
+      position: suspect.claim.position,
+      deviation: verdict.deviation,
+      body: { ...signed, report: { ...report, reportedAt: String(report.reportedAt) } },
+      reportedAt: Number(report.reportedAt),
+      acceptedAt: new Date(this.now()),
+      slashTx: null,
+      slashError: null,
+    });
+    const { slasher } = this.components;
+    if (inserted) {
+      this.log('evidence against %s (%s) for epoch %d from %s: deviation %s', report.suspect, suspect.peerId, epoch, payer, verdict.deviation.toExponential(2));
+      if (slasher) this.pendingSlashes.add(this.slash(slasher, report.evidence, report.suspect, `spot-check: wrong results for blocks [${suspect.claim.spanStart}, ${suspect.claim.spanEnd}) (evidence ${report.evidence})`));
+    }
+    return { status: inserted ? 'accepted' : 'duplicate', epoch, suspect: report.suspect, slash: slasher ? 'pending' : 'not-configured' };
+  }
+
+  /** Resolves once every slash started so far has been sent and recorded (tests, shutdown). */
+  async settled(): Promise<void> {
+    while (this.pendingSlashes.size > 0) await Promise.all([...this.pendingSlashes]);
+  }
+
+  private slash(slasher: RegistrySlasher, digest: Hex, suspect: Address, reason: string): Promise<void> {
+    const run: Promise<void> = slasher
+      .slash(suspect, reason)
+      .then(
+        async (txHash) => {
+          this.log('slashed %s in %s', suspect, txHash);
+          await this.components.store.markSlashed(digest, { txHash });
+        },
+        async (error: unknown) => {
+          const message = (error as Error)?.message ?? String(error);
+          this.log.error('slashing %s failed (the evidence stays for the admin): %s', suspect, message);
+          await this.components.store.markSlashed(digest, { error: message.slice(0, 2000) });
+        },
+      )
+      .catch((error: unknown) => this.log.error('recording the slash of %s failed: %s', suspect, (error as Error)?.message ?? String(error)))
+      .finally(() => this.pendingSlashes.delete(run));
+    return run;
   }
 
   private async acceptReceipt(item: unknown, isActive: (server: Address) => Promise<boolean>): Promise<'accepted' | 'duplicate' | { reason: string }> {

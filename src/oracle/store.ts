@@ -7,7 +7,7 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import type { Address, Hex } from 'viem';
 import { CorollaError } from '../errors.js';
 import { OracleStoreError } from './errors.js';
-import { conflicts, epochs, metrics, receipts, rewards } from './schema.js';
+import { conflicts, epochs, evidence, metrics, receipts, rewards } from './schema.js';
 
 export type OracleDatabase = PgDatabase<PgQueryResultHKT>;
 export type ReceiptRow = typeof receipts.$inferSelect;
@@ -15,6 +15,7 @@ export type MetricsRow = typeof metrics.$inferSelect;
 export type ConflictRow = typeof conflicts.$inferInsert;
 export type EpochRow = typeof epochs.$inferSelect;
 export type RewardRow = typeof rewards.$inferSelect;
+export type EvidenceRow = typeof evidence.$inferSelect;
 
 /** What inserting a signed report found: it is new, or the key already holds a report with this digest. */
 export type InsertOutcome = { readonly inserted: true } | { readonly inserted: false; readonly existingDigest: Hex };
@@ -54,6 +55,23 @@ export class OracleStore {
         return { inserted: false, existingDigest: existing!.digest };
       }),
     );
+  }
+
+  /** Stores spot-check evidence; false when the same evidence is stored already. */
+  insertEvidence(row: EvidenceRow): Promise<boolean> {
+    return this.guard('insertEvidence', async () => (await this.db.insert(evidence).values(row).onConflictDoNothing().returning({ digest: evidence.digest })).length > 0);
+  }
+
+  /** Records the outcome of slashing for the evidence. */
+  markSlashed(digest: string, outcome: { readonly txHash: Hex } | { readonly error: string }): Promise<void> {
+    return this.guard('markSlashed', async () => {
+      await this.db.update(evidence).set('txHash' in outcome ? { slashTx: outcome.txHash, slashError: null } : { slashError: outcome.error }).where(eq(evidence.digest, digest));
+    });
+  }
+
+  /** The evidence accepted for `epoch`, oldest first. */
+  evidence(epoch: number): Promise<EvidenceRow[]> {
+    return this.guard('evidence', () => this.db.select().from(evidence).where(eq(evidence.epoch, epoch)).orderBy(asc(evidence.acceptedAt)));
   }
 
   recordConflict(row: ConflictRow): Promise<void> {

@@ -26,6 +26,12 @@ export interface EpochSchedule {
   readonly epochDurationMs: number;
 }
 
+/** AgentRegistry's slash, for an oracle whose key holds VERIFIER_ROLE. */
+export interface RegistrySlasher {
+  /** Slashes `server`; resolves with the transaction hash once it is mined. */
+  slash(server: Address, reason: string): Promise<Hex>;
+}
+
 /** `open` until closing starts; `submitting` once the results are stored (the report may be in flight); `reported` with its transaction. */
 export type EpochStatus = 'open' | 'submitting' | 'reported';
 
@@ -83,6 +89,17 @@ export interface EpochReport {
   readonly nodes: readonly NodeReward[];
   readonly flagged: readonly FlaggedMetrics[];
   readonly conflicts: readonly Conflict[];
+  /** Servers with spot-check evidence in this epoch: their receipts are not counted, so they get nothing. */
+  readonly excluded: readonly Address[];
+}
+
+/** The answer to one piece of spot-check evidence. */
+export interface EvidenceResult {
+  readonly status: 'accepted' | 'duplicate';
+  readonly epoch: number;
+  readonly suspect: Address;
+  /** Whether the oracle slashes (it holds VERIFIER_ROLE) or keeps the evidence for the admin. */
+  readonly slash: 'pending' | 'not-configured';
 }
 
 /** What a node can claim for one reported epoch. */

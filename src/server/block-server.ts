@@ -23,6 +23,7 @@ import { formatBlockRange, type BlockRange } from '../util/blocks.js';
 import { silentLogger, type ComponentLogger, type Logger } from '../util/logger.js';
 import { BLOCK_PROTOCOL } from '../wire/protocols.js';
 import { Announcer } from './announcer.js';
+import { StepAttester } from './attestation.js';
 import { BlockService } from './block-service.js';
 import { STREAM_LIMITS, WITHDRAW_TIMEOUT_MS } from './defaults.js';
 import { ServerConfigError, ShuttingDownError } from './errors.js';
@@ -293,6 +294,7 @@ class CorollaBlockServer<S extends ServiceMap> extends TypedEventEmitter<BlockSe
       minSessionRate: settings.minSessionRate,
       dialer: libp2pDialer(this.node.libp2p),
       logger: this.logger,
+      attester: new StepAttester(this.node.privateKey, target),
     });
     service.addEventListener('session:open', (event) => this.safeDispatchEvent('session:open', { detail: event.detail }));
     service.addEventListener('session:close', (event) => this.safeDispatchEvent('session:close', { detail: event.detail }));

@@ -57,6 +57,7 @@ import {
   type TensorInput,
 } from '../wire/messages.js';
 import { ipOf } from '../swarm/node.js';
+import type { StepAttester } from './attestation.js';
 import { BatchScheduler } from './batch-scheduler.js';
 import {
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -108,6 +109,8 @@ export interface BlockServiceOptions {
   /** Opens streams to other servers: given, this server forwards steps to the next hops its clients name. */
   readonly dialer?: BlockDialer;
   readonly logger?: ComponentLogger;
+  /** Signs every step reply (server/attestation.ts). */
+  readonly attester?: StepAttester;
 }
 
 export interface BlockServiceEvents {
@@ -200,6 +203,7 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
         if (!channel || !this.streams.has(owner)) return false;
         return this.reply(channel, reply);
       },
+      ...(options.attester ? { attester: options.attester } : {}),
     };
     this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(1000, this.idleTimeoutMs / 4)));
     this.sweeper.unref();

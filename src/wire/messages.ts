@@ -70,6 +70,7 @@ export type Codec = WireDtype;
 // ---------------------------------------------------------------------------------------------------------------
 // Schemas (one per message type; the types below are derived from them)
 
+const ATTESTATION_PATTERN = /^[A-Za-z0-9_-]{86}$/;
 const id = token(ID_PATTERN, '1..128 characters of [A-Za-z0-9_-]');
 const nonNegative = intIn(0);
 const blockIndex = intIn(0, MAX_BLOCK_INDEX);
@@ -151,6 +152,8 @@ const SCHEMAS = {
     computeMs: reportedMs.optional(),
     serverMs: reportedMs.optional(),
     tensor: tensorMeta,
+    /** The server's Ed25519 signature of the step (wire/attestation.ts), base64url; clients require it. */
+    attestation: token(ATTESTATION_PATTERN, 'an Ed25519 signature in base64url (86 characters)').optional(),
   }),
   push: message('push', {
     /** The peer id of the client that owns the session (the session must have been opened by it). */

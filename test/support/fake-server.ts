@@ -2,6 +2,8 @@
  * A block-protocol server with injectable faults, for testing how the client treats every kind of bad reply. It runs
  * the real engine (a SpanExecutor), so until its fault fires its replies are exactly a real server's.
  */
+import { StepAttester } from '../../src/server/attestation.js';
+import { asReceived } from '../../src/wire/attestation.js';
 import type { PlannerRecord } from '../../src/client/route-planner.js';
 import { loadSpan } from '../../src/engine/span-executor.js';
 import type { SpanExecutor } from '../../src/engine/types.js';
@@ -19,7 +21,10 @@ export type FaultKind =
   /** The `opened` reply comes `atStep` ms late. */
   | 'open-slow'
   /** Every step's reply comes `atStep` ms late (a server slower than its record claims). */
-  | 'slow-steps';
+  | 'slow-steps'
+  /** Step `atStep`'s reply carries no attestation, or one that signs another output. */
+  | 'unsigned'
+  | 'bad-attestation';
 
 export interface Fault {
   readonly kind: FaultKind;
@@ -39,6 +44,9 @@ export interface FakeServer {
 
 export async function serveFakeBlocks(node: SwarmNode, span: SpanExecutor, initial?: Fault): Promise<FakeServer> {
   const state: FakeServer = { peerId: node.peerId, steps: 0, faultsFired: [], openSessions: 0, fault: initial };
+  // it signs what it sends, as a real server does (wrong values included: a signed wrong reply is evidence)
+  const attester = new StepAttester(node.privateKey, span.range);
+  const sessions = new Map<string, object>();
   let serial = 0;
   await node.libp2p.handle(BLOCK_PROTOCOL, async (stream) => {
     const channel = messageChannel(stream);
@@ -113,9 +121,15 @@ export async function serveFakeBlocks(node: SwarmNode, span: SpanExecutor, initi
                 return;
             }
           }
-          await channel.send(reply, { data, shape, dtype });
+          const key = prefix + header.sessionId;
+          if (!sessions.has(key)) sessions.set(key, {});
+          const signedData = fault?.kind === 'bad-attestation' && steps === fault.atStep ? data.map((v) => v + 1) : data;
+          const attestation = await attester.attest(sessions.get(key)!, header, tensor!, asReceived(signedData, H, dtype), dtype);
+          const unsigned = fault?.kind === 'unsigned' && steps === fault.atStep;
+          await channel.send(unsigned ? reply : { ...reply, attestation }, { data, shape, dtype });
         } else if (header.type === 'close') {
           span.closeSession(prefix + header.sessionId);
+          sessions.delete(prefix + header.sessionId);
           if (opened.delete(prefix + header.sessionId)) state.openSessions--;
           await channel.send({ type: 'closed', sessionId: header.sessionId });
         } else if (header.type === 'ping') {

@@ -3,6 +3,7 @@ import { InvalidSpanError } from '../../engine/errors.js';
 import type { SpanExecutor } from '../../engine/types.js';
 import type { BlockRange } from '../../util/blocks.js';
 import type { Message, MessageInput, TensorInput } from '../../wire/messages.js';
+import type { StepAttester } from '../attestation.js';
 import type { BatchScheduler } from '../batch-scheduler.js';
 import type { ForwardLinks } from '../forward-links.js';
 import type { PeerQuotas } from '../quotas.js';
@@ -25,6 +26,8 @@ export interface RequestContext {
   readonly upstreams: WeakMap<ServedSession, string>;
   /** Sends a reply on a session's own (client) stream, for steps that arrived by `push`; false when it is gone. */
   deliver(owner: StreamState, reply: Reply): Promise<boolean>;
+  /** Signs step replies (absent: replies go unsigned, which clients refuse). */
+  readonly attester?: StepAttester;
 }
 
 export interface Reply {

@@ -6,6 +6,7 @@
  * The reply reports the time the step took on this server (`computeMs`: queue + engine).
  */
 import { InvalidStepError } from '../../engine/errors.js';
+import { asReceived } from '../../wire/attestation.js';
 import type { NextHop, StepMessage, PushMessage } from '../../wire/messages.js';
 import type { WireDtype } from '../../wire/tensor-codec.js';
 import type { ServedSession, StreamState } from '../session-table.js';
@@ -44,10 +45,15 @@ export async function runStep(ctx: RequestContext, session: ServedSession, clien
   const started = performance.now();
   const out = await ctx.sessions.run(session, hidden, m.position);
   const computeMs = performance.now() - started;
-  const tensor = { data: out, shape: [m.tokens, ctx.span.hiddenSize], dtype: smaller(session.codec, m.tensor.dtype) };
-  const forwarded = m.next ? await pushOn(ctx, client, m.next, m, tensor) : undefined;
+  const H = ctx.span.hiddenSize;
+  const dtype = smaller(session.codec, m.tensor.dtype);
+  const tensor = { data: out, shape: [m.tokens, H], dtype };
+  const [forwarded, attestation] = await Promise.all([
+    m.next ? pushOn(ctx, client, m.next, m, tensor) : undefined,
+    ctx.attester?.attest(session, m, hidden, asReceived(out, H, dtype), dtype),
+  ]);
   return {
-    header: { type: 'stepResult', sessionId: m.sessionId, stepId: m.stepId, position: m.position, ...(forwarded !== undefined ? { forwarded } : {}), computeMs: round(computeMs) },
+    header: { type: 'stepResult', sessionId: m.sessionId, stepId: m.stepId, position: m.position, ...(forwarded !== undefined ? { forwarded } : {}), computeMs: round(computeMs), ...(attestation ? { attestation } : {}) },
     tensor,
   };
 }
