@@ -54,6 +54,7 @@ export interface ServerView {
   readonly cacheTokensLeft: number;
   readonly location: string | null;
   readonly accelerator: string;
+  /** The server's Ethereum address, only when its record's binding verifies. */
   readonly ethAddress: string | null;
   readonly rttMs: number | null;
 }
@@ -183,6 +184,8 @@ export class ModelHost extends TypedEventEmitter<ModelHostEvents> {
       const missing = coverage.flatMap((n, b) => (n === 0 ? [b] : []));
       reason = missing.length > 0 ? `no server serves block${missing.length > 1 ? 's' : ''} ${formatBlocks(missing)}` : error.message;
     }
+    // shown only when bound to the peer id by the Ethereum key, as payment requires: a bare ethAddress is anyone's claim
+    const ethAddresses = await verifiedEthAddresses(records);
     this.records = records;
     const previous = this.view;
     this.view = {
@@ -193,7 +196,7 @@ export class ModelHost extends TypedEventEmitter<ModelHostEvents> {
       numBlocks,
       contextLength: model.config.maxPositionEmbeddings,
       coverage,
-      servers: records.map((r) => serverView(r, rtt.get(r.peerId))).sort((a, b) => a.blocks.start - b.blocks.start || (a.peerId < b.peerId ? -1 : 1)),
+      servers: records.map((r) => serverView(r, rtt.get(r.peerId), ethAddresses.get(r.peerId) ?? null)).sort((a, b) => a.blocks.start - b.blocks.start || (a.peerId < b.peerId ? -1 : 1)),
       updatedAt: Date.now(),
     };
     if (previous.status !== status) this.log('%s is %s%s', this.name, status, reason ? `: ${reason}` : '');
@@ -258,7 +261,7 @@ export class ModelHost extends TypedEventEmitter<ModelHostEvents> {
   }
 }
 
-function serverView(r: ServerRecord, rttMs: number | undefined): ServerView {
+function serverView(r: ServerRecord, rttMs: number | undefined, ethAddress: string | null): ServerView {
   return {
     peerId: r.peerId,
     name: r.publicName ?? null,
@@ -272,7 +275,7 @@ function serverView(r: ServerRecord, rttMs: number | undefined): ServerView {
     cacheTokensLeft: r.cacheTokensLeft,
     location: r.location ?? null,
     accelerator: r.accelerator.name,
-    ethAddress: r.ethAddress ?? null,
+    ethAddress,
     rttMs: rttMs ?? null,
   };
 }
