@@ -6,11 +6,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
-import net from 'node:net';
 import path from 'node:path';
 import { mnemonicToAccount, type HDAccount } from 'viem/accounts';
 import { foundry } from 'viem/chains';
 import { ChainError } from './errors.js';
+import { freePort, killProcessGroup } from '../util/processes.js';
 
 /** Anvil's (and Hardhat's) default development mnemonic: its keys are published, fit for local chains only. */
 export const ANVIL_DEV_MNEMONIC = 'test test test test test test test test test test test junk';
@@ -52,31 +52,12 @@ export function anvilBinary(override?: string): string {
   return binary;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer().once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 async function rpcReady(rpcUrl: string): Promise<boolean> {
   try {
     const response = await fetch(rpcUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_chainId', params: [] }) });
     return response.ok;
   } catch {
     return false;
-  }
-}
-
-function killGroup(child: ChildProcess): void {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, 'SIGKILL');
-  } catch {
-    child.kill('SIGKILL'); // the group is already gone
   }
 }
 
@@ -93,7 +74,7 @@ export async function startLocalAnvil(settings: LocalAnvilSettings = {}): Promis
   let spawnError: Error | undefined;
   child.once('error', (error) => (spawnError = error));
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const stop = () => killGroup(child);
+  const stop = () => killProcessGroup(child);
   process.once('exit', stop);
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (!(await rpcReady(rpcUrl))) {

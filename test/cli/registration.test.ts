@@ -4,13 +4,13 @@
  * against a deployed AgentRegistry (registered, inactive, --register) wait for the contracts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { privateKeyToAccount } from 'viem/accounts';
 import { ChainError } from '../../src/chain/errors.js';
 import { checkRegistration } from '../../src/cli/registration.js';
 import { UsageError } from '../../src/cli/errors.js';
 import { lineLogger, silentLogger } from '../../src/util/logger.js';
+import { freePort } from '../../src/util/processes.js';
 
 const ANVIL = 'node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil';
 const account = privateKeyToAccount(`0x${'5a'.repeat(32)}`);
@@ -18,14 +18,6 @@ const base = { name: 'node', peerId: '12D3KooWExamplePeer' };
 
 let anvil: ChildProcess | undefined;
 let rpcUrl = '';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 beforeAll(async () => {
   const port = await freePort();

@@ -4,7 +4,6 @@
  * while an honest peer's session on the same process keeps working and stays exact.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer } from 'node:net';
 import { loadSpan } from '../../src/engine/span-executor.js';
 import type { SpanExecutor } from '../../src/engine/types.js';
 import type { LoadedModelSource } from '../../src/model/load.js';
@@ -14,6 +13,7 @@ import { killCorollaProcesses, spawnCorolla } from '../support/cli.js';
 import { openStories, STORIES_GGUF } from '../support/models.js';
 import { randomHidden } from '../support/random.js';
 import { openBlockStream, sendLengthPrefixed, type RawClient } from '../support/servers.js';
+import { freePort } from '../../src/util/processes.js';
 
 const H = 64;
 let source: LoadedModelSource;
@@ -30,14 +30,6 @@ afterAll(async () => {
   await reference?.dispose();
   source?.close();
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function peerDialing(address: string): Promise<SwarmNode> {
   const node = await createSwarmNode({ transport: 'tcp' });

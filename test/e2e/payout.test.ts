@@ -7,7 +7,6 @@
  * and Σ payouts + dust = budget exactly, with the dust the amount the pool rolled over.
  */
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { bytesToHex, parseAbiItem, parseEther, type Address, type Hex } from 'viem';
@@ -18,6 +17,7 @@ import { startAnvil, type Anvil } from '../support/anvil.js';
 import { tempDir } from '../support/files.js';
 import { createTestDatabase, dropTestDatabases } from '../support/ledger.js';
 import { STORIES_GGUF } from '../support/models.js';
+import { freePort } from '../../src/util/processes.js';
 
 /** Short, so an epoch ends while the test waits; the oracle reads it from the pool. */
 const EPOCH_SECONDS = 30;
@@ -35,16 +35,6 @@ afterAll(async () => {
   anvil?.stop();
   await dropTestDatabases();
 }, 60_000);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer().once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const keyOf = (account: Anvil['accounts'][number]): Hex => bytesToHex(account.getHdKey().privateKey!);
 

@@ -14,6 +14,7 @@ import { RedisSharedState } from '../../src/gateway/state/redis.js';
 import type { LiveSession, SharedState } from '../../src/gateway/types.js';
 import { eventually, sleep } from '../support/wait.js';
 import { connectTestState, deleteKeys, rawRedis, uniquePrefix } from '../support/redis.js';
+import { freePort } from '../../src/util/processes.js';
 
 const prefix = uniquePrefix('state-redis');
 const SESSION_TTL_MS = 1_000;
@@ -170,14 +171,6 @@ describe('Redis away', () => {
     expect(await failure(state.isRevoked('x'))).toBeInstanceOf(SharedStateError);
   });
 });
-
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** A throwaway redis-server (no persistence), ready when it answers. */
 async function startRedisServer(port: number): Promise<ChildProcess> {

@@ -4,7 +4,6 @@
  * boundaries so the oracle takes every one.
  */
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
 import { TypedEventEmitter } from 'main-event';
@@ -16,21 +15,12 @@ import { createOracleApp } from '../../src/oracle/app.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { tempDir } from '../support/files.js';
 import { CHAIN_ID, EPOCH_MS, GENESIS, POOL, harness, receipt, servers, signedReceipt, type Harness } from '../oracle/fixtures.js';
+import { freePort } from '../../src/util/processes.js';
 
 const server = servers[0];
 let h: Harness;
 let port: number;
 let http: ServerType | undefined;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 class FakeHost extends TypedEventEmitter<BlockServerEvents> {
   readonly peerId = '12D3KooWmetrics';

@@ -7,23 +7,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { COROLLA_BIN } from '../../src/cli/processes.js';
+import { killProcessGroup } from '../../src/util/processes.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
 const running = new Set<ChildProcess>();
 
-function killGroup(child: ChildProcess): void {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, 'SIGKILL');
-  } catch {
-    child.kill('SIGKILL'); // the group is already gone
-  }
-}
-
 /** Kills every child still running (each with its process group); for afterAll. */
 export function killCorollaProcesses(): void {
-  for (const child of running) killGroup(child);
+  for (const child of running) killProcessGroup(child);
 }
 process.once('exit', killCorollaProcesses);
 
@@ -46,7 +38,7 @@ export function runCorolla(args: string[], options: { stdin?: string; env?: Node
     const child = start(args, { COROLLA_QUIET: '1', ...options.env }, 'pipe');
     let stdout = '';
     let stderr = '';
-    const timer = setTimeout(() => killGroup(child), options.timeoutMs ?? 60_000);
+    const timer = setTimeout(() => killProcessGroup(child), options.timeoutMs ?? 60_000);
     child.stdout!.on('data', (chunk) => (stdout += chunk));
     child.stderr!.on('data', (chunk) => (stderr += chunk));
     child.on('error', reject);
@@ -77,7 +69,7 @@ export function spawnCorolla(args: string[], options: { firstLineTimeoutMs?: num
   const lines = createInterface({ input: child.stdout! });
   const firstLine = new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => {
-      killGroup(child);
+      killProcessGroup(child);
       reject(new Error(`no first line within ${timeoutMs} ms; stderr:\n${stderr}`));
     }, timeoutMs);
     lines.on('line', (line) => {
