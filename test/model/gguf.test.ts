@@ -241,14 +241,14 @@ describe('GGUF: sources from written files', () => {
   });
 
   it('opens files with unsupported tensor types, and fails naming the tensor when one is read', () => {
-    const path = nodePath.join(dir, 'q5k.gguf');
-    // Q5_K needs rows of 256: use a shape whose every matrix row is 256 wide.
-    writeTinyGguf(path, { weightType: GgmlType.Q5_K, shape: { hidden: 256, layers: 1, heads: 4, kvHeads: 2, inter: 256, vocab: 8 } });
+    const path = nodePath.join(dir, 'q3k.gguf');
+    // Q3_K (not supported) needs rows of 256: use a shape whose every matrix row is 256 wide.
+    writeTinyGguf(path, { weightType: GgmlType.Q3_K, shape: { hidden: 256, layers: 1, heads: 4, kvHeads: 2, inter: 256, vocab: 8 } });
     const s = openGgufSource(path);
     try {
       expect(s.readTensor('output_norm').type).toBe('f32');
       expect(() => s.readTensor('blk.0.attn_q')).toThrow(UnsupportedQuantizationError);
-      expect(() => s.readTensor('blk.0.attn_q')).toThrow(/blk\.0\.attn_q\.weight.*Q5_K/);
+      expect(() => s.readTensor('blk.0.attn_q')).toThrow(/blk\.0\.attn_q\.weight.*Q3_K/);
     } finally {
       s.close();
     }
