@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as nodePath from 'node:path';
-import { GgmlType } from '../../src/model/ggml-types.js';
+import { GgmlType, ggmlTypeInfo } from '../../src/model/ggml-types.js';
 import { gv, writeGguf, type GgufMetaValue, type GgufTensorSpec } from '../../src/model/gguf-writer.js';
 import { GgufValueType } from '../../src/model/gguf.js';
 import { f32ArrayToBf16, f32ArrayToF16 } from '../../src/model/quant.js';
@@ -60,7 +60,8 @@ export function writeTinyGguf(path: string, options: TinyGgufOptions = {}): Map<
       values.set(name, v);
       tensors.push({ name, ggmlType: type, dims, data: new Uint8Array(v.buffer) });
     } else {
-      const bytes = type === GgmlType.Q8_0 ? (n / 32) * 34 : type === GgmlType.F16 ? n * 2 : type === GgmlType.Q5_K ? (n / 256) * 176 : n * 4;
+      const info = ggmlTypeInfo(type)!;
+      const bytes = (n / info.blockSize) * info.typeSize; // zeros: a valid block of any type
       tensors.push({ name, ggmlType: type, dims, data: new Uint8Array(bytes) });
     }
   };
