@@ -20,7 +20,7 @@ import { STORIES_GGUF } from '../support/models.js';
 import { freePort } from '../../src/util/processes.js';
 
 /** Short, so an epoch ends while the test waits; the oracle reads it from the pool. */
-const EPOCH_SECONDS = 30;
+const EPOCH_SECONDS = 15;
 /** Late receipts are taken this long after an epoch ends (the gateway sends every 5 s). */
 const CLOSE_GRACE_SECONDS = 8;
 /** An odd budget, so the pro-rata split leaves rounding dust. */
