@@ -51,7 +51,10 @@ export async function startDemoChain(servers: number, epochSeconds: number, say:
   const contracts = await deployContracts(clients, { admin: admin.address, oracle: account(1).address, epochDurationSeconds: epochSeconds });
   const pool = rewardPoolAt(clients, contracts.rewardPool);
   const first = await pool.read.getCurrentEpoch();
-  for (let epoch = first; epoch < first + FUNDED_EPOCHS; epoch++) await confirmTransaction(publicClient, await pool.write.fundEpoch([epoch], { value: EPOCH_BUDGET }), `funding epoch ${epoch}`);
+  // sent one after another, confirmed together: a block comes only every second
+  const funding: Hex[] = [];
+  for (let epoch = first; epoch < first + FUNDED_EPOCHS; epoch++) funding.push(await pool.write.fundEpoch([epoch], { value: EPOCH_BUDGET }));
+  await Promise.all(funding.map((hash, i) => confirmTransaction(publicClient, hash, `funding epoch ${first + BigInt(i)}`)));
   say(`contracts: AgentRegistry ${contracts.agentRegistry}, RewardPool ${contracts.rewardPool} (epochs of ${epochSeconds} s, ${formatEther(EPOCH_BUDGET)} ETH each)`);
   return {
     rpcUrl,

@@ -8,6 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { afterAll, expect, it } from 'vitest';
 import { bytesToHex, parseAbiItem, parseEther, type Address, type Hex } from 'viem';
 import { startCorolla, type CorollaProcess } from '../../src/cli/processes.js';
@@ -62,7 +63,10 @@ it('pays three servers in proportion to receipted work, Σ payouts + dust = budg
   const pool = rewardPoolAt(anvil.clientsFor(admin!), contracts.rewardPool);
   // the traffic's epoch is not known ahead: fund the next several
   const first = await pool.read.getCurrentEpoch();
-  for (let epoch = first; epoch < first + 30n; epoch++) await confirmTransaction(anvil.publicClient, await pool.write.fundEpoch([epoch], { value: BUDGET }), 'fund');
+  // sent one after another, confirmed together: a block comes only every second
+  const funding: Hex[] = [];
+  for (let epoch = first; epoch < first + 30n; epoch++) funding.push(await pool.write.fundEpoch([epoch], { value: BUDGET }));
+  await Promise.all(funding.map((hash) => confirmTransaction(anvil!.publicClient, hash, 'fund')));
   step('deployed and funded');
   const chainFlags = ['--rpc-url', anvil.rpcUrl, '--registry', contracts.agentRegistry];
 
@@ -76,8 +80,9 @@ it('pays three servers in proportion to receipted work, Σ payouts + dust = budg
   const [oracleDatabase, ledgerDatabase] = [await createTestDatabase(), await createTestDatabase()];
   // everything starts at once (the oracle on a port picked first, so the gateway knows its URL)
   const oracleUrl = `http://127.0.0.1:${await freePort()}`;
-  const [oracleProcess, , , , gateway] = await Promise.all([
-    start('oracle', ['oracle', ...chainFlags, '--pool', contracts.rewardPool, '--oracle-key', keyOf(oracle!), '--payers', gatewayAccount!.address, '--port', new URL(oracleUrl).port, '--database-url', oracleDatabase, '--close-grace', String(CLOSE_GRACE_SECONDS), '--close-interval', '1']),
+  const oracleArgs = ['oracle', ...chainFlags, '--pool', contracts.rewardPool, '--oracle-key', keyOf(oracle!), '--payers', gatewayAccount!.address, '--port', new URL(oracleUrl).port, '--database-url', oracleDatabase, '--close-grace', String(CLOSE_GRACE_SECONDS), '--close-interval', '1'];
+  let [oracleProcess, , , , gateway] = await Promise.all([
+    start('oracle', oracleArgs),
     ...SPANS.map((blocks, i) => start(`serve ${blocks}`, ['serve', '--model', STORIES_GGUF, '--blocks', blocks, '--bootstrap', bootstrap, '--threads', '1', '--private-key', keyOf(servers[i]!), ...chainFlags, '--register', '--public-name', `payout-${i}`])),
     start('gateway', ['gateway', '--bootstrap', bootstrap, '--model', STORIES_GGUF, '--port', '0', '--threads', '1', '--api-keys', keysFile, '--database-url', ledgerDatabase, '--private-key', keyOf(gatewayAccount!), '--chain-id', String(anvil.publicClient.chain!.id), '--reward-pool', contracts.rewardPool, '--oracle-url', oracleUrl]),
   ]);
@@ -121,6 +126,21 @@ it('pays three servers in proportion to receipted work, Σ payouts + dust = budg
   const epochAt = (ms: number) => (BigInt(Math.floor(ms / 1000)) - genesis) / epochDuration;
   const trafficEpochs: bigint[] = [];
   for (let e = epochAt(trafficStarted); e <= epochAt(Date.now()); e++) trafficEpochs.push(e);
+
+  // Once the oracle has accepted every receipt, it is SIGKILLed and restarted on its database: what it accepted
+  // before must all be counted at the close (asserted below, against the ledger).
+  const acceptedWork = async () => {
+    const total = new Map<string, bigint>();
+    for (const e of trafficEpochs) for (const node of (await getJson(`${oracleUrl}/v1/epochs/${e}`)).nodes) total.set(node.address, (total.get(node.address) ?? 0n) + BigInt(node.blockTokens));
+    return total;
+  };
+  for (const deadline = Date.now() + 60_000; !isDeepStrictEqual(await acceptedWork(), work); await new Promise((resolve) => setTimeout(resolve, 250))) {
+    if (Date.now() > deadline) throw new Error(`the oracle never accepted every receipt:\n${oracleProcess.stderr().slice(-3000)}`);
+  }
+  oracleProcess.kill();
+  await oracleProcess.exited;
+  oracleProcess = await start('oracle (restarted)', oracleArgs);
+  step('oracle SIGKILLed after accepting every receipt, and restarted');
   const waitStarted = Date.now();
   const reports: any[] = [];
   for (const epoch of trafficEpochs) {
@@ -148,8 +168,9 @@ it('pays three servers in proportion to receipted work, Σ payouts + dust = budg
   // each server claims with the CLI
   const before = new Map<string, bigint>();
   for (const s of servers) before.set(s.address, await anvil.publicClient.getBalance({ address: s.address }));
-  for (const s of servers) {
-    const { code, stdout, stderr } = await runCorolla(['rewards', 'claim', '--rpc-url', anvil.rpcUrl, '--reward-pool', contracts.rewardPool, '--oracle-url', oracleUrl], { env: { COROLLA_PRIVATE_KEY: keyOf(s) }, timeoutMs: 60_000 });
+  // the three claim at once, each with its own key
+  const claims = await Promise.all(servers.map((s) => runCorolla(['rewards', 'claim', '--rpc-url', anvil!.rpcUrl, '--reward-pool', contracts.rewardPool, '--oracle-url', oracleUrl], { env: { COROLLA_PRIVATE_KEY: keyOf(s) }, timeoutMs: 60_000 })));
+  for (const { code, stdout, stderr } of claims) {
     expect(code, stderr).toBe(0);
     expect(stdout).toMatch(/^epoch \d+ [0-9.]+ ETH 0x[0-9a-f]{64}$/m);
   }
