@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { TokenizerData } from '../../src/model/types.js';
 import { SMOLLM_TOKENIZER_JSON } from './models.js';
 
-interface TokenizerJson {
+export interface TokenizerJson {
   added_tokens: Array<{ id: number; content: string; special: boolean }>;
   model: { type: string; vocab: Record<string, number>; merges: Array<string | [string, string]> };
 }
@@ -26,8 +26,16 @@ export function smolLmHfData(): Extract<TokenizerData, { kind: 'hf' }> {
  * id, merges as "a b" strings, added special tokens typed control (3), other added tokens user-defined (4).
  */
 export function smolLmBpeData(): Extract<TokenizerData, { kind: 'bpe' }> {
-  const json = smolLmJson();
-  const size = Math.max(...Object.values(json.model.vocab), ...json.added_tokens.map((t) => t.id)) + 1;
+  return ggufBpeData(smolLmJson(), 'smollm', { ...SMOLLM_SPECIAL, eos: [...SMOLLM_SPECIAL.eos] });
+}
+
+/**
+ * A tokenizer.json's BPE vocabulary as llama.cpp's converter writes it into a GGUF: tokens by id, merges as "a b"
+ * strings, added special tokens typed control (3), other added tokens user-defined (4).
+ */
+export function ggufBpeData(json: TokenizerJson, preTokenizer: string, special: TokenizerData['special']): Extract<TokenizerData, { kind: 'bpe' }> {
+  let size = 0;
+  for (const id of [...Object.values(json.model.vocab), ...json.added_tokens.map((t) => t.id)]) size = Math.max(size, id + 1);
   const tokens: string[] = new Array(size).fill('');
   const tokenTypes: number[] = new Array(size).fill(1);
   for (const [token, id] of Object.entries(json.model.vocab)) tokens[id] = token;
@@ -36,14 +44,7 @@ export function smolLmBpeData(): Extract<TokenizerData, { kind: 'bpe' }> {
     tokenTypes[added.id] = added.special ? 3 : 4;
   }
   const merges = json.model.merges.map((m) => (Array.isArray(m) ? `${m[0]} ${m[1]}` : m));
-  return {
-    kind: 'bpe',
-    tokens,
-    merges,
-    tokenTypes,
-    preTokenizer: 'smollm',
-    special: { ...SMOLLM_SPECIAL, eos: [...SMOLLM_SPECIAL.eos] },
-  };
+  return { kind: 'bpe', tokens, merges, tokenTypes, preTokenizer, special };
 }
 
 export const ROUND_TRIP_TEXTS: readonly string[] = [
