@@ -324,7 +324,7 @@ export class SwarmInferenceSession {
         const pushed = expected.length > 0;
         if (pushed) {
           result = await expected.shift()!.result;
-          await hop.span.verifyPushed(input, result);
+          hop.span.verifyPushed(input, result);
         } else {
           const chain = this.chainFrom(index);
           if (chain.length > 0) {

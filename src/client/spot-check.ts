@@ -166,6 +166,7 @@ export class SpotChecker extends TypedEventEmitter<SpotCheckEvents> {
       this.safeDispatchEvent('spot-check:skipped', { detail: { peerId: suspect, reason } });
     };
     // what the hop signed for each step of its current history (a rewound step was signed again later: the last counts)
+    await span.verified().catch(() => {});
     const signed = hop.inputs.map((input) => lastSigned(span.attested, input));
     if (signed.some((entry) => entry === undefined)) return skip('the hop did not sign every step of its history');
     const claims = signed as AttestedOutput[];
@@ -259,6 +260,7 @@ export class SpotChecker extends TypedEventEmitter<SpotCheckEvents> {
     );
     try {
       await span.replay(inputs, { window: this.settings.replayWindow });
+      await span.verified();
       this.stats.replayedSteps += inputs.length;
       return { span, outputs: span.attested };
     } finally {

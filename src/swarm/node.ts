@@ -30,6 +30,7 @@ import { dhtSelectors, dhtValidators } from './dht/validators.js';
 import { DhtRecordStore } from './dht/store.js';
 import type { DhtStoreLimits } from './defaults.js';
 import { parsePsk } from './psk.js';
+import { singleWriteEncrypter } from './single-write.js';
 import { SOFTWARE_NAME, SOFTWARE_VERSION } from '../version.js';
 import { silentLogger, type ComponentLogger } from '../util/logger.js';
 import { DHT_PROTOCOL } from '../wire/protocols.js';
@@ -162,7 +163,7 @@ export async function createSwarmNode(options: SwarmNodeOptions = {}): Promise<S
     datastore: dhtStore,
     addresses: { listen, ...(options.announce ? { announce: options.announce } : {}) },
     transports: [await loadTransport(transport)],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [singleWriteEncrypter(noise())],
     streamMuxers: [
       yamux({
         streamOptions: {

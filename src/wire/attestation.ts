@@ -114,13 +114,16 @@ export async function signAttestation(key: PrivateKey, claim: StepClaim): Promis
   return Buffer.from(object ? cryptoSign(null, bytes, object) : await key.sign(bytes)).toString('base64url');
 }
 
-/** True when `signature` is `peerId`'s Ed25519 signature of `claim` (never throws). */
+/**
+ * True when `signature` is `peerId`'s Ed25519 signature of `claim` (never rejects). The check runs on libuv's thread
+ * pool, so a client's event loop is free while it runs.
+ */
 export async function verifyAttestation(peerId: string, claim: StepClaim, signature: string): Promise<boolean> {
   try {
     const bytes = Buffer.from(signature, 'base64url');
-    if (bytes.length !== 64) return false;
-    const object = verifyingKey(peerId);
-    return object !== null && cryptoVerify(null, attestationBytes(claim), object, bytes);
+    const object = bytes.length === 64 ? verifyingKey(peerId) : null;
+    if (object === null) return false;
+    return await new Promise<boolean>((resolve) => cryptoVerify(null, attestationBytes(claim), object, bytes, (error, valid) => resolve(!error && valid)));
   } catch {
     return false;
   }
