@@ -31,6 +31,7 @@ import { DhtRecordStore } from './dht/store.js';
 import type { DhtStoreLimits } from './defaults.js';
 import { parsePsk } from './psk.js';
 import { singleWriteEncrypter } from './single-write.js';
+import { installLazyWindowUpdates } from './lazy-window-updates.js';
 import { SOFTWARE_NAME, SOFTWARE_VERSION } from '../version.js';
 import { silentLogger, type ComponentLogger } from '../util/logger.js';
 import { DHT_PROTOCOL } from '../wire/protocols.js';
@@ -134,6 +135,7 @@ async function loadTransport(kind: SwarmTransport): Promise<(components: any) =>
 /** Creates, starts and (best effort) bootstraps a swarm node. */
 export async function createSwarmNode(options: SwarmNodeOptions = {}): Promise<SwarmNode> {
   const transport = options.transport ?? 'tcp';
+  installLazyWindowUpdates();
   if (transport !== 'tcp' && transport !== 'memory') throw new SwarmConfigError(`unknown transport "${String(transport)}"`);
   const log = (options.logger ?? silentLogger).forComponent('corolla:swarm');
   const listen = options.listen ?? [transport === 'tcp' ? '/ip4/127.0.0.1/tcp/0' : `/memory/${randomUUID()}`];

@@ -4,7 +4,7 @@
  * Noise hands each encrypted message to the transport as a list of chunks (length prefix, one ciphertext piece per
  * plaintext chunk, tag), and the TCP transport writes every chunk with its own `socket.write`. With Nagle off, that is
  * five or more TCP segments per message, and a peer in another process wakes up, reads and decrypts piecemeal for
- * each of them: most of what a loopback hop used to cost (bench/hop-probe.ts --processes 2). Joining the chunks
+ * each of them: much of what a loopback hop used to cost (bench/hop-probe.ts --processes 2). Joining the chunks
  * first (a copy of a few KiB) sends each message as one segment.
  */
 import type { ConnectionEncrypter, MessageStream } from '@libp2p/interface';
