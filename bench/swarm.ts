@@ -3,6 +3,8 @@
  * - decode tok/s through the local engine, one server holding every block, and three servers with one span each,
  *   forwarded (each server pushes its output to the next) and hop by hop (one client round trip per hop); each
  *   configuration runs `--rounds` times (default 3), the configurations alternating, and the medians are reported;
+ * - the same whole-model server generating on its own (/corolla/generate: it samples, tokens stream back, no round
+ *   trip per token);
  * - per hop: the time in the server (its reported queue + engine time and request-to-reply time), on the wire (the
  *   rest of that hop's wait), and per step the time in the client (embeddings, LM head, sampling);
  * - aggregate decode tok/s of 8 concurrent sessions against 1 (servers batch across clients);
@@ -23,6 +25,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { RemoteModel, type RemoteInferenceSession } from '../src/client/remote-model.js';
+import { remoteGenerate } from '../src/client/generate-client.js';
+import { createSwarmNode } from '../src/swarm/node.js';
 import type { HopTiming } from '../src/client/inference-session.js';
 import { loadLocalModel } from '../src/inference/local-model.js';
 import { openModel } from '../src/model/load.js';
@@ -180,12 +184,25 @@ try {
   const wholeModel = await RemoteModel.open({ model, bootstrap: [whole.bootstrap] });
   const threeModel = await RemoteModel.open({ model, bootstrap: [three.bootstrap] });
   const threePlain = await RemoteModel.open({ model, bootstrap: [three.bootstrap], forwarding: false });
-  const rates: Record<string, number[]> = { local: [], whole: [], three: [], three_hop_by_hop: [] };
+  // The whole-model server's own generation (/corolla/generate): it samples and streams token ids, so no step waits
+  // for a round trip; what a LlamaNet-style client of one whole-model server sees.
+  const generateClient = await createSwarmNode({ transport: 'tcp', bootstrap: [whole.bootstrap] });
+  const generateRate = async (): Promise<number> => {
+    const stream = remoteGenerate(generateClient.libp2p, whole.servers[0]!.peerId, { prompt: PROMPT, maxTokens: 4 + tokens, sampling: { temperature: 0 }, stopTokens: [] });
+    let seen = 0;
+    let t = 0;
+    for await (const _ of stream) if (++seen === 4) t = performance.now(); // after the prompt and 3 warm-up tokens
+    if (seen !== 4 + tokens) throw new Error(`the whole-model server generated ${seen} tokens, not ${4 + tokens}`);
+    return (tokens / (performance.now() - t)) * 1000;
+  };
+  const rates: Record<string, number[]> = { local: [], whole: [], whole_generate: [], three: [], three_hop_by_hop: [] };
   const samples: Record<string, StepSample[]> = { whole: [], three: [], three_hop_by_hop: [] };
   const remotes: Record<string, RemoteModel> = { whole: wholeModel, three: threeModel, three_hop_by_hop: threePlain };
   for (let round = 0; round < rounds; round++) {
     for (const kind of Object.keys(rates)) {
-      if (kind === 'local') {
+      if (kind === 'whole_generate') {
+        rates.whole_generate!.push(await generateRate());
+      } else if (kind === 'local') {
         const session = await local.openSession(PROMPT.length + tokens + 8);
         rates.local!.push(await decodeRate((ids) => session.next(ids)));
         await session.close();
@@ -199,13 +216,15 @@ try {
   }
   results.local_tok_s = median(rates.local!);
   results.whole_model_tok_s = median(rates.whole!);
+  results.whole_model_generate_tok_s = median(rates.whole_generate!);
   results.three_hop_tok_s = median(rates.three!);
   results.three_hop_by_hop_tok_s = median(rates.three_hop_by_hop!);
   results.runs_tok_s = rates;
   results.breakdown = { whole: breakdown(samples.whole!), three: breakdown(samples.three!), three_hop_by_hop: breakdown(samples.three_hop_by_hop!) };
-  log(`medians: local ${(results.local_tok_s as number).toFixed(1)}, whole ${(results.whole_model_tok_s as number).toFixed(1)}, three forwarded ${(results.three_hop_tok_s as number).toFixed(1)}, three hop by hop ${(results.three_hop_by_hop_tok_s as number).toFixed(1)} tok/s`);
+  log(`medians: local ${(results.local_tok_s as number).toFixed(1)}, whole ${(results.whole_model_tok_s as number).toFixed(1)}, whole generating ${(results.whole_model_generate_tok_s as number).toFixed(1)}, three forwarded ${(results.three_hop_tok_s as number).toFixed(1)}, three hop by hop ${(results.three_hop_by_hop_tok_s as number).toFixed(1)} tok/s`);
   log(`breakdown: ${JSON.stringify(results.breakdown)}`);
   await wholeModel.close();
+  await generateClient.stop();
   await threePlain.close();
   // 8 concurrent sessions through the three hops
   {
@@ -268,6 +287,8 @@ const msPerToken = (tokS: unknown) => 1000 / (tokS as number);
 const summary = {
   three_hop_vs_local: (results.three_hop_tok_s as number) / (results.local_tok_s as number),
   whole_model_vs_local: (results.whole_model_tok_s as number) / (results.local_tok_s as number),
+  /** The same server generating on its own (sampling server-side, tokens streamed): no round trip per token. */
+  whole_model_generate_vs_local: (results.whole_model_generate_tok_s as number) / (results.local_tok_s as number),
   three_hop_by_hop_vs_local: (results.three_hop_by_hop_tok_s as number) / (results.local_tok_s as number),
   /** What one hop adds to a token over the local engine (ms): the whole-model server's one hop, and three forwarded hops / 3. */
   one_hop_overhead_ms: r3(msPerToken(results.whole_model_tok_s) - msPerToken(results.local_tok_s)),
