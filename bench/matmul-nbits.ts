@@ -20,6 +20,7 @@ const SHAPES = [
   { name: 'gate_up', n: 3072, k: 576 },
   { name: 'down', n: 576, k: 1536 },
   { name: 'qkv', n: 960, k: 576 },
+  { name: 'o', n: 576, k: 576 },
   // Llama 3.2 1B's layers, whose 2048-wide rows keep K types (Q6_K attn_v / ffn_down in the K mixes).
   { name: '1b_v', n: 512, k: 2048 },
   { name: '1b_down', n: 2048, k: 8192 },

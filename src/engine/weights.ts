@@ -165,14 +165,18 @@ function fromK(n: number, k: number, src: Uint8Array, fifthBit: boolean): NBitsW
 }
 
 function gcd(a: number, b: number): number {
-  while (b) [a, b] = [b, a % b];
+  while (b) {
+    const r = a % b;
+    a = b;
+    b = r;
+  }
   return a;
 }
 
 /**
  * q6_K (x = d·sc·(q − 32) over blocks of 16, sc an int8 per block) at 8 bits over blocks of 32 (level + 128, scale
- * d·c): each pair of 16-blocks becomes one block, its integer products t = sc·(q − 32) divided by c. Where one c
- * divides them all into the int8 range (the pair's scales are equal, say) that is exact; elsewhere c = max |t| / 127
+ * d·c): each pair of 16-blocks becomes one block, its integer products t = sc·(q − 32) divided by c. Where the gcd of
+ * the pair's scales divides them all into the int8 range (equal scales, say) that is exact; elsewhere c = max |t| / 127
  * and t / c is rounded, an error of at most half the new step: max |x| / 254 over the pair, about a quarter of q6_K's
  * own step where the pair's larger scale applies.
  */
@@ -181,34 +185,39 @@ function fromQ6_K(n: number, k: number, src: Uint8Array): NBitsWeight {
   const data = new Uint8Array(n * k);
   const scales = new Float32Array((n * k) / QK);
   const t = new Int32Array(QK_K); // sc·(q − 32) of one super-block, in element order
+  const sc = new Int8Array(src.buffer, src.byteOffset, src.byteLength);
   for (let sb = 0; sb < superBlocks; sb++) {
     const o = sb * 210;
     for (let h = 0; h < 2; h++) {
       const ql = o + 64 * h;
       const qh = o + 128 + 32 * h;
-      const sc = (j: number) => (src[o + 192 + 8 * h + j]! << 24) >> 24; // int8 scale of 16-block j of this half
+      const s = o + 192 + 8 * h; // int8 scales of this half's eight 16-blocks
       const base = 128 * h;
       for (let l = 0; l < 32; l++) {
         const hb = src[qh + l]!;
-        const is = l >> 4;
-        t[base + l] = sc(is) * (((src[ql + l]! & 0x0f) | ((hb & 3) << 4)) - 32);
-        t[base + l + 32] = sc(is + 2) * (((src[ql + l + 32]! & 0x0f) | (((hb >> 2) & 3) << 4)) - 32);
-        t[base + l + 64] = sc(is + 4) * (((src[ql + l]! >> 4) | (((hb >> 4) & 3) << 4)) - 32);
-        t[base + l + 96] = sc(is + 6) * (((src[ql + l + 32]! >> 4) | (((hb >> 6) & 3) << 4)) - 32);
+        const is = s + (l >> 4);
+        t[base + l] = sc[is]! * (((src[ql + l]! & 0x0f) | ((hb & 3) << 4)) - 32);
+        t[base + l + 32] = sc[is + 2]! * (((src[ql + l + 32]! & 0x0f) | (((hb >> 2) & 3) << 4)) - 32);
+        t[base + l + 64] = sc[is + 4]! * (((src[ql + l]! >> 4) | (((hb >> 4) & 3) << 4)) - 32);
+        t[base + l + 96] = sc[is + 6]! * (((src[ql + l + 32]! >> 4) | (((hb >> 6) & 3) << 4)) - 32);
       }
     }
     const d = half(src, o + 208);
     for (let b = 0; b < QK_K / QK; b++) {
-      let divisor = 0;
       let max = 0;
       for (let i = b * QK; i < (b + 1) * QK; i++) {
-        divisor = gcd(divisor, Math.abs(t[i]!));
-        max = Math.max(max, Math.abs(t[i]!));
+        const v = t[i]!;
+        if (v > max) max = v;
+        else if (-v > max) max = -v;
       }
+      // Block b holds 16-blocks 2b and 2b + 1, whose scales sit at o + 192 + 2b (halves are 128 elements apart).
+      const divisor = gcd(Math.abs(sc[o + 192 + 2 * b]!), Math.abs(sc[o + 193 + 2 * b]!));
       const c = divisor > 0 && max / divisor <= 127 ? divisor : Math.max(max, 1) / 127;
+      const inverse = 1 / c;
       const out = sb * QK_K + b * QK;
       scales[out / QK] = d * c;
-      for (let i = 0; i < QK; i++) data[out + i] = Math.round(t[b * QK + i]! / c) + 128;
+      // t / c lies in [−127, 127]: + 128.5, truncated, is the rounded level + 128.
+      for (let i = 0; i < QK; i++) data[out + i] = t[b * QK + i]! * inverse + 128.5;
     }
   }
   return { kind: 'nbits', n, k, bits: 8, blockSize: QK, data, scales };
