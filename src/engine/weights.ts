@@ -210,7 +210,7 @@ function fromQ6_K(n: number, k: number, src: Uint8Array): NBitsWeight {
         if (v > max) max = v;
         else if (-v > max) max = -v;
       }
-      // Block b holds 16-blocks 2b and 2b + 1, whose scales sit at o + 192 + 2b (halves are 128 elements apart).
+      // Block b holds the super-block's 16-blocks 2b and 2b + 1, whose int8 scales are at o + 192 + 2b and the next.
       const divisor = gcd(Math.abs(sc[o + 192 + 2 * b]!), Math.abs(sc[o + 193 + 2 * b]!));
       const c = divisor > 0 && max / divisor <= 127 ? divisor : Math.max(max, 1) / 127;
       const inverse = 1 / c;
