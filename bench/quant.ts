@@ -6,9 +6,9 @@
  * - speed: decode tok/s at SmolLM2-135M's shape (random weights; 576-wide rows fall back as llama.cpp's quantize
  *   does, so only ffn_down keeps K types), each engine in its own process (bench/engine-worker.ts), runs
  *   alternating between engines, medians reported.
- * Writes bench/results/quant.json; the last stdout line is a JSON summary.
+ * Writes bench/results/quant.json (not with --no-accuracy); the last stdout line is a JSON summary.
  *
- *   npx tsx bench/quant.ts [--types q8_0,q4_k_m] [--runs 3] [--decode 64] [--no-speed]
+ *   npx tsx bench/quant.ts [--types q8_0,q4_k_m] [--runs 3] [--decode 64] [--no-speed] [--no-accuracy]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -29,6 +29,7 @@ const { values } = parseArgs({
     prompt: { type: 'string', default: '16' },
     decode: { type: 'string', default: '64' },
     'no-speed': { type: 'boolean' },
+    'no-accuracy': { type: 'boolean' },
   },
 });
 const root = path.resolve(import.meta.dirname, '..');
@@ -93,9 +94,10 @@ const median = (xs: number[]) => {
   return s.length === 0 ? undefined : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-const stories = await accuracy(DEFAULT_MODEL_PATH, requantized);
-const random = await accuracy(made('stories-256', 'f32'), (type) => made('stories-256', type));
-await (await sharedLlama()).dispose();
+const withAccuracy = !values['no-accuracy'];
+const stories = withAccuracy ? await accuracy(DEFAULT_MODEL_PATH, requantized) : undefined;
+const random = withAccuracy ? await accuracy(made('stories-256', 'f32'), (type) => made('stories-256', type)) : undefined;
+if (withAccuracy) await (await sharedLlama()).dispose();
 
 const speed: Record<string, { ours?: number; llamacpp?: number }> = {};
 if (!values['no-speed']) {
@@ -114,16 +116,19 @@ if (!values['no-speed']) {
 }
 
 const f = (x: number | undefined, digits = 1) => (x === undefined ? '—' : x.toFixed(digits));
-const e = (x: number) => x.toExponential(2);
-process.stdout.write(`accuracy: stories260K over ${stories.tokens} tokens (K types fall back), stories-256 over ${random.tokens} tokens; speed: SmolLM2-135M shape, 1 thread\n`);
+const e = (x: number | undefined) => (x === undefined ? '—' : x.toExponential(2));
+process.stdout.write(`accuracy: stories260K over ${stories?.tokens ?? '—'} tokens (K types fall back), stories-256 over ${random?.tokens ?? '—'} tokens; speed: SmolLM2-135M shape, 1 thread\n`);
 process.stdout.write('| type | KL ours | KL llama.cpp | top-1 ours / llama.cpp | KL ours (256-row) | KL llama.cpp (256-row) | decode tok/s ours | decode tok/s llama.cpp |\n|---|---|---|---|---|---|---|---|\n');
 for (const type of types) {
-  const s = stories.byType[type]!;
-  const r = random.byType[type]!;
+  const s = stories?.byType[type];
+  const r = random?.byType[type];
   process.stdout.write(
-    `| ${type} | ${e(s.ours.klMean)} | ${e(s.llamacpp.klMean)} | ${f(s.ours.top1Agree * 100)}% / ${f(s.llamacpp.top1Agree * 100)}% | ${e(r.ours.klMean)} | ${e(r.llamacpp.klMean)} | ${f(speed[type]?.ours)} | ${f(speed[type]?.llamacpp)} |\n`,
+    `| ${type} | ${e(s?.ours.klMean)} | ${e(s?.llamacpp.klMean)} | ${f(s && s.ours.top1Agree * 100)}% / ${f(s && s.llamacpp.top1Agree * 100)}% | ${e(r?.ours.klMean)} | ${e(r?.llamacpp.klMean)} | ${f(speed[type]?.ours)} | ${f(speed[type]?.llamacpp)} |\n`,
   );
 }
-const result = { stories260K: stories, stories256: random, speed, decode: Number(values.decode), runs: Number(values.runs) };
-fs.writeFileSync(path.join(root, 'bench/results/quant.json'), JSON.stringify(result, null, 2) + '\n');
+// A speed-only run leaves the recorded results (and their accuracy figures) alone.
+if (withAccuracy) {
+  const result = { stories260K: stories, stories256: random, speed, decode: Number(values.decode), runs: Number(values.runs) };
+  fs.writeFileSync(path.join(root, 'bench/results/quant.json'), JSON.stringify(result, null, 2) + '\n');
+}
 process.stdout.write(JSON.stringify({ types, speed }) + '\n');

@@ -6,11 +6,13 @@
  * an unpacked 4-bit path about 100× slower, and not at all at 8 bits. So every "d·q + m" form is split exactly into
  * (q − zp)·scale plus a per-block offset, and the offsets run as a small f32 MatMul over the activations' block sums:
  *   x·w = Σ_blocks scale_b · Σ (q − zp)·x  +  Σ_blocks offset_b · Σ_{i∈b} x_i.
- * Every GGUF type we load maps exactly (up to f32 rounding of the offsets), none is requantized:
+ * Every GGUF type we load maps exactly (up to f32 rounding of the offsets) but q6_K, which alone is requantized:
  * - q8_0: 8-bit, block 32 (int8 + 128). q4_0: 4-bit, block 32, nibbles reordered.
  * - q4_1 (d·q + m) and q4_K (d·sc·q − dmin·m, sub-blocks of 32): 4-bit, block 32, offset m + 8·scale.
  * - q5_0, q5_1, q5_K: the 5-bit levels widen to 8 bits (level + 112), block 32; q5_1/q5_K add offsets.
- * - q6_K: 8-bit with blocks of 16 (level + 96, scale d·sc).
+ * - q6_K: 8-bit, block 32. Its 16-element blocks would map exactly onto block_size 16, but the kernel runs that
+ *   1.2–1.7× slower than block 32 (bench/matmul-nbits.ts; padding each to 32 is slower still), so each pair of
+ *   them is requantized into one 8-bit block: exact where their scales allow, else within half an 8-bit step.
  * - f32 stays f32; f16 and bf16 are widened to f32 because the CPU kernels have no fast half-precision GEMM on x86.
  * Weights that are fused (q|k|v, gate|up) but stored in different forms (a Q4_K_M file's Q6_K attn_v beside Q4_K
  * attn_q) stay separate operands of one 'stack', run side by side and concatenated.
@@ -162,31 +164,63 @@ function fromK(n: number, k: number, src: Uint8Array, fifthBit: boolean): NBitsW
   return { kind: 'nbits', n, k, bits: fifthBit ? 8 : 4, blockSize: QK, data, scales, offsets };
 }
 
-/** q6_K: x = d·sc·(q − 32), levels + 96 at 8 bits, blocks of 16. */
+function gcd(a: number, b: number): number {
+  while (b) {
+    const r = a % b;
+    a = b;
+    b = r;
+  }
+  return a;
+}
+
+/**
+ * q6_K (x = d·sc·(q − 32) over blocks of 16, sc an int8 per block) at 8 bits over blocks of 32 (level + 128, scale
+ * d·c): each pair of 16-blocks becomes one block, its integer products t = sc·(q − 32) divided by c. Where the gcd of
+ * the pair's scales divides them all into the int8 range (equal scales, say) that is exact; elsewhere c = max |t| / 127
+ * and t / c is rounded, an error of at most half the new step: max |x| / 254 over the pair, about a quarter of q6_K's
+ * own step where the pair's larger scale applies.
+ */
 function fromQ6_K(n: number, k: number, src: Uint8Array): NBitsWeight {
   const superBlocks = (n * k) / QK_K;
   const data = new Uint8Array(n * k);
-  const scales = new Float32Array((n * k) / 16);
+  const scales = new Float32Array((n * k) / QK);
+  const t = new Int32Array(QK_K); // sc·(q − 32) of one super-block, in element order
+  const sc = new Int8Array(src.buffer, src.byteOffset, src.byteLength);
   for (let sb = 0; sb < superBlocks; sb++) {
     const o = sb * 210;
-    const d = half(src, o + 208);
-    const out = sb * QK_K;
     for (let h = 0; h < 2; h++) {
       const ql = o + 64 * h;
       const qh = o + 128 + 32 * h;
-      const sc = o + 192 + 8 * h;
-      const base = out + 128 * h;
+      const s = o + 192 + 8 * h; // int8 scales of this half's eight 16-blocks
+      const base = 128 * h;
       for (let l = 0; l < 32; l++) {
         const hb = src[qh + l]!;
-        data[base + l] = ((src[ql + l]! & 0x0f) | ((hb & 3) << 4)) + 96;
-        data[base + l + 32] = ((src[ql + l + 32]! & 0x0f) | (((hb >> 2) & 3) << 4)) + 96;
-        data[base + l + 64] = ((src[ql + l]! >> 4) | (((hb >> 4) & 3) << 4)) + 96;
-        data[base + l + 96] = ((src[ql + l + 32]! >> 4) | (((hb >> 6) & 3) << 4)) + 96;
+        const is = s + (l >> 4);
+        t[base + l] = sc[is]! * (((src[ql + l]! & 0x0f) | ((hb & 3) << 4)) - 32);
+        t[base + l + 32] = sc[is + 2]! * (((src[ql + l + 32]! & 0x0f) | (((hb >> 2) & 3) << 4)) - 32);
+        t[base + l + 64] = sc[is + 4]! * (((src[ql + l]! >> 4) | (((hb >> 4) & 3) << 4)) - 32);
+        t[base + l + 96] = sc[is + 6]! * (((src[ql + l + 32]! >> 4) | (((hb >> 6) & 3) << 4)) - 32);
       }
-      for (let j = 0; j < 8; j++) scales[(base >> 4) + j] = d * ((src[sc + j]! << 24) >> 24); // int8 scale
+    }
+    const d = half(src, o + 208);
+    for (let b = 0; b < QK_K / QK; b++) {
+      let max = 0;
+      for (let i = b * QK; i < (b + 1) * QK; i++) {
+        const v = t[i]!;
+        if (v > max) max = v;
+        else if (-v > max) max = -v;
+      }
+      // Block b holds the super-block's 16-blocks 2b and 2b + 1, whose int8 scales are at o + 192 + 2b and the next.
+      const divisor = gcd(Math.abs(sc[o + 192 + 2 * b]!), Math.abs(sc[o + 193 + 2 * b]!));
+      const c = divisor > 0 && max / divisor <= 127 ? divisor : Math.max(max, 1) / 127;
+      const inverse = 1 / c;
+      const out = sb * QK_K + b * QK;
+      scales[out / QK] = d * c;
+      // t / c lies in [−127, 127]: + 128.5, truncated, is the rounded level + 128.
+      for (let i = 0; i < QK; i++) data[out + i] = t[b * QK + i]! * inverse + 128.5;
     }
   }
-  return { kind: 'nbits', n, k, bits: 8, blockSize: 16, data, scales };
+  return { kind: 'nbits', n, k, bits: 8, blockSize: QK, data, scales };
 }
 
 export function toLinearWeight(t: WeightTensor): NBitsWeight | F32Weight {
