@@ -1,7 +1,7 @@
 /**
- * Runs blocks [start, end) of a model for many sessions. Each session owns one growable cache buffer per layer,
- * time-major with rows [k | v]; the prefix of P rows is fed to the graph zero-copy and the graph's new rows are
- * written in place at the session's position. Rewind just moves the position back.
+ * Runs blocks [start, end) of a model for many sessions. Each session owns a growable K and V buffer per layer,
+ * time-major; the prefix of P rows is fed to the graph zero-copy and the graph's new rows are written in place at
+ * the session's position. Rewind just moves the position back.
  */
 import { dequantize } from '../model/quant.js';
 import type { ModelConfig, ModelSource } from '../model/types.js';
