@@ -13,12 +13,8 @@ export { DEFAULT_CACHE_BUDGET_BYTES, DEFAULT_MAX_FRAME_BYTES };
 export const DEFAULT_THREADS = 1;
 /** Decode steps of different sessions per engine call (1 disables batching and its second graph). */
 export const DEFAULT_MAX_BATCH = 8;
-/**
- * Longest wait for other sessions' decode steps before running a partial batch. Only sessions that are due are
- * waited for (see BatchScheduler). Through three hops with 8 sessions, 2 ms left most calls at 1–5 steps; 10 ms
- * brought them into lock step (most calls of 8) and more aggregate tok/s (bench:batching, loaded 2-vCPU machine).
- */
-export const DEFAULT_BATCH_WINDOW_MS = 10;
+/** Longest wait for other sessions' decode steps before running a partial batch. */
+export const DEFAULT_BATCH_WINDOW_MS = 2;
 /** A session counts as decoding for this long after its latest decode step (or twice its own step interval). */
 export const DEFAULT_BATCH_ACTIVE_MS = 100;
 /** A session stepping less often than every MAX_ACTIVE_FACTOR / 2 × activeMs is not waited for. */
