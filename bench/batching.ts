@@ -9,6 +9,13 @@
  * step goes hop by hop, each hop's output feeding the next (sessions run concurrently). Prints one JSON line per
  * measurement, the medians over R rounds, and a last JSON line with batch8_vs_single and batch32_vs_single (the
  * aggregate throughput of 8 and 32 sessions ÷ one session's, on the batching chain).
+ *
+ *     npm run bench:batching -- --engine [--model PATH] [--layers L] [--context T] [--steps N]
+ *
+ * measures the engine alone, in this process: one batched decode call of 2, 4 and 8 sessions (each with T cached
+ * tokens, default 64) against one session's decode step and one 8-token step of one session (the same matmul rows
+ * with one cache), over the first L blocks (default all), N calls each, alternating; prints the medians (ms) and the
+ * cost of each batch as a multiple of one step.
  */
 import '../src/util/polyfills.js';
 import { spawn } from 'node:child_process';
@@ -18,6 +25,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { DEFAULT_MODEL_PATH } from '../src/model/default-model.js';
+import { loadSpan } from '../src/engine/span-executor.js';
 import { openModel } from '../src/model/load.js';
 import { createSwarmNode, type SwarmNode } from '../src/swarm/node.js';
 import { messageChannel } from '../src/wire/channel.js';
@@ -25,7 +33,10 @@ import type { DecodedMessage, MessageInput, TensorInput } from '../src/wire/mess
 import { BLOCK_PROTOCOL } from '../src/wire/protocols.js';
 
 const { values } = parseArgs({
-  options: { model: { type: 'string' }, hops: { type: 'string' }, steps: { type: 'string' }, sessions: { type: 'string' }, threads: { type: 'string' }, rounds: { type: 'string' }, window: { type: 'string' } },
+  options: {
+    model: { type: 'string' }, hops: { type: 'string' }, steps: { type: 'string' }, sessions: { type: 'string' }, threads: { type: 'string' }, rounds: { type: 'string' }, window: { type: 'string' },
+    engine: { type: 'boolean' }, layers: { type: 'string' }, context: { type: 'string' },
+  },
 });
 const model = values.model ?? DEFAULT_MODEL_PATH;
 const steps = Number(values.steps ?? 200);
@@ -126,6 +137,49 @@ async function step(streams: readonly Awaited<ReturnType<typeof openBlockStream>
   }
 }
 
+const median = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+/** In-process cost of batched decode calls against single steps (see the usage above). */
+async function engineCost(): Promise<void> {
+  const source = await openModel(model);
+  const layers = Number(values.layers ?? source.config.numLayers);
+  const context = Number(values.context ?? 64);
+  const calls = Number(values.steps ?? 30);
+  const H = source.config.hiddenSize;
+  const span = await loadSpan(source, { start: 0, end: layers }, { threads: Number(values.threads ?? 1), maxBatch: 8 });
+  for (let i = 0; i < 8; i++) {
+    span.openSession(`e${i}`, context + 8);
+    await span.step({ sessionId: `e${i}`, hidden: randomHidden(context, H, i + 1) });
+  }
+  const row = randomHidden(1, H, 99);
+  const rows8 = randomHidden(8, H, 98);
+  const ms: Record<string, number[]> = {};
+  const time = async (name: string, run: () => Promise<unknown>) => {
+    const started = performance.now();
+    await run();
+    (ms[name] ??= []).push(performance.now() - started);
+  };
+  for (let c = 0; c < calls; c++) {
+    await time('step', () => span.step({ sessionId: 'e0', hidden: row, position: context }));
+    await time('8_rows_one_session', () => span.step({ sessionId: 'e0', hidden: rows8, position: context }));
+    for (const n of [2, 4, 8]) await time(`batch${n}`, () => span.stepBatch(Array.from({ length: n }, (_, i) => ({ sessionId: `e${i}`, hidden: row, position: context }))));
+  }
+  const medians = Object.fromEntries(Object.entries(ms).map(([name, xs]) => [name, Math.round(median(xs) * 1000) / 1000]));
+  const vsStep = Object.fromEntries(['8_rows_one_session', 'batch2', 'batch4', 'batch8'].map((name) => [`${name}_vs_step`, Math.round((medians[name]! / medians.step!) * 100) / 100]));
+  console.log(JSON.stringify({ benchmark: 'batching-engine', model, layers, context, calls, ms: medians, ...vsStep }));
+  await span.dispose();
+  source.close();
+}
+
+if (values.engine) {
+  await engineCost();
+  process.exit(0);
+}
+
 const source = await openModel(model);
 const { hiddenSize, numLayers } = source.config;
 source.close();
@@ -154,11 +208,12 @@ try {
 } finally {
   for (const chain of Object.values(chains)) for (const server of chain) await server.stop();
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 console.log(`\naggregate decode tok/s, median of ${rounds} rounds (server process, TCP loopback, clients in one process):`);
 console.log(['setting', ...sessionCounts.map((n) => `${n} sess`)].join('\t'));
 for (const [name, row] of Object.entries(samples)) console.log([name, ...sessionCounts.map((n) => Math.round(median(row[n]!)))].join('\t'));
 const batching = samples['max-batch 8']!;
 const ratio = (n: number) => (batching[n] && batching[1] ? Math.round((median(batching[n]!) / median(batching[1]!)) * 100) / 100 : null);
-console.log(JSON.stringify({ benchmark: 'batching', model, hops, steps, rounds, batch8_vs_single: ratio(8), batch32_vs_single: ratio(32), unbatched8_vs_single: samples['max-batch 1']?.[8] && samples['max-batch 1']?.[1] ? Math.round((median(samples['max-batch 1'][8]!) / median(samples['max-batch 1'][1]!)) * 100) / 100 : null }));
+const unbatched = samples['max-batch 1']!;
+const unbatchedRatio = (n: number) => (unbatched[n] && unbatched[1] ? Math.round((median(unbatched[n]!) / median(unbatched[1]!)) * 100) / 100 : null);
+console.log(JSON.stringify({ benchmark: 'batching', model, hops, steps, rounds, batch8_vs_single: ratio(8), batch32_vs_single: ratio(32), unbatched8_vs_single: unbatchedRatio(8), unbatched32_vs_single: unbatchedRatio(32) }));
 process.exit(0);

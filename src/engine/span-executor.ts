@@ -1,7 +1,7 @@
 /**
- * Runs blocks [start, end) of a model for many sessions. Each session owns one growable cache buffer per layer,
- * time-major with rows [k | v]; the prefix of P rows is fed to the graph zero-copy and the graph's new rows are
- * written in place at the session's position. Rewind just moves the position back.
+ * Runs blocks [start, end) of a model for many sessions. Each session owns a growable K and V buffer per layer,
+ * time-major; the prefix of P rows is fed to the graph zero-copy and the graph's new rows are written in place at
+ * the session's position. Rewind just moves the position back.
  */
 import { dequantize } from '../model/quant.js';
 import type { ModelConfig, ModelSource } from '../model/types.js';
@@ -87,6 +87,7 @@ class OrtSpanExecutor implements SpanExecutor {
   private readonly kvDim: number;
   private readonly numLayers: number;
   private reservedTokens = 0;
+  private readonly emptyCache: ort.Tensor;
   private forwardSerial = 0;
 
   constructor(
@@ -103,6 +104,7 @@ class OrtSpanExecutor implements SpanExecutor {
     this.numLayers = range.end - range.start;
     this.kvDim = config.numKvHeads * config.headDim;
     this.cacheBytesPerToken = 2 * this.kvDim * 4 * this.numLayers;
+    this.emptyCache = new ort.Tensor('float32', new Float32Array(0), [0, this.kvDim]);
   }
 
   get contextLength(): number {
@@ -290,29 +292,36 @@ class OrtSpanExecutor implements SpanExecutor {
       return p;
     });
     const batched = prepared.length > 1;
-    // The batch graph has a fixed number of slots; pad with empty sessions (no cache, a zero row).
+    // The batch graph has a fixed number of slots; those past the sessions here stay empty (no row, no cache).
     const slotCount = batched ? this.maxBatch : 1;
     const H = this.hiddenSize;
     const kvDim = this.kvDim;
-    const rows = batched ? slotCount : prepared[0]!.tokens;
+    const rows = batched ? prepared.length : prepared[0]!.tokens;
     const hidden = new Float32Array(rows * H);
     const positions = new Int32Array(rows);
     const feeds: Record<string, ort.Tensor> = {};
-    const empty = new Float32Array(0);
     let row = 0;
     for (let slot = 0; slot < slotCount; slot++) {
       const p = prepared[slot];
-      const position = p?.session.position ?? 0;
+      if (!p) {
+        feeds[SpanIO.split(slot)] = EMPTY_SPLIT;
+        for (let l = 0; l < this.numLayers; l++) feeds[SpanIO.k(l, slot)] = feeds[SpanIO.v(l, slot)] = this.emptyCache;
+        continue;
+      }
+      const position = p.session.position;
       const first = this.windowStart(position);
-      const tokens = p?.tokens ?? 1;
-      if (p) hidden.set(steps[slot]!.hidden, row * H);
-      for (let t = 0; t < tokens; t++) positions[row + t] = position + t;
+      hidden.set(steps[slot]!.hidden, row * H);
+      for (let t = 0; t < p.tokens; t++) positions[row + t] = position + t;
       feeds[SpanIO.split(slot)] = new ort.Tensor('int64', BigInt64Array.from([BigInt(position - first), 1n]), [2]);
       for (let l = 0; l < this.numLayers; l++) {
-        feeds[SpanIO.k(l, slot)] = new ort.Tensor('float32', p ? p.session.keys[l]!.subarray(first * kvDim, position * kvDim) : empty, [position - first, kvDim]);
-        feeds[SpanIO.v(l, slot)] = new ort.Tensor('float32', p ? p.session.values[l]!.subarray(first * kvDim, position * kvDim) : empty, [position - first, kvDim]);
+        feeds[SpanIO.k(l, slot)] = new ort.Tensor('float32', p.session.keys[l]!.subarray(first * kvDim, position * kvDim), [position - first, kvDim]);
+        feeds[SpanIO.v(l, slot)] = new ort.Tensor('float32', p.session.values[l]!.subarray(first * kvDim, position * kvDim), [position - first, kvDim]);
       }
-      row += tokens;
+      row += p.tokens;
+    }
+    if (batched) {
+      const heads = BigInt(this.config.numHeads);
+      feeds[SpanIO.slotColumns] = new ort.Tensor('int64', BigInt64Array.from({ length: slotCount }, (_, s) => (s < rows ? heads : 0n)), [slotCount]);
     }
     const half = this.rope.half;
     const cos = new Float32Array(rows * half);
@@ -325,7 +334,7 @@ class OrtSpanExecutor implements SpanExecutor {
       const isPrefill = rows > 1;
       feeds[SpanIO.prefill] = new ort.Tensor('bool', new Uint8Array([isPrefill ? 1 : 0]), [1]);
       const past = prepared[0]!.session.position;
-      feeds[SpanIO.mask] = isPrefill ? this.causalMask(this.windowStart(past), past, rows) : new ort.Tensor('float32', empty, [0, 0]);
+      feeds[SpanIO.mask] = isPrefill ? this.causalMask(this.windowStart(past), past, rows) : NO_MASK;
     }
 
     let result: ort.InferenceSession.ReturnType;
@@ -358,4 +367,6 @@ class OrtSpanExecutor implements SpanExecutor {
   }
 }
 
+const EMPTY_SPLIT = new ort.Tensor('int64', BigInt64Array.from([0n, 1n]), [2]);
+const NO_MASK = new ort.Tensor('float32', new Float32Array(0), [0, 0]);
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

@@ -11,10 +11,16 @@
  *   Qbd, and the output one MatMul of the probabilities by the V prefix, from which each head keeps its own block.
  * - Prefill (more than one token, one session) takes a head-major branch, where the extra work of Qbd would grow
  *   with the prompt; it may copy the cache once, which the prompt's length amortizes.
- * - Batched decode has its own graph of a fixed number of slots (one token each), fed in full and padded with
- *   empty sessions: onnxruntime-node must be fed every declared input, so optional slots would tax every single
- *   step. The single-session graph thus carries no batching cost at all; the price is a second copy of the packed
- *   weights on servers that batch.
+ * - Batched decode has its own graph of a fixed number of slots (one token each). onnxruntime-node must be fed
+ *   every declared input, so the slots past the sessions of a call are fed empty (no row, no cache, no columns of
+ *   Qbd): the matmuls run on the call's rows only, and an empty slot costs its feeds and a few zero-size nodes
+ *   (about 8 µs per layer). That is also why the single-session graph stays apart: fed through the batch graph, a
+ *   lone decode step pays 7 empty slots, +9–22% on 6 SmolLM2-135M layers. The price is a second copy of the
+ *   packed weights on servers that batch (onnxruntime-node cannot share prepacked weights between sessions, and
+ *   without prepacking MatMulNBits ran 24–110× slower here).
+ * - A decode slot's attention is 6 nodes: scores of the cached rows (one MatMul by its Qbd block), the new row's
+ *   score (computed for all slots at once) appended, softmax, and the probabilities split between the cached V rows
+ *   (one MatMul) and the new V row (all slots at once).
  */
 import type { ModelConfig } from '../model/types.js';
 import { DataType, GraphBuilder } from './onnx/graph.js';
@@ -54,8 +60,10 @@ export const SpanIO = {
   prefill: 'prefill',
   k: (layer: number, slot: number) => `k_${layer}_${slot}`,
   v: (layer: number, slot: number) => `v_${layer}_${slot}`,
-  /** int64 [2]: [past tokens, 1] of a decode slot. */
+  /** int64 [2]: [past tokens, 1] of a decode slot ([0, 1] for an empty one). */
   split: (slot: number) => `split_${slot}`,
+  /** int64 [slots] of a batch graph: heads per slot, 0 for the empty slots past the rows fed. */
+  slotColumns: 'slot_columns',
   out: 'out',
   newKv: 'new_kv',
 } as const;
@@ -119,6 +127,7 @@ export function buildSpanGraph(spec: SpanGraphSpec): GraphBuilder {
   const mask = single ? g.input(SpanIO.mask, DataType.FLOAT, ['M', 'S']) : '';
   const prefill = single ? g.input(SpanIO.prefill, DataType.BOOL, [1]) : '';
   const splits = Array.from({ length: slotCount }, (_, s) => g.input(SpanIO.split(s), DataType.INT64, [2]));
+  const slotColumns = slotCount > 1 ? g.input(SpanIO.slotColumns, DataType.INT64, [slotCount]) : '';
   const cacheInputs = layers.map((_, l) =>
     Array.from({ length: slotCount }, (_, s) => ({
       k: g.input(SpanIO.k(l, s), DataType.FLOAT, [`P${s}`, kvDim]),
@@ -133,29 +142,38 @@ export function buildSpanGraph(spec: SpanGraphSpec): GraphBuilder {
   // Picks each head's own block from [rows, heads', kvHeads, headDim] outputs.
   const pick = g.float(eq.map((x) => (x ? 1 : 0)), [1, kvh, 1, kvh, 1]);
   const zeroPos = g.int64([0]);
-  const axis0 = g.int64([0]);
-  const axis1 = g.int64([1]);
   const scaleConst = g.float([scale]);
 
-  /** Decode attention of slot s (one token, row s of q/k/v) against its cache prefix. Returns [heads, kvDim]. */
-  const decodeSlot = (b: GraphBuilder, l: number, s: number, qbd: string, k2: string, v2: string): string => {
+  /**
+   * Decode attention of slot s against its cache prefix: q_s [kvDim, heads] (its Qbd block), its new token's score
+   * [heads, 1]. The new token's V row is left out here (all slots' at once, below), so the cache is never
+   * concatenated with anything. Returns the past rows' part of the output [heads, kvDim] and the new row's
+   * probabilities [heads, 1].
+   */
+  const decodeSlot = (b: GraphBuilder, l: number, s: number, q: string, newScore: string): [string, string] => {
     const { k: pastK, v: pastV } = cacheInputs[l]![s]!;
-    const q = b.op('Slice', [qbd, g.int64([s * nh]), g.int64([(s + 1) * nh]), axis1]);
-    const kNew = b.op('Slice', [k2, g.int64([s]), g.int64([s + 1]), axis0]);
-    const vNew = b.op('Slice', [v2, g.int64([s]), g.int64([s + 1]), axis0]);
-    const scores = b.op('Concat', [b.op('MatMul', [pastK, q]), b.op('MatMul', [kNew, q])], { axis: 0 });
-    const probs = b.op('Softmax', [b.op('Transpose', [scores], { perm: [1, 0] })], { axis: -1 });
-    const [pPast, pNew] = b.node('Split', [probs, splits[s]!], { attrs: { axis: 1 }, outputs: 2 });
-    return b.op('Add', [b.op('MatMul', [pPast!, pastV]), b.op('Mul', [pNew!, vNew])]);
+    const scores = b.op('Concat', [b.op('Transpose', [b.op('MatMul', [pastK, q])], { perm: [1, 0] }), newScore], { axis: 1 }); // [heads, P + 1]
+    const [pPast, pNew] = b.node('Split', [b.op('Softmax', [scores], { axis: -1 }), splits[s]!], { attrs: { axis: 1 }, outputs: 2 });
+    return [b.op('MatMul', [pPast!, pastV]), pNew!];
   };
 
-  /** Decode attention of every slot, one token each. Returns [1, slots, qDim]. */
+  /**
+   * Decode attention of every slot, one token each; a batch graph's slots past the rows fed are empty (no columns,
+   * no cache), so a call costs what its sessions need, not the graph's slot count. Returns [1, rows, qDim].
+   */
   const decodeAttention = (b: GraphBuilder, l: number, q: string, k2: string, v2: string) => {
     // Qbd[h·hd + d, r·heads + h'·group + j] = scale·q[r, h', j, d]·δ(h, h')
     const qt = b.op('Transpose', [b.op('Reshape', [q, g.int64([-1, kvh, group, hd])])], { perm: [3, 0, 1, 2] });
     const qbd = b.op('Reshape', [b.op('Mul', [qt, spread]), g.int64([kvDim, -1])]);
-    const slotsOut = Array.from({ length: slotCount }, (_, s) => decodeSlot(b, l, s, qbd, k2, v2));
-    const out = slotCount === 1 ? slotsOut[0]! : b.op('Concat', slotsOut, { axis: 0 });
+    // Every row's score against its own new key, per head: scale·Σ_d q·k, summed the same way for any row count.
+    const qk = b.op('Mul', [b.op('Reshape', [q, g.int64([-1, kvh, group, hd])]), b.op('Reshape', [k2, g.int64([-1, kvh, 1, hd])])]);
+    const own = b.op('Reshape', [b.op('Mul', [b.op('ReduceSum', [qk, g.int64([3])], { keepdims: 0 }), scaleConst]), g.int64([-1, 1])]); // [rows·heads, 1]
+    const parts = slotCount === 1 ? [[qbd], [own]] : [b.node('Split', [qbd, slotColumns], { attrs: { axis: 1 }, outputs: slotCount }), b.node('Split', [own, slotColumns], { attrs: { axis: 0 }, outputs: slotCount })];
+    const slots = Array.from({ length: slotCount }, (_, s) => decodeSlot(b, l, s, parts[0]![s]!, parts[1]![s]!));
+    const past = slotCount === 1 ? slots[0]![0] : b.op('Concat', slots.map((x) => x[0]), { axis: 0 }); // [rows·heads, kvDim]
+    const pNew = slotCount === 1 ? slots[0]![1] : b.op('Concat', slots.map((x) => x[1]), { axis: 0 }); // [rows·heads, 1]
+    const fresh = b.op('Mul', [b.op('Reshape', [pNew, g.int64([-1, nh, 1])]), b.op('Reshape', [v2, g.int64([-1, 1, kvDim])])]);
+    const out = b.op('Add', [b.op('Reshape', [past, g.int64([-1, nh, kvDim])]), fresh]); // [rows, heads, kvDim]
     const picked = b.op('Mul', [b.op('Reshape', [out, g.int64([-1, kvh, group, kvh, hd])]), pick]);
     const heads = b.op('ReduceSum', [picked, g.int64([3])], { keepdims: 0 });
     return b.op('Reshape', [heads, g.int64([1, -1, qDim])]);

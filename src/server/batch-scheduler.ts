@@ -6,14 +6,17 @@
  *     `maxBatch` steps.
  * onnxruntime-node computes on the main thread, so while one engine call runs, the steps that arrive meanwhile
  * queue up in the socket; after each call the scheduler yields to I/O once (setImmediate) and then takes whatever
- * is queued. When the queue holds fewer decode steps than the sessions that are currently decoding (sessions with a
- * decode step in the last `activeMs`), it waits up to `windowMs` for the others, and stops waiting as soon as they
- * are all in. A lone client therefore never waits; several clients in lock step fill whole batches.
+ * is queued. When other sessions that are decoding may send their next decode step within `windowMs` (half of
+ * their own step interval after their latest step), it waits for them, and stops waiting as soon as they are all
+ * in. A session counts as decoding for `activeMs` after its latest decode step, or for twice its own
+ * latest interval when that is longer (up to MAX_ACTIVE_FACTOR × activeMs): through several hops, or on a loaded
+ * machine, a session comes back to a server less often than every `activeMs`, and its step must still be waited
+ * for, or the batches fall apart into ones and twos. A lone client never waits, nor does a fast one for a slow
+ * one; several clients in lock step fill whole batches.
  *
- * The batch graph has a fixed number of slots (the engine pads a partial batch), so a batched call costs about the
- * same for 2 steps as for 8. The scheduler keeps estimates (median of recent calls) of a single decode call and a
- * batched call, and runs a group as single calls unless the batch saves at least 25% (e.g. 2 sessions on a tiny
- * model run alone); a memory-bound model, where a batch costs little more than one step, batches every group.
+ * A batched call runs on its steps' rows only (the engine leaves the graph's other slots empty), so it never costs
+ * more than the same steps one by one (on 6 SmolLM2-135M q8_0 layers: 2 steps 1.5×, 8 steps 2.5× one step), and
+ * every group of decode steps runs as one call.
  *
  * Steps are validated by the caller before `submit`; if a batched call still fails, its steps are rerun one by
  * one, so one bad step can never fail another session's step.
@@ -24,7 +27,7 @@
  * loop nor starves other sessions for longer than one chunk.
  */
 import type { SpanExecutor, SpanStep } from '../engine/types.js';
-import { DEFAULT_BATCH_ACTIVE_MS, DEFAULT_BATCH_WINDOW_MS, DEFAULT_MAX_BATCH } from './defaults.js';
+import { DEFAULT_BATCH_ACTIVE_MS, DEFAULT_BATCH_WINDOW_MS, DEFAULT_MAX_BATCH, MAX_ACTIVE_FACTOR } from './defaults.js';
 
 export interface BatchSchedulerOptions {
   /** Most decode steps in one engine call (default DEFAULT_MAX_BATCH; use the span's own maxBatch). */
@@ -46,9 +49,6 @@ export interface SchedulerStats {
   groupSizes: number[];
   /** Milliseconds spent inside engine calls. */
   engineMs: number;
-  /** Estimates (ms, median of recent calls) of one single-token call and one batched call; undefined until seen. */
-  singleMs?: number;
-  batchMs?: number;
 }
 
 interface Pending {
@@ -66,12 +66,9 @@ export class BatchScheduler {
   readonly activeMs: number;
   readonly stats: SchedulerStats = { engineCalls: 0, steps: 0, tokens: 0, groupSizes: [], engineMs: 0 };
   private readonly queue: Pending[] = [];
-  /** session id → time (ms) of its latest decode step. */
-  private readonly lastDecode = new Map<string, number>();
+  /** session id → time (ms) of its latest decode step, the interval before it, and how long it counts as decoding. */
+  private readonly lastDecode = new Map<string, { at: number; interval: number; activeFor: number }>();
   private running = false;
-  private splitsSinceBatch = 0;
-  private readonly singleSamples = { seen: 0, recent: [] as number[] };
-  private readonly batchSamples = { seen: 0, recent: [] as number[] };
   private wake: (() => void) | undefined;
 
   constructor(private readonly span: SpanExecutor, options: BatchSchedulerOptions = {}) {
@@ -90,12 +87,19 @@ export class BatchScheduler {
     const tokens = step.hidden.length / this.span.hiddenSize;
     return new Promise<Float32Array>((resolve, reject) => {
       this.queue.push({ step, tokens, resolve, reject });
-      if (tokens === 1) this.lastDecode.set(step.sessionId, performance.now());
+      if (tokens === 1) this.noteDecode(step.sessionId);
       const wake = this.wake;
       this.wake = undefined;
       wake?.();
       if (!this.running) void this.pump();
     });
+  }
+
+  private noteDecode(sessionId: string): void {
+    const now = performance.now();
+    const previous = this.lastDecode.get(sessionId);
+    const interval = previous === undefined ? 0 : now - previous.at;
+    this.lastDecode.set(sessionId, { at: now, interval, activeFor: Math.min(MAX_ACTIVE_FACTOR * this.activeMs, Math.max(this.activeMs, 2 * interval)) });
   }
 
   /** Stops counting a closed session as decoding. */
@@ -132,34 +136,39 @@ export class BatchScheduler {
     }
   }
 
-  private decodesQueued(): number {
-    let n = 0;
-    for (const pending of this.queue) if (pending.tokens === 1) n++;
-    return n;
+  /** Sessions with a decode step in the queue. */
+  private queuedDecoders(): Set<string> {
+    const ids = new Set<string>();
+    for (const pending of this.queue) if (pending.tokens === 1) ids.add(pending.step.sessionId);
+    return ids;
   }
 
-  /** Sessions that decoded recently (and so will probably send another decode step soon). */
-  private activeDecoders(now: number): number {
-    let n = 0;
-    for (const [id, at] of this.lastDecode) {
-      if (now - at <= this.activeMs) n++;
-      else this.lastDecode.delete(id);
+  /**
+   * Whether a session that is decoding, and not queued, may send its next decode step by `deadline`: once half its
+   * latest interval has passed since its latest step (sessions in lock step are then all expected, even when this
+   * round runs faster than the last). A session that steps much more slowly than the others is not waited for
+   * until its step is near.
+   */
+  private expectsDecode(now: number, deadline: number, queued: ReadonlySet<string>): boolean {
+    let expected = false;
+    for (const [id, { at, interval, activeFor }] of this.lastDecode) {
+      if (queued.has(id)) continue;
+      // an entry outlives its active time a while, so that a session's interval is known at its next step
+      if (now - at > 2 * MAX_ACTIVE_FACTOR * this.activeMs) this.lastDecode.delete(id);
+      else if (now - at <= activeFor && at + interval / 2 <= deadline) expected = true;
     }
-    return n;
+    return expected;
   }
 
-  /** Waits (at most windowMs) until the queue holds a decode step of every session that is decoding. */
+  /** Waits (at most windowMs) until the queue holds a decode step of every session expected to send one meanwhile. */
   private async gather(): Promise<void> {
     if (this.windowMs <= 0) return;
-    const start = performance.now();
+    const deadline = performance.now() + this.windowMs;
     for (;;) {
       const now = performance.now();
-      const target = Math.min(this.maxBatch, this.activeDecoders(now));
-      const queued = this.decodesQueued();
-      if (queued === 0 || queued >= target) return;
-      // not worth waiting for a group that would run as single calls anyway
-      if (this.cheaperAlone(target)) return;
-      const left = this.windowMs - (now - start);
+      const queued = this.queuedDecoders();
+      if (queued.size === 0 || queued.size >= this.maxBatch || !this.expectsDecode(now, deadline, queued)) return;
+      const left = deadline - now;
       if (left <= 0) return;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
@@ -183,43 +192,12 @@ export class BatchScheduler {
     return group;
   }
 
-  /**
-   * True when one batched call is not estimated to save at least 25% over `n` single calls. Near break-even, single
-   * calls win: they let one session's compute overlap the others' network and client time, which lock-step
-   * batches do not.
-   */
-  private cheaperAlone(n: number): boolean {
-    const { singleMs, batchMs } = this.stats;
-    return n > 1 && singleMs !== undefined && batchMs !== undefined && batchMs > 0.75 * n * singleMs;
-  }
-
-  /** Records a call's duration; the first call of each kind (onnxruntime warm-up) is not counted. */
-  private observe(kind: 'single' | 'batch', ms: number): void {
-    const samples = kind === 'single' ? this.singleSamples : this.batchSamples;
-    samples.seen++;
-    if (samples.seen === 1) return;
-    samples.recent.push(ms);
-    if (samples.recent.length > 9) samples.recent.shift();
-    const median = [...samples.recent].sort((a, b) => a - b)[samples.recent.length >> 1]!;
-    if (kind === 'single') this.stats.singleMs = median;
-    else this.stats.batchMs = median;
-  }
-
   private async execute(group: Pending[]): Promise<void> {
-    if (this.cheaperAlone(group.length) && ++this.splitsSinceBatch % 32 !== 0) {
-      // cheaper as single calls (the padded batch graph costs more than it saves); every 32nd time the batch runs
-      // anyway, so that its estimate follows the sessions' growing context
-      for (const pending of group) await this.execute([pending]);
-      return;
-    }
     const started = performance.now();
     this.stats.engineCalls++;
     this.stats.groupSizes[group.length] = (this.stats.groupSizes[group.length] ?? 0) + 1;
     try {
       const outs = group.length === 1 ? [await this.span.step(group[0]!.step)] : await this.span.stepBatch(group.map((p) => p.step));
-      const ms = performance.now() - started;
-      if (group.length > 1) this.observe('batch', ms);
-      else if (group[0]!.tokens === 1) this.observe('single', ms);
       this.account(group, started);
       group.forEach((pending, i) => pending.resolve(outs[i]!));
     } catch (error) {

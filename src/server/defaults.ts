@@ -15,8 +15,10 @@ export const DEFAULT_THREADS = 1;
 export const DEFAULT_MAX_BATCH = 8;
 /** Longest wait for other sessions' decode steps before running a partial batch. */
 export const DEFAULT_BATCH_WINDOW_MS = 2;
-/** A session counts as decoding for this long after its latest decode step. */
+/** A session counts as decoding for this long after its latest decode step (or twice its own step interval). */
 export const DEFAULT_BATCH_ACTIVE_MS = 100;
+/** A session stepping less often than every MAX_ACTIVE_FACTOR / 2 × activeMs is not waited for. */
+export const MAX_ACTIVE_FACTOR = 10;
 
 /** Longest wait for the next hop to accept a pushed (forwarded) step; past it the client goes on hop by hop. */
 export const DEFAULT_FORWARD_TIMEOUT_MS = 5_000;

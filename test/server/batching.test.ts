@@ -165,4 +165,33 @@ describe('BatchScheduler', () => {
       for (let i = 0; i < 6; i++) span.closeSession(`b${i}`);
     }
   });
+
+  it('waits for sessions that come back less often than activeMs, but not for one far slower than the others', async () => {
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const scheduler = new BatchScheduler(span, { maxBatch: 4, windowMs: 150, activeMs: 20 });
+    for (const id of ['a', 'b', 'slow']) span.openSession(id, 64);
+    const decode = (id: string, seed: number) => scheduler.submit({ sessionId: id, hidden: randomHidden(1, H, seed) });
+    try {
+      // a and b step together every ~60 ms, less often than activeMs (a slow multi-hop round): b's step, 40 ms after
+      // a's, joins a's call
+      for (let round = 0; round < 3; round++) {
+        await Promise.all([decode('a', round), decode('b', 10 + round)]);
+        await sleep(60);
+      }
+      scheduler.stats.groupSizes.length = 0;
+      await Promise.all([decode('a', 20), sleep(40).then(() => decode('b', 21))]);
+      expect(scheduler.stats.groupSizes[2], JSON.stringify(scheduler.stats.groupSizes)).toBe(1);
+      expect(scheduler.stats.groupSizes[1]).toBeUndefined();
+
+      // 'slow' steps 300 ms apart, and just did: a's step does not wait the window for it
+      await decode('slow', 30);
+      await sleep(300);
+      await decode('slow', 31);
+      const started = performance.now();
+      await decode('a', 32);
+      expect(performance.now() - started).toBeLessThan(120);
+    } finally {
+      for (const id of ['a', 'b', 'slow']) span.closeSession(id);
+    }
+  });
 });
