@@ -31,6 +31,7 @@ import { createSwarmNode, type SwarmNode } from '../src/swarm/node.js';
 import { messageChannel } from '../src/wire/channel.js';
 import type { DecodedMessage, MessageInput, TensorInput } from '../src/wire/messages.js';
 import { BLOCK_PROTOCOL } from '../src/wire/protocols.js';
+import { median } from './support/stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -137,11 +138,6 @@ async function step(streams: readonly Awaited<ReturnType<typeof openBlockStream>
   }
 }
 
-const median = (xs: number[]) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 
 /** In-process cost of batched decode calls against single steps (see the usage above). */
 async function engineCost(): Promise<void> {

@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { median } from './support/stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -82,10 +83,6 @@ function measure(engine: string, file: string, threads: number, prompt: string, 
   }
 }
 
-const median = (xs: readonly number[]): number => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted.length % 2 ? sorted[sorted.length >> 1]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
-};
 
 interface Medians {
   runs: number;

@@ -21,6 +21,7 @@ import { DEFAULT_MODEL_PATH } from '../src/model/default-model.js';
 import { requantizeGguf, type QuantScheme } from '../src/model/quant-mix.js';
 import { llamaCppLogits, sharedLlama } from '../test/support/llama-cpp.js';
 import { STORY_TEXT } from '../test/support/story-text.js';
+import { median } from './support/stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -89,10 +90,6 @@ function decodeTokS(engine: string, file: string): number | undefined {
   }
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? undefined : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 const withAccuracy = !values['no-accuracy'];
 const stories = withAccuracy ? await accuracy(DEFAULT_MODEL_PATH, requantized) : undefined;
@@ -110,7 +107,8 @@ if (!values['no-speed']) {
       if (a !== undefined) runs.ours.push(a);
       if (b !== undefined) runs.llamacpp.push(b);
     }
-    speed[type] = { ours: median(runs.ours), llamacpp: median(runs.llamacpp) };
+    const medianOf = (xs: number[]) => (xs.length === 0 ? undefined : median(xs)); // none: no figure
+    speed[type] = { ours: medianOf(runs.ours), llamacpp: medianOf(runs.llamacpp) };
     process.stderr.write(`${type}: decode tok/s ours ${runs.ours.join(', ')}; llama.cpp ${runs.llamacpp.join(', ')}\n`);
   }
 }

@@ -27,12 +27,14 @@ import { parseArgs } from 'node:util';
 import { RemoteModel, type RemoteInferenceSession } from '../src/client/remote-model.js';
 import { remoteGenerate } from '../src/client/generate-client.js';
 import { createSwarmNode } from '../src/swarm/node.js';
+import { freePort } from '../src/util/processes.js';
 import type { HopTiming } from '../src/client/inference-session.js';
 import { loadLocalModel } from '../src/inference/local-model.js';
 import { openModel } from '../src/model/load.js';
 import { startCorolla, type CorollaProcess } from '../src/cli/processes.js';
 import { encodedByteLength } from '../src/wire/tensor-codec.js';
 import { encodeMessage } from '../src/wire/messages.js';
+import { median } from './support/stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -58,15 +60,6 @@ const log = (line: string) => process.stderr.write(line + '\n');
 const PROMPT = [1, 504, 3258, 282, 253, 1345, 28, 665];
 const children: CorollaProcess[] = [];
 const proxies: net.Server[] = [];
-
-/** A free TCP port on loopback. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** A TCP proxy to `target` that delays every chunk by `delayMs` in each direction (order kept). Returns its port. */
 async function delayingProxy(target: number, delayMs: number): Promise<number> {
@@ -136,10 +129,6 @@ function argmax(a: Float32Array): number {
   return best;
 }
 
-const median = (xs: readonly number[]): number => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted.length === 0 ? NaN : sorted.length % 2 ? sorted[sorted.length >> 1]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
-};
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
 
 /**

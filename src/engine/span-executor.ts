@@ -88,6 +88,8 @@ class OrtSpanExecutor implements SpanExecutor {
   private readonly numLayers: number;
   private reservedTokens = 0;
   private readonly emptyCache: ort.Tensor;
+  /** The batch graph's slot_columns input for each number of sessions in a call (index: sessions). */
+  private readonly slotColumns: ort.Tensor[];
   private forwardSerial = 0;
 
   constructor(
@@ -105,6 +107,8 @@ class OrtSpanExecutor implements SpanExecutor {
     this.kvDim = config.numKvHeads * config.headDim;
     this.cacheBytesPerToken = 2 * this.kvDim * 4 * this.numLayers;
     this.emptyCache = new ort.Tensor('float32', new Float32Array(0), [0, this.kvDim]);
+    const heads = BigInt(config.numHeads);
+    this.slotColumns = Array.from({ length: maxBatch + 1 }, (_, rows) => new ort.Tensor('int64', BigInt64Array.from({ length: maxBatch }, (_, s) => (s < rows ? heads : 0n)), [maxBatch]));
   }
 
   get contextLength(): number {
@@ -319,10 +323,7 @@ class OrtSpanExecutor implements SpanExecutor {
       }
       row += p.tokens;
     }
-    if (batched) {
-      const heads = BigInt(this.config.numHeads);
-      feeds[SpanIO.slotColumns] = new ort.Tensor('int64', BigInt64Array.from({ length: slotCount }, (_, s) => (s < rows ? heads : 0n)), [slotCount]);
-    }
+    if (batched) feeds[SpanIO.slotColumns] = this.slotColumns[rows]!;
     const half = this.rope.half;
     const cos = new Float32Array(rows * half);
     const sin = new Float32Array(rows * half);
