@@ -1,6 +1,6 @@
 /**
  * One benchmark measurement in its own process (so peak RSS belongs to one engine):
- *   tsx bench/engine-worker.ts <corolla|llama.cpp|llama.cpp-controlled> <model.gguf> <threads> <promptTokens> <decodeTokens>
+ *   tsx bench/engine-worker.ts <corolla|llama.cpp|llama.cpp-controlled> <model.gguf> <threads> <promptTokens> <decodeTokens> [kvCacheType]
  * Prints one JSON line: prefill and decode tokens/s and peak RSS.
  *
  * llama.cpp is driven two ways through node-llama-cpp: `llama.cpp` is the `sequence.evaluate()` generator (prefill =
@@ -10,7 +10,9 @@
 import fs from 'node:fs';
 import '../src/util/polyfills.js';
 
-const [engine, modelPath, threadsArg, promptArg, decodeArg] = process.argv.slice(2);
+const [engine, modelPath, threadsArg, promptArg, decodeArg, kvArg] = process.argv.slice(2);
+/** Our KV cache's element type; llama.cpp's is f16 by default. */
+const kvCacheType = kvArg === 'f32' ? 'f32' : 'f16';
 const threads = Number(threadsArg);
 const promptTokens = Number(promptArg);
 const decodeTokens = Number(decodeArg);
@@ -29,7 +31,7 @@ async function corolla() {
   const { loadLocalModel } = await import('../src/inference/local-model.js');
   const t0 = performance.now();
   const source = await openModel(modelPath!);
-  const model = await loadLocalModel(source, { threads });
+  const model = await loadLocalModel(source, { threads, kvCacheType });
   const loadMs = performance.now() - t0;
   const session = await model.openSession(promptTokens + decodeTokens + 1);
   let t = performance.now();

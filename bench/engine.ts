@@ -7,7 +7,8 @@
  * Honest baselines: every configuration runs `--rounds` times (default 3), the engines alternating within each
  * round, and medians are compared. llama.cpp is driven both through node-llama-cpp's `evaluate()` generator and
  * through one `controlledEvaluate()` per token (`--quick`: the generator only); each ratio is against the faster
- * of the two for that figure, and the report says which one that was.
+ * of the two for that figure, and the report says which one that was. Both keep the KV cache in f16 (llama.cpp's
+ * default; ours with `--kv-cache f16`, the default here; `--kv-cache f32` measures our exact f32 cache instead).
  * Writes bench/results/engine.json; the last stdout line is a JSON summary with the minimum ratios.
  *
  *   npm run bench:engine [-- --quick --shapes smollm2-135m --dtypes q4_0 --threads 1 --prompt 512 --decode 128 --rounds 3]
@@ -32,6 +33,8 @@ const { values } = parseArgs({
     'long-decode': { type: 'string', default: '32' },
     /** shape/dtype/threads of the long-context measurement ('none' skips it) */
     'long-config': { type: 'string', default: 'smollm2-135m/q4_0/1' },
+    /** our KV cache's element type: f16 (as llama.cpp's default) or f32 */
+    'kv-cache': { type: 'string', default: 'f16' },
     /** fewer, shorter runs: one shape and dtype, 1 thread, 2 rounds, the generator path only, a 1,024-token long prompt */
     quick: { type: 'boolean', default: false },
   },
@@ -70,7 +73,7 @@ interface Measurement {
 
 function measure(engine: string, file: string, threads: number, prompt: string, decode: string): Measurement | { error: string } {
   const tsx = path.join(root, 'node_modules/.bin/tsx');
-  const r = spawnSync(tsx, [path.join(root, 'bench/engine-worker.ts'), engine, file, String(threads), prompt, decode], {
+  const r = spawnSync(tsx, [path.join(root, 'bench/engine-worker.ts'), engine, file, String(threads), prompt, decode, values['kv-cache']!], {
     encoding: 'utf8',
     timeout: Number(values.timeout) * 1000,
     env: { ...process.env, COROLLA_QUIET: '1' },
@@ -173,6 +176,7 @@ const summary = {
   long_context_decode_ratio: (long?.decode_ratio as number | undefined) ?? null,
   long_context_prompt: long ? Number(values['long-prompt']) : null,
   llama_paths: LLAMA_PATHS,
+  kv_cache: values['kv-cache'],
   rounds,
   configurations: rows.length,
   compared: ratios.decode.length,

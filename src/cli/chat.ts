@@ -19,6 +19,7 @@ const usage = `usage: corolla chat [--model <path|hf-repo>] [--system TEXT] [opt
   --context N            conversation length in tokens (default ${DEFAULT_CHAT_CONTEXT})
   --threads N            onnxruntime threads (default 1)
   --device cpu|cuda      onnxruntime execution provider (default cpu)
+  --kv-cache f32|f16     KV cache element type (default f32; f16 halves its memory)
   --swarm --bootstrap A  chat through a swarm
   --psk FILE             swarm key of a private swarm (with --swarm)
 ${samplingUsage}

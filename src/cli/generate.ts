@@ -14,7 +14,7 @@ import { loadPsk } from '../swarm/psk.js';
 import { hubOptionsFromEnv } from './env.js';
 import { terminalProgress } from './progress.js';
 import { UsageError } from './errors.js';
-import { deviceOption, numberOption, parse, samplingFlags, samplingFrom, samplingUsage } from './options.js';
+import { deviceOption, kvCacheOption, numberOption, parse, samplingFlags, samplingFrom, samplingUsage } from './options.js';
 
 const usage = `usage: corolla generate [--model <path|hf-repo>] [options]
 
@@ -25,6 +25,7 @@ const usage = `usage: corolla generate [--model <path|hf-repo>] [options]
   --max-tokens N         tokens to generate (default ${DEFAULT_MAX_TOKENS})
   --threads N            onnxruntime threads (default 1)
   --device cpu|cuda      onnxruntime execution provider (default cpu; cuda needs a CUDA build of onnxruntime-node)
+  --kv-cache f32|f16     KV cache element type (default f32, exact; f16 halves its memory and speeds up long contexts)
   --stats                print one JSON line of timings to stderr
   --speculative ngram    speculative decoding with prompt lookup (greedy sampling only: --temperature 0);
                          the output is that of plain decoding, in fewer steps where text repeats
@@ -41,6 +42,7 @@ export const modelFlags = {
   'max-tokens': { type: 'string' },
   threads: { type: 'string' },
   device: { type: 'string' },
+  'kv-cache': { type: 'string' },
   swarm: { type: 'boolean' },
   bootstrap: { type: 'string' },
   psk: { type: 'string' },
@@ -108,6 +110,7 @@ interface ModelValues {
   readonly tokenizer?: string;
   readonly threads?: string;
   readonly device?: string;
+  readonly 'kv-cache'?: string;
   readonly swarm?: boolean;
   readonly bootstrap?: string;
   readonly psk?: string;
@@ -117,11 +120,13 @@ interface ModelValues {
 export async function openCliModel(values: ModelValues): Promise<LanguageModel> {
   const threads = numberOption(values.threads, 'threads', { integer: true, min: 1 }) ?? 1;
   const device = deviceOption(values.device);
+  const kvCacheType = kvCacheOption(values['kv-cache']);
   const modelPath = values.model ?? DEFAULT_MODEL_PATH;
   if (!values.swarm) {
     if (values.psk !== undefined) throw new UsageError('--psk is for --swarm');
-    return LocalModel.open(modelPath, { tokenizerPath: values.tokenizer, threads, executionProvider: device, hub: hubOptionsFromEnv(), onProgress: terminalProgress() });
+    return LocalModel.open(modelPath, { tokenizerPath: values.tokenizer, threads, executionProvider: device, kvCacheType, hub: hubOptionsFromEnv(), onProgress: terminalProgress() });
   }
+  if (kvCacheType !== undefined) throw new UsageError('--kv-cache is for a local model: in a swarm, each server keeps its own cache (corolla serve --kv-cache)');
   if (!values.bootstrap) throw new UsageError('--swarm needs --bootstrap ADDR[,ADDR…]');
   const psk = values.psk !== undefined ? await loadPsk(values.psk) : undefined;
   const bootstrap = values.bootstrap.split(',').map((address) => address.trim()).filter(Boolean);

@@ -73,3 +73,10 @@ export function deviceOption(value: string | undefined): 'cpu' | 'cuda' {
   if (device !== 'cpu' && device !== 'cuda') throw new UsageError(`--device must be cpu or cuda, got "${device}"`);
   return device;
 }
+
+/** --kv-cache: the KV cache's element type. */
+export function kvCacheOption(value: string | undefined): 'f32' | 'f16' | undefined {
+  if (value === undefined) return undefined;
+  if (value !== 'f32' && value !== 'f16') throw new UsageError(`--kv-cache must be f32 or f16, got "${value}"`);
+  return value;
+}

@@ -33,7 +33,7 @@ import type { BlockRange } from '../util/blocks.js';
 import { lineLogger } from '../util/logger.js';
 import { accountFlags, accountFrom, accountUsage } from './account.js';
 import { UsageError } from './errors.js';
-import { numberOption, parse } from './options.js';
+import { kvCacheOption, numberOption, parse } from './options.js';
 import { terminalProgress } from './progress.js';
 import { checkRegistration } from './registration.js';
 import { autoClaimFlags, autoClaimFrom, autoClaimUsage } from './rewards.js';
@@ -73,6 +73,8 @@ ${autoClaimUsage}
   --data-dir DIR         where the metrics outbox lives (default ~/.corolla/serve) [env COROLLA_DATA_DIR]
   --max-cache-tokens N   KV-cache budget in tokens over all sessions (default: ${DEFAULT_CACHE_BUDGET_BYTES / 1024 ** 3} GiB worth)
   --threads N            onnxruntime threads (default ${DEFAULT_THREADS})
+  --kv-cache f32|f16     KV cache element type (default f32; f16 halves its memory and speeds up long contexts,
+                         and is announced, so spot-checks compare it only with servers like it)
   --max-batch N          decode steps of different sessions per engine call (default ${DEFAULT_MAX_BATCH}; 1 = no batching)
   --batch-window MS      longest wait for other sessions' decode steps before a partial batch (default ${DEFAULT_BATCH_WINDOW_MS})
   --idle-timeout S       close sessions idle for S seconds (default ${seconds(DEFAULT_IDLE_TIMEOUT_MS)})
@@ -109,6 +111,7 @@ const flags = {
   'eth-address': { type: 'string' },
   'max-cache-tokens': { type: 'string' },
   threads: { type: 'string' },
+  'kv-cache': { type: 'string' },
   'max-batch': { type: 'string' },
   'batch-window': { type: 'string' },
   'idle-timeout': { type: 'string' },
@@ -155,6 +158,7 @@ export async function run(argv: string[]): Promise<void> {
   const numBlocks = numberOption(values['num-blocks'], 'num-blocks', { integer: true, min: 1 });
   const maxCacheTokens = numberOption(values['max-cache-tokens'], 'max-cache-tokens', { integer: true, min: 1 });
   const threads = numberOption(values.threads, 'threads', { integer: true, min: 1 });
+  const kvCacheType = kvCacheOption(values['kv-cache']);
   const maxBatch = numberOption(values['max-batch'], 'max-batch', { integer: true, min: 1, max: 256 });
   const batchWindowMs = numberOption(values['batch-window'], 'batch-window', { min: 0, max: 1000 });
   const idleTimeout = numberOption(values['idle-timeout'], 'idle-timeout', { min: 0.1 });
@@ -267,6 +271,7 @@ export async function run(argv: string[]): Promise<void> {
         range,
         numBlocks,
         threads,
+        kvCacheType,
         maxBatch,
         batchWindowMs,
         maxCacheTokens,

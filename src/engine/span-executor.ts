@@ -1,7 +1,11 @@
 /**
- * Runs blocks [start, end) of a model for many sessions. Each session owns a growable K and V buffer per layer,
- * time-major; the prefix of P rows is fed to the graph zero-copy and the graph's new rows are written in place at
- * the session's position. Rewind just moves the position back.
+ * Runs blocks [start, end) of a model for many sessions. Each session owns a K and a V buffer per layer, head-major
+ * (K transposed), fed to the graph whole and zero-copy; the graph's new rows are written in place at the session's
+ * position. Rewind just moves the position back.
+ *
+ * A buffer's capacity is a function of the tokens it must hold (see capacityFor), not of the session's history, so
+ * a replayed or rewound session feeds the graph the same shapes, and gets the same results bit for bit, as the
+ * session it stands in for.
  */
 import { dequantize } from '../model/quant.js';
 import type { ModelConfig, ModelSource } from '../model/types.js';
@@ -9,6 +13,7 @@ import { DEFAULT_CACHE_BUDGET_BYTES, DEFAULT_PREFILL_CHUNK_TOKENS } from './defa
 import { CacheBudgetError, ContextLengthError, DuplicateSessionError, InvalidSpanError, InvalidStepError, KernelError, UnknownSessionError } from './errors.js';
 import { RopeTable } from './rope.js';
 import { createOrtSession, ort, SerialQueue } from './runtime.js';
+import { capacityFor, kvCacheBytesPerToken, type KvCacheType } from './kv-cache.js';
 import { buildSpanGraph, SpanIO, type LayerWeights } from './span-graph.js';
 import type { EngineOptions, SessionInfo, SpanExecutor, BlockRange, SpanStep } from './types.js';
 import { concatLinear, toLinearWeight } from './weights.js';
@@ -28,17 +33,20 @@ export interface SpanLoadOptions extends EngineOptions {
   readonly onLayer?: (done: number, total: number) => void;
 }
 
+/** A cache buffer: f32, or f16 bits. */
+type CacheArray = Float32Array | Uint16Array;
+
 interface CacheSession {
   readonly id: string;
   readonly maxLength: number;
   position: number;
   capacity: number;
-  /** Per layer: K and V buffers of [capacity, kvDim], time-major. */
-  keys: Float32Array[];
-  values: Float32Array[];
+  /** Per layer: K transposed, [kvHeads, headDim, capacity]. */
+  keys: CacheArray[];
+  /** Per layer: V, [kvHeads, capacity, headDim]. */
+  values: CacheArray[];
 }
 
-const INITIAL_CAPACITY = 256;
 export { DEFAULT_CACHE_BUDGET_BYTES, DEFAULT_PREFILL_CHUNK_TOKENS };
 
 export function readLayerWeights(source: ModelSource, layer: number): LayerWeights {
@@ -72,11 +80,12 @@ export async function loadSpan(source: ModelSource, range: BlockRange, options: 
   const maxBatch = Math.max(1, Math.floor(options.maxBatch ?? 1));
   const name = `span_${range.start}_${range.end}`;
   const accuracyLevel = options.quantizedActivations === false ? 0 : 4;
-  const single = await createOrtSession(buildSpanGraph({ config: c, layers, mode: 'single', name, accuracyLevel }), options);
-  const batch = maxBatch > 1 ? await createOrtSession(buildSpanGraph({ config: c, layers, mode: 'batch', batch: maxBatch, name: `${name}_b${maxBatch}`, accuracyLevel }), options) : undefined;
+  const kvCacheType = options.kvCacheType ?? 'f32';
+  const single = await createOrtSession(buildSpanGraph({ config: c, layers, mode: 'single', name, accuracyLevel, kvCacheType }), options);
+  const batch = maxBatch > 1 ? await createOrtSession(buildSpanGraph({ config: c, layers, mode: 'batch', batch: maxBatch, name: `${name}_b${maxBatch}`, accuracyLevel, kvCacheType }), options) : undefined;
   const chunk = options.prefillChunkTokens ?? DEFAULT_PREFILL_CHUNK_TOKENS;
   if (!Number.isInteger(chunk) || chunk < 1) throw new RangeError(`prefillChunkTokens must be a positive integer, got ${chunk}`);
-  return new OrtSpanExecutor(c, new RopeTable(source), range, single, batch, maxBatch, options.cacheBudgetBytes ?? DEFAULT_CACHE_BUDGET_BYTES, chunk);
+  return new OrtSpanExecutor(c, new RopeTable(source), range, single, batch, maxBatch, options.cacheBudgetBytes ?? DEFAULT_CACHE_BUDGET_BYTES, chunk, kvCacheType);
 }
 
 class OrtSpanExecutor implements SpanExecutor {
@@ -87,9 +96,10 @@ class OrtSpanExecutor implements SpanExecutor {
   private readonly kvDim: number;
   private readonly numLayers: number;
   private reservedTokens = 0;
-  private readonly emptyCache: ort.Tensor;
-  /** The batch graph's slot_columns input for each number of sessions in a call (index: sessions). */
-  private readonly slotColumns: ort.Tensor[];
+  private readonly emptyKeys: ort.Tensor;
+  private readonly emptyValues: ort.Tensor;
+  /** The batch graph's slot_rows input for each number of sessions in a call (index: sessions). */
+  private readonly slotRows: ort.Tensor[];
   private forwardSerial = 0;
 
   constructor(
@@ -101,14 +111,16 @@ class OrtSpanExecutor implements SpanExecutor {
     private readonly maxBatch: number,
     private readonly budgetBytes: number,
     readonly prefillChunkTokens: number,
+    private readonly kvCacheType: KvCacheType,
   ) {
     this.hiddenSize = config.hiddenSize;
     this.numLayers = range.end - range.start;
     this.kvDim = config.numKvHeads * config.headDim;
-    this.cacheBytesPerToken = 2 * this.kvDim * 4 * this.numLayers;
-    this.emptyCache = new ort.Tensor('float32', new Float32Array(0), [0, this.kvDim]);
-    const heads = BigInt(config.numHeads);
-    this.slotColumns = Array.from({ length: maxBatch + 1 }, (_, rows) => new ort.Tensor('int64', BigInt64Array.from({ length: maxBatch }, (_, s) => (s < rows ? heads : 0n)), [maxBatch]));
+    this.cacheBytesPerToken = kvCacheBytesPerToken(config, this.numLayers, kvCacheType);
+    const { numKvHeads: kvh, headDim: hd } = config;
+    this.emptyKeys = this.cacheTensor(this.cacheArray(0), [kvh, 0, hd, 0]);
+    this.emptyValues = this.cacheTensor(this.cacheArray(0), [kvh, 0, 0, hd]);
+    this.slotRows = Array.from({ length: maxBatch + 1 }, (_, rows) => new ort.Tensor('int64', BigInt64Array.from({ length: maxBatch }, (_, s) => (s < rows ? 1n : 0n)), [maxBatch]));
   }
 
   get contextLength(): number {
@@ -126,8 +138,7 @@ class OrtSpanExecutor implements SpanExecutor {
     const left = this.cacheTokensLeft();
     if (maxLength > left) throw new CacheBudgetError(maxLength, left);
     this.reservedTokens += maxLength;
-    const capacity = Math.min(maxLength, INITIAL_CAPACITY);
-    this.sessions.set(id, this.newCache(id, maxLength, capacity));
+    this.sessions.set(id, { id, maxLength, position: 0, capacity: 0, keys: [], values: [] });
     return { id, maxLength, position: 0 };
   }
 
@@ -212,9 +223,12 @@ class OrtSpanExecutor implements SpanExecutor {
     });
   }
 
-  private newCache(id: string, maxLength: number, capacity: number): CacheSession {
-    const buffers = () => Array.from({ length: this.numLayers }, () => new Float32Array(capacity * this.kvDim));
-    return { id, maxLength, position: 0, capacity, keys: buffers(), values: buffers() };
+  private cacheArray(length: number): CacheArray {
+    return this.kvCacheType === 'f16' ? new Uint16Array(length) : new Float32Array(length);
+  }
+
+  private cacheTensor(data: CacheArray, dims: readonly number[]): ort.Tensor {
+    return data instanceof Uint16Array ? new ort.Tensor('float16', data, dims) : new ort.Tensor('float32', data, dims);
   }
 
   private tokensOf(step: SpanStep): number {
@@ -244,62 +258,69 @@ class OrtSpanExecutor implements SpanExecutor {
     return { session, tokens };
   }
 
-  private ensureCapacity(s: CacheSession, needed: number): void {
-    if (needed <= s.capacity) return;
-    // Grow geometrically: each token is copied O(1) times over the session's life.
-    const capacity = Math.min(s.maxLength, Math.max(needed, s.capacity * 2));
-    const grow = (old: Float32Array) => {
-      const grown = new Float32Array(capacity * this.kvDim);
-      grown.set(old.subarray(0, s.position * this.kvDim));
-      return grown;
+  /**
+   * Gives a session the capacity capacityFor(needed, context): grown for a longer step, shrunk after a rewind, so that the
+   * shapes fed to the graph depend on the step alone. Each re-layout copies the rows held; growth is geometric, so
+   * each token is copied O(1) times over the session's life.
+   */
+  private fitCapacity(s: CacheSession, needed: number): void {
+    // Bounded by the model's context, not the session's maxLength, so that sessions of different maxLength (a local
+    // reference, a replacement server) feed equal shapes. The rows past maxLength (under an eighth, or 64) are slack
+    // the budget, which counts maxLength tokens, does not count.
+    const capacity = capacityFor(needed, this.contextLength);
+    if (capacity === s.capacity) return;
+    const { numKvHeads: kvh, headDim: hd } = this.config;
+    const rows = Math.min(s.position, capacity);
+    const keys = (old: CacheArray) => {
+      const next = this.cacheArray(kvh * hd * capacity);
+      for (let c = 0; c < kvh * hd && rows > 0; c++) next.set(old.subarray(c * s.capacity, c * s.capacity + rows), c * capacity);
+      return next;
     };
-    s.keys = s.keys.map(grow);
-    s.values = s.values.map(grow);
+    const values = (old: CacheArray) => {
+      const next = this.cacheArray(kvh * capacity * hd);
+      for (let h = 0; h < kvh && rows > 0; h++) next.set(old.subarray(h * s.capacity * hd, (h * s.capacity + rows) * hd), h * capacity * hd);
+      return next;
+    };
+    s.keys = s.capacity === 0 ? Array.from({ length: this.numLayers }, () => this.cacheArray(kvh * hd * capacity)) : s.keys.map(keys);
+    s.values = s.capacity === 0 ? Array.from({ length: this.numLayers }, () => this.cacheArray(kvh * capacity * hd)) : s.values.map(values);
     s.capacity = capacity;
   }
 
-  /**
-   * The first cached row a step at `position` attends to: 0, or with a sliding window the oldest row still inside
-   * the window of the step's first token. Only rows from there on are fed, so a decode step needs no mask.
-   */
+  /** The first position a token at `position` attends to: 0, or with a sliding window the oldest inside it. */
   private windowStart(position: number): number {
     const w = this.config.slidingWindow;
     return w === undefined ? 0 : Math.max(0, position - w + 1);
   }
 
   /**
-   * Prefill mask [tokens·group, past - first + tokens] over the keys from position `first` on: query t (position
-   * past + t) sees keys up to past + t, and with a sliding window none before past + t - window + 1.
+   * The additive mask over [`columns` cached rows | `tokens` new rows] of a step at position `past`: [tokens, 1,
+   * columns + tokens]. Query t (position past + t) sees cached rows from its window's start up to past, and new rows
+   * up to itself.
    */
-  private causalMask(first: number, past: number, tokens: number): ort.Tensor {
-    const group = this.config.numHeads / this.config.numKvHeads;
-    const w = this.config.slidingWindow;
-    const width = past - first + tokens;
-    const data = new Float32Array(tokens * group * width);
+  private mask(past: number, columns: number, tokens: number): ort.Tensor {
+    const width = columns + tokens;
+    const data = new Float32Array(tokens * width).fill(-Infinity);
     for (let t = 0; t < tokens; t++) {
-      const end = past + t + 1 - first;
-      const start = w === undefined ? 0 : Math.max(0, past + t - w + 1 - first);
-      for (let j = 0; j < group; j++) {
-        const row = (t * group + j) * width;
-        data.fill(-Infinity, row, row + start);
-        data.fill(-Infinity, row + end, row + width);
-      }
+      const first = this.windowStart(past + t);
+      const row = t * width;
+      if (first < past) data.fill(0, row + first, row + past);
+      data.fill(0, row + columns + Math.max(0, first - past), row + columns + t + 1);
     }
-    return new ort.Tensor('float32', data, [tokens * group, width]);
+    return new ort.Tensor('float32', data, [tokens, 1, width]);
   }
 
   private async runGroup(steps: readonly SpanStep[]): Promise<Float32Array[]> {
     const prepared = steps.map((step) => {
       const p = this.prepare(step); // again: an earlier group may have moved this session
       if (step.position !== undefined) p.session.position = step.position; // rewind (replay, speculation)
-      this.ensureCapacity(p.session, p.session.position + p.tokens);
+      this.fitCapacity(p.session, p.session.position + p.tokens);
       return p;
     });
     const batched = prepared.length > 1;
     // The batch graph has a fixed number of slots; those past the sessions here stay empty (no row, no cache).
     const slotCount = batched ? this.maxBatch : 1;
     const H = this.hiddenSize;
-    const kvDim = this.kvDim;
+    const { numKvHeads: kvh, headDim: hd } = this.config;
     const rows = batched ? prepared.length : prepared[0]!.tokens;
     const hidden = new Float32Array(rows * H);
     const positions = new Int32Array(rows);
@@ -308,22 +329,25 @@ class OrtSpanExecutor implements SpanExecutor {
     for (let slot = 0; slot < slotCount; slot++) {
       const p = prepared[slot];
       if (!p) {
-        feeds[SpanIO.split(slot)] = EMPTY_SPLIT;
-        for (let l = 0; l < this.numLayers; l++) feeds[SpanIO.k(l, slot)] = feeds[SpanIO.v(l, slot)] = this.emptyCache;
+        feeds[SpanIO.mask(slot)] = EMPTY_MASK;
+        for (let l = 0; l < this.numLayers; l++) {
+          feeds[SpanIO.k(l, slot)] = this.emptyKeys;
+          feeds[SpanIO.v(l, slot)] = this.emptyValues;
+        }
         continue;
       }
-      const position = p.session.position;
-      const first = this.windowStart(position);
+      const { position, capacity } = p.session;
       hidden.set(steps[slot]!.hidden, row * H);
       for (let t = 0; t < p.tokens; t++) positions[row + t] = position + t;
-      feeds[SpanIO.split(slot)] = new ort.Tensor('int64', BigInt64Array.from([BigInt(position - first), 1n]), [2]);
+      // A decode step reads the whole capacity (masked past the position); a prefill step only the rows held.
+      feeds[SpanIO.mask(slot)] = this.mask(position, p.tokens > 1 ? position : capacity, p.tokens);
       for (let l = 0; l < this.numLayers; l++) {
-        feeds[SpanIO.k(l, slot)] = new ort.Tensor('float32', p.session.keys[l]!.subarray(first * kvDim, position * kvDim), [position - first, kvDim]);
-        feeds[SpanIO.v(l, slot)] = new ort.Tensor('float32', p.session.values[l]!.subarray(first * kvDim, position * kvDim), [position - first, kvDim]);
+        feeds[SpanIO.k(l, slot)] = this.cacheTensor(p.session.keys[l]!, [kvh, 1, hd, capacity]);
+        feeds[SpanIO.v(l, slot)] = this.cacheTensor(p.session.values[l]!, [kvh, 1, capacity, hd]);
       }
       row += p.tokens;
     }
-    if (batched) feeds[SpanIO.slotColumns] = this.slotColumns[rows]!;
+    if (batched) feeds[SpanIO.slotRows] = this.slotRows[rows]!;
     const half = this.rope.half;
     const cos = new Float32Array(rows * half);
     const sin = new Float32Array(rows * half);
@@ -332,10 +356,8 @@ class OrtSpanExecutor implements SpanExecutor {
     feeds[SpanIO.cos] = new ort.Tensor('float32', cos, [rows, half]);
     feeds[SpanIO.sin] = new ort.Tensor('float32', sin, [rows, half]);
     if (!batched) {
-      const isPrefill = rows > 1;
-      feeds[SpanIO.prefill] = new ort.Tensor('bool', new Uint8Array([isPrefill ? 1 : 0]), [1]);
-      const past = prepared[0]!.session.position;
-      feeds[SpanIO.mask] = isPrefill ? this.causalMask(this.windowStart(past), past, rows) : NO_MASK;
+      feeds[SpanIO.prefill] = new ort.Tensor('bool', new Uint8Array([rows > 1 ? 1 : 0]), [1]);
+      feeds[SpanIO.held] = new ort.Tensor('int64', BigInt64Array.from([BigInt(prepared[0]!.session.position)]), [1]);
     }
 
     let result: ort.InferenceSession.ReturnType;
@@ -345,29 +367,35 @@ class OrtSpanExecutor implements SpanExecutor {
       throw new KernelError(`span [${this.range.start}, ${this.range.end}) failed to run: ${(error as Error).message}`, { cause: error });
     }
     const out = result[SpanIO.out]!.data as Float32Array;
-    const newKv = result[SpanIO.newKv]!.data as Float32Array;
-    const stride = this.numLayers * 2 * kvDim;
+    const newKv = result[SpanIO.newKv]!.data as CacheArray;
     const outputs: Float32Array[] = [];
     row = 0;
     for (const p of prepared) {
-      const s = p.session;
-      for (let t = 0; t < p.tokens; t++) {
-        const src = (row + t) * stride;
-        const dst = (s.position + t) * kvDim;
-        for (let l = 0; l < this.numLayers; l++) {
-          const o = src + 2 * l * kvDim;
-          s.keys[l]!.set(newKv.subarray(o, o + kvDim), dst);
-          s.values[l]!.set(newKv.subarray(o + kvDim, o + 2 * kvDim), dst);
-        }
-      }
-      s.position += p.tokens;
+      for (let t = 0; t < p.tokens; t++) this.store(p.session, p.session.position + t, newKv, row + t);
+      p.session.position += p.tokens;
       outputs.push(out.slice(row * H, (row + p.tokens) * H));
       row += p.tokens;
     }
     return outputs;
   }
+
+  /** Writes row `row` of the graph's new_kv output, every layer's K and V, at `position` of a session's cache. */
+  private store(s: CacheSession, position: number, newKv: CacheArray, row: number): void {
+    const { numKvHeads: kvh, headDim: hd } = this.config;
+    const kvDim = this.kvDim;
+    const C = s.capacity;
+    let src = row * this.numLayers * 2 * kvDim;
+    for (let l = 0; l < this.numLayers; l++) {
+      const keys = s.keys[l]!;
+      for (let c = 0; c < kvDim; c++) keys[c * C + position] = newKv[src + c]!; // c = head · hd + d
+      src += kvDim;
+      const values = s.values[l]!;
+      for (let h = 0; h < kvh; h++) values.set(newKv.subarray(src + h * hd, src + (h + 1) * hd), (h * C + position) * hd);
+      src += kvDim;
+    }
+  }
 }
 
-const EMPTY_SPLIT = new ort.Tensor('int64', BigInt64Array.from([0n, 1n]), [2]);
-const NO_MASK = new ort.Tensor('float32', new Float32Array(0), [0, 0]);
+/** An empty slot's mask: no cached rows, and its (absent) new row. */
+const EMPTY_MASK = new ort.Tensor('float32', new Float32Array(1), [1, 1, 1]);
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

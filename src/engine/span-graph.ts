@@ -1,28 +1,34 @@
 /**
  * Builds one ONNX graph for a span of Llama blocks. The design follows the costs measured on onnxruntime-node
- * (≈30 µs per run, ≈3.5 µs per fed input, ≈1 µs per node) and keeps the KV cache from ever being copied per token:
+ * (≈30 µs per run, ≈3.5 µs per fed input, ≈1 µs per node; every output is copied into a new JS buffer) and keeps
+ * the KV cache from ever being copied per token:
  *
  * - One graph per span, so a decode step is one `session.run`.
- * - Each session keeps, per layer, a K and a V buffer, time-major ([capacity, kvDim]). The first P rows are a
- *   contiguous prefix, fed zero-copy (with a sliding window, only the window's rows: still contiguous). The graph
- *   returns only the new rows; the host writes them in place.
- * - Decode attention reads the cache once, in the layout it is stored: queries are spread block-diagonally over KV
- *   heads (Qbd: [kvDim, heads], zero outside each head's own columns), so scores are one MatMul of the K prefix by
- *   Qbd, and the output one MatMul of the probabilities by the V prefix, from which each head keeps its own block.
- * - Prefill (more than one token, one session) takes a head-major branch, where the extra work of Qbd would grow
- *   with the prompt; it may copy the cache once, which the prompt's length amortizes.
+ * - Each session keeps, per layer, a K and a V buffer in head-major layout: K transposed as [kvHeads, headDim, C]
+ *   and V as [kvHeads, C, headDim], where C is the session's capacity. They are fed whole and zero-copy; a mask
+ *   hides the rows past the session's position (and outside a sliding window). Scores are then one MatMul per KV
+ *   head of its query heads [group, headDim] by its keys [headDim, C], and the output one MatMul of the
+ *   probabilities by its values [C, headDim]: every multiply is real work, with no block-diagonal padding.
+ *   The graph returns only the new rows; the host writes them in place. (onnxruntime's GroupQueryAttention would
+ *   write them itself, but onnxruntime-node copies every fetched output back, which costs the whole cache.)
+ * - The cache may be kept in f16 (as llama.cpp does by default): decode at long context reads the whole cache each
+ *   step and is bound by memory bandwidth, so half the bytes is most of the speed. The new rows are rounded to f16
+ *   in the graph before use, so a token attends to itself exactly as later tokens will.
+ * - Prefill (more than one token, one session) takes its own branch, where the queries of all its tokens make one
+ *   MatMul per KV head.
  * - Batched decode has its own graph of a fixed number of slots (one token each). onnxruntime-node must be fed
- *   every declared input, so the slots past the sessions of a call are fed empty (no row, no cache, no columns of
- *   Qbd): the matmuls run on the call's rows only, and an empty slot costs its feeds and a few zero-size nodes
- *   (about 8 µs per layer). That is also why the single-session graph stays apart: fed through the batch graph, a
- *   lone decode step pays 7 empty slots, +9–22% on 6 SmolLM2-135M layers. The price is a second copy of the
- *   packed weights on servers that batch (onnxruntime-node cannot share prepacked weights between sessions, and
- *   without prepacking MatMulNBits ran 24–110× slower here).
- * - A decode slot's attention is 6 nodes: scores of the cached rows (one MatMul by its Qbd block), the new row's
- *   score (computed for all slots at once) appended, softmax, and the probabilities split between the cached V rows
- *   (one MatMul) and the new V row (all slots at once).
+ *   every declared input, so the slots past the sessions of a call are fed empty (no row, no cache): the matmuls
+ *   run on the call's rows only, and an empty slot costs its feeds and a few zero-size nodes. That is also why the
+ *   single-session graph stays apart: fed through the batch graph, a lone decode step pays 7 empty slots. The price
+ *   is a second copy of the packed weights on servers that batch (onnxruntime-node cannot share prepacked weights
+ *   between sessions, and without prepacking MatMulNBits ran 24–110× slower here).
+ * - A decode slot's attention is 7 nodes (9 with an f16 cache): scores of the cached rows, the new row's score
+ *   (computed for all slots at once) appended, mask, softmax, the probabilities sliced between the cached V rows
+ *   (one MatMul) and the new V row (all slots at once). A single-session decode step runs the very same nodes, so
+ *   batched and single steps are equal bit for bit.
  */
 import type { ModelConfig } from '../model/types.js';
+import type { KvCacheType } from './kv-cache.js';
 import { DataType, GraphBuilder } from './onnx/graph.js';
 import type { LinearWeight } from './weights.js';
 
@@ -47,6 +53,8 @@ export interface SpanGraphSpec {
   name: string;
   /** MatMulNBits accuracy level: 4 quantizes activations to int8, 0 keeps them f32. */
   accuracyLevel?: number;
+  /** Element type of the KV cache fed and returned (default f32). */
+  kvCacheType?: KvCacheType;
 }
 
 /** Input and output names, shared with the executor. */
@@ -54,17 +62,24 @@ export const SpanIO = {
   hidden: 'hidden',
   cos: 'cos',
   sin: 'sin',
-  /** Additive causal mask for prefill: [tokens·group, past + tokens]. */
-  mask: 'mask',
   /** bool [1]: true for a prefill step (single mode). */
   prefill: 'prefill',
+  /** int64 [1] of a prefill step: P, the rows held (its position). */
+  held: 'held',
+  /**
+   * Additive mask of a slot's scores over [cached rows | new rows]: [1, 1, C + 1] for a decode slot (the whole
+   * capacity C is fed), [tokens, 1, P + tokens] for a prefill step (the P rows held). It hides the rows past the
+   * session's position, the later new rows, and the rows outside a sliding window.
+   */
+  mask: (slot: number) => `mask_${slot}`,
+  /** K cache of a layer and slot, transposed: [kvHeads, 1, headDim, C] ([kvHeads, 0, headDim, 0] for an empty slot). */
   k: (layer: number, slot: number) => `k_${layer}_${slot}`,
+  /** V cache of a layer and slot: [kvHeads, 1, C, headDim] ([kvHeads, 0, 0, headDim] for an empty slot). */
   v: (layer: number, slot: number) => `v_${layer}_${slot}`,
-  /** int64 [2]: [past tokens, 1] of a decode slot ([0, 1] for an empty one). */
-  split: (slot: number) => `split_${slot}`,
-  /** int64 [slots] of a batch graph: heads per slot, 0 for the empty slots past the rows fed. */
-  slotColumns: 'slot_columns',
+  /** int64 [slots] of a batch graph: rows per slot, 1, or 0 for the empty slots past the rows fed. */
+  slotRows: 'slot_rows',
   out: 'out',
+  /** New K and V rows of every layer side by side: [tokens, layers · (k | v)], in the cache's element type. */
   newKv: 'new_kv',
 } as const;
 
@@ -110,6 +125,8 @@ export function buildSpanGraph(spec: SpanGraphSpec): GraphBuilder {
   const { config: c, layers, name } = spec;
   const level = spec.accuracyLevel ?? 4;
   const slotCount = spec.mode === 'batch' ? batchSlots(spec) : 1;
+  const f16 = spec.kvCacheType === 'f16';
+  const cacheType = f16 ? DataType.FLOAT16 : DataType.FLOAT;
   const H = c.hiddenSize;
   const nh = c.numHeads;
   const kvh = c.numKvHeads;
@@ -117,80 +134,74 @@ export function buildSpanGraph(spec: SpanGraphSpec): GraphBuilder {
   const group = nh / kvh;
   const qDim = nh * hd;
   const kvDim = kvh * hd;
-  const scale = 1 / Math.sqrt(hd);
   const g = new GraphBuilder(name);
 
   const hidden = g.input(SpanIO.hidden, DataType.FLOAT, [1, 'N', H]);
   const cos = g.input(SpanIO.cos, DataType.FLOAT, ['N', hd / 2]);
   const sin = g.input(SpanIO.sin, DataType.FLOAT, ['N', hd / 2]);
   const single = spec.mode === 'single';
-  const mask = single ? g.input(SpanIO.mask, DataType.FLOAT, ['M', 'S']) : '';
   const prefill = single ? g.input(SpanIO.prefill, DataType.BOOL, [1]) : '';
-  const splits = Array.from({ length: slotCount }, (_, s) => g.input(SpanIO.split(s), DataType.INT64, [2]));
-  const slotColumns = slotCount > 1 ? g.input(SpanIO.slotColumns, DataType.INT64, [slotCount]) : '';
+  const held = single ? g.input(SpanIO.held, DataType.INT64, [1]) : '';
+  const masks = Array.from({ length: slotCount }, (_, s) => g.input(SpanIO.mask(s), DataType.FLOAT, [single ? 'T' : 1, 1, `M${s}`]));
+  const slotRows = slotCount > 1 ? g.input(SpanIO.slotRows, DataType.INT64, [slotCount]) : '';
   const cacheInputs = layers.map((_, l) =>
     Array.from({ length: slotCount }, (_, s) => ({
-      k: g.input(SpanIO.k(l, s), DataType.FLOAT, [`P${s}`, kvDim]),
-      v: g.input(SpanIO.v(l, s), DataType.FLOAT, [`P${s}`, kvDim]),
+      k: g.input(SpanIO.k(l, s), cacheType, [kvh, `R${s}`, hd, `C${s}`]),
+      v: g.input(SpanIO.v(l, s), cacheType, [kvh, `R${s}`, `C${s}`, hd]),
     })),
   );
-
-  // E[h, 1, 1, h', 1] = scale·δ(h, h'): spreads each query head over its own KV head's rows of Qbd.
-  const eq = new Float32Array(kvh * kvh);
-  for (let h = 0; h < kvh; h++) eq[h * kvh + h] = scale;
-  const spread = g.float(eq, [kvh, 1, 1, kvh, 1]);
-  // Picks each head's own block from [rows, heads', kvHeads, headDim] outputs.
-  const pick = g.float(eq.map((x) => (x ? 1 : 0)), [1, kvh, 1, kvh, 1]);
+  const scaleConst = g.float([1 / Math.sqrt(hd)]);
   const zeroPos = g.int64([0]);
-  const scaleConst = g.float([scale]);
+  const lastAxis = g.int64([-1]);
+  const allButLast = [g.int64([0]), g.int64([-1]), lastAxis];
+  const lastOnly = [g.int64([-1]), g.int64([Number.MAX_SAFE_INTEGER]), lastAxis];
+  // [rows, kvDim] → [kvHeads, rows, 1, headDim]
+  const headMajor = (b: GraphBuilder, x: string) => b.op('Transpose', [b.op('Reshape', [x, g.int64([-1, kvh, 1, hd])])], { perm: [1, 0, 2, 3] });
+  const cached = (b: GraphBuilder, x: string) => (f16 ? b.op('Cast', [x], { to: DataType.FLOAT }) : x);
 
   /**
-   * Decode attention of slot s against its cache prefix: q_s [kvDim, heads] (its Qbd block), its new token's score
-   * [heads, 1]. The new token's V row is left out here (all slots' at once, below), so the cache is never
-   * concatenated with anything. Returns the past rows' part of the output [heads, kvDim] and the new row's
-   * probabilities [heads, 1].
+   * Decode attention of every slot, one token each; a batch graph's slots past the rows fed are empty (no row, no
+   * cache), so a call costs what its sessions need, not the graph's slot count. q4 is [kvHeads, rows, group,
+   * headDim], already scaled; returns [1, rows, qDim].
    */
-  const decodeSlot = (b: GraphBuilder, l: number, s: number, q: string, newScore: string): [string, string] => {
-    const { k: pastK, v: pastV } = cacheInputs[l]![s]!;
-    const scores = b.op('Concat', [b.op('Transpose', [b.op('MatMul', [pastK, q])], { perm: [1, 0] }), newScore], { axis: 1 }); // [heads, P + 1]
-    const [pPast, pNew] = b.node('Split', [b.op('Softmax', [scores], { axis: -1 }), splits[s]!], { attrs: { axis: 1 }, outputs: 2 });
-    return [b.op('MatMul', [pPast!, pastV]), pNew!];
+  const decodeAttention = (b: GraphBuilder, l: number, q4: string, k2: string, v2: string) => {
+    // Every row's score against its own new key, per head, summed the same way for any row count.
+    const own = b.op('ReduceSum', [b.op('Mul', [q4, headMajor(b, k2)]), g.int64([3])], { keepdims: 1 }); // [kvh, rows, group, 1]
+    const qs = slotCount === 1 ? [q4] : b.node('Split', [q4, slotRows], { attrs: { axis: 1 }, outputs: slotCount });
+    const owns = slotCount === 1 ? [own] : b.node('Split', [own, slotRows], { attrs: { axis: 1 }, outputs: slotCount });
+    const past: string[] = [];
+    const fresh: string[] = [];
+    for (let s = 0; s < slotCount; s++) {
+      const { k, v } = cacheInputs[l]![s]!;
+      const scores = b.op('Add', [b.op('Concat', [b.op('MatMul', [qs[s]!, cached(b, k)]), owns[s]!], { axis: -1 }), masks[s]!]);
+      const p = b.op('Softmax', [scores], { axis: -1 }); // [kvh, r, group, C + 1]
+      past.push(b.op('MatMul', [b.op('Slice', [p, ...allButLast]), cached(b, v)]));
+      fresh.push(b.op('Slice', [p, ...lastOnly]));
+    }
+    const cat = (xs: string[]) => (xs.length === 1 ? xs[0]! : b.op('Concat', xs, { axis: 1 }));
+    const out = b.op('Add', [cat(past), b.op('Mul', [cat(fresh), headMajor(b, v2)])]); // [kvh, rows, group, hd]
+    return b.op('Reshape', [b.op('Transpose', [out], { perm: [1, 0, 2, 3] }), g.int64([1, -1, qDim])]);
   };
 
-  /**
-   * Decode attention of every slot, one token each; a batch graph's slots past the rows fed are empty (no columns,
-   * no cache), so a call costs what its sessions need, not the graph's slot count. Returns [1, rows, qDim].
-   */
-  const decodeAttention = (b: GraphBuilder, l: number, q: string, k2: string, v2: string) => {
-    // Qbd[h·hd + d, r·heads + h'·group + j] = scale·q[r, h', j, d]·δ(h, h')
-    const qt = b.op('Transpose', [b.op('Reshape', [q, g.int64([-1, kvh, group, hd])])], { perm: [3, 0, 1, 2] });
-    const qbd = b.op('Reshape', [b.op('Mul', [qt, spread]), g.int64([kvDim, -1])]);
-    // Every row's score against its own new key, per head: scale·Σ_d q·k, summed the same way for any row count.
-    const qk = b.op('Mul', [b.op('Reshape', [q, g.int64([-1, kvh, group, hd])]), b.op('Reshape', [k2, g.int64([-1, kvh, 1, hd])])]);
-    const own = b.op('Reshape', [b.op('Mul', [b.op('ReduceSum', [qk, g.int64([3])], { keepdims: 0 }), scaleConst]), g.int64([-1, 1])]); // [rows·heads, 1]
-    const parts = slotCount === 1 ? [[qbd], [own]] : [b.node('Split', [qbd, slotColumns], { attrs: { axis: 1 }, outputs: slotCount }), b.node('Split', [own, slotColumns], { attrs: { axis: 0 }, outputs: slotCount })];
-    const slots = Array.from({ length: slotCount }, (_, s) => decodeSlot(b, l, s, parts[0]![s]!, parts[1]![s]!));
-    const past = slotCount === 1 ? slots[0]![0] : b.op('Concat', slots.map((x) => x[0]), { axis: 0 }); // [rows·heads, kvDim]
-    const pNew = slotCount === 1 ? slots[0]![1] : b.op('Concat', slots.map((x) => x[1]), { axis: 0 }); // [rows·heads, 1]
-    const fresh = b.op('Mul', [b.op('Reshape', [pNew, g.int64([-1, nh, 1])]), b.op('Reshape', [v2, g.int64([-1, 1, kvDim])])]);
-    const out = b.op('Add', [b.op('Reshape', [past, g.int64([-1, nh, kvDim])]), fresh]); // [rows, heads, kvDim]
-    const picked = b.op('Mul', [b.op('Reshape', [out, g.int64([-1, kvh, group, kvh, hd])]), pick]);
-    const heads = b.op('ReduceSum', [picked, g.int64([3])], { keepdims: 0 });
-    return b.op('Reshape', [heads, g.int64([1, -1, qDim])]);
-  };
-
-  const prefillBranch = (l: number, q: string, k2: string, v2: string) => {
+  /** Prefill of one session: the queries of all its tokens make one MatMul per KV head, over cache and new rows. */
+  const prefillBranch = (l: number, q4: string, k2: string, v2: string) => {
     const b = g.child(`prefill_${l}`);
-    const { k: pastK, v: pastV } = cacheInputs[l]![0]!;
-    const allK = b.op('Reshape', [b.op('Concat', [pastK, k2], { axis: 0 }), g.int64([-1, kvh, hd])]);
-    const allV = b.op('Reshape', [b.op('Concat', [pastV, v2], { axis: 0 }), g.int64([-1, kvh, hd])]);
-    const kh = b.op('Transpose', [allK], { perm: [1, 2, 0] }); // [kvh, hd, P+T]
-    const vh = b.op('Transpose', [allV], { perm: [1, 0, 2] }); // [kvh, P+T, hd]
-    const qh = b.op('Reshape', [b.op('Transpose', [b.op('Reshape', [q, g.int64([-1, kvh, group, hd])])], { perm: [1, 0, 2, 3] }), g.int64([kvh, -1, hd])]);
-    const scores = b.op('Add', [b.op('Mul', [b.op('MatMul', [qh, kh]), scaleConst]), mask]); // [kvh, T·group, P+T]
-    const out = b.op('MatMul', [b.op('Softmax', [scores], { axis: -1 }), vh]); // [kvh, T·group, hd]
-    const rows = b.op('Transpose', [b.op('Reshape', [out, g.int64([kvh, -1, group, hd])])], { perm: [1, 0, 2, 3] });
-    b.output(b.op('Reshape', [rows, g.int64([1, -1, qDim])]), DataType.FLOAT, [1, 'N', qDim]);
+    const { k, v } = cacheInputs[l]![0]!;
+    const rows = b.op('Reshape', [q4, g.int64([kvh, 1, -1, hd])]); // [kvh, 1, T·group, hd]
+    const newK = b.op('Transpose', [b.op('Reshape', [k2, g.int64([-1, kvh, 1, hd])])], { perm: [1, 2, 3, 0] }); // [kvh, 1, hd, T]
+    const newV = b.op('Transpose', [b.op('Reshape', [v2, g.int64([-1, kvh, 1, hd])])], { perm: [1, 2, 0, 3] }); // [kvh, 1, T, hd]
+    // Only the P rows held are read, joined with the new ones: copying K and V costs O(P) once for T tokens, where
+    // masking the capacity's unused rows would multiply them for every token, and joining scores would copy T× more.
+    const allK = b.op('Concat', [cached(b, b.op('Slice', [k, zeroPos, held, g.int64([3])])), newK], { axis: 3 }); // [kvh, 1, hd, P + T]
+    const allV = b.op('Concat', [cached(b, b.op('Slice', [v, zeroPos, held, g.int64([2])])), newV], { axis: 2 }); // [kvh, 1, P + T, hd]
+    const scores = b.op('MatMul', [rows, allK]); // [kvh, 1, T·group, P + T]
+    const shaped = b.op('Shape', [scores]);
+    // [kvh, 1, T·group, P + T] → [kvh, T, group, P + T] for the mask, and back.
+    const masked = b.op('Add', [b.op('Reshape', [scores, g.int64([kvh, -1, group, 0])]), masks[0]!]);
+    const p = b.op('Reshape', [b.op('Softmax', [masked], { axis: -1 }), shaped]);
+    const out = b.op('MatMul', [p, allV]); // [kvh, 1, T·group, hd]
+    const tokens = b.op('Transpose', [b.op('Reshape', [out, g.int64([kvh, -1, group, hd])])], { perm: [1, 0, 2, 3] });
+    b.output(b.op('Reshape', [tokens, g.int64([1, -1, qDim])]), DataType.FLOAT, [1, 'N', qDim]);
     return b.toGraph();
   };
 
@@ -214,17 +225,21 @@ export function buildSpanGraph(spec: SpanGraphSpec): GraphBuilder {
     const [qk, v] = g.node('Split', [qkv, g.int64([qDim + kvDim, kvDim])], { attrs: { axis: -1 }, outputs: 2 });
     const qkRot = g.ms('RotaryEmbedding', [qk!, zeroPos, cos, sin], { interleaved: c.ropeInterleaved ? 1 : 0, num_heads: nh + kvh });
     const [q, k] = g.node('Split', [qkRot, g.int64([qDim, kvDim])], { attrs: { axis: -1 }, outputs: 2 });
-    const k2 = g.op('Reshape', [k!, g.int64([-1, kvDim])]);
-    const v2 = g.op('Reshape', [v!, g.int64([-1, kvDim])]);
+    // With an f16 cache, the new rows are rounded as they will be stored, so a token sees itself as later ones do.
+    const stored = (x: string) => (f16 ? g.op('Cast', [g.op('Cast', [x], { to: DataType.FLOAT16 })], { to: DataType.FLOAT }) : x);
+    const k2 = stored(g.op('Reshape', [k!, g.int64([-1, kvDim])]));
+    const v2 = stored(g.op('Reshape', [v!, g.int64([-1, kvDim])]));
     newKvs.push(k2, v2);
+    // [1, rows, qDim] → [kvHeads, rows, group, headDim], scaled once.
+    const q4 = g.op('Mul', [g.op('Transpose', [g.op('Reshape', [q!, g.int64([-1, kvh, group, hd])])], { perm: [1, 0, 2, 3] }), scaleConst]);
 
     let attn: string;
     if (single) {
       const decode = g.child(`decode_${l}`);
-      decode.output(decodeAttention(decode, l, q!, k2, v2), DataType.FLOAT, [1, 'N', qDim]);
-      attn = g.op('If', [prefill], { then_branch: { graph: prefillBranch(l, q!, k2, v2) }, else_branch: { graph: decode.toGraph() } });
+      decode.output(decodeAttention(decode, l, q4, k2, v2), DataType.FLOAT, [1, 'N', qDim]);
+      attn = g.op('If', [prefill], { then_branch: { graph: prefillBranch(l, q4, k2, v2) }, else_branch: { graph: decode.toGraph() } });
     } else {
-      attn = decodeAttention(g, l, q!, k2, v2);
+      attn = decodeAttention(g, l, q4, k2, v2);
     }
     const attnOut = linear(g, attn, w.output, `${p}.o`, level);
 
@@ -243,7 +258,8 @@ export function buildSpanGraph(spec: SpanGraphSpec): GraphBuilder {
   g.node('Add', [pending!, residual], { outputs: [SpanIO.out] });
   g.output(SpanIO.out, DataType.FLOAT, [1, 'N', H]);
   // New rows of every layer side by side: [tokens, layers · (k | v)].
-  g.node('Concat', newKvs, { attrs: { axis: 1 }, outputs: [SpanIO.newKv] });
-  g.output(SpanIO.newKv, DataType.FLOAT, ['N', layers.length * 2 * kvDim]);
+  if (f16) g.node('Cast', [g.op('Concat', newKvs, { axis: 1 })], { attrs: { to: DataType.FLOAT16 }, outputs: [SpanIO.newKv] });
+  else g.node('Concat', newKvs, { attrs: { axis: 1 }, outputs: [SpanIO.newKv] });
+  g.output(SpanIO.newKv, cacheType, ['N', layers.length * 2 * kvDim]);
   return g;
 }

@@ -4,6 +4,7 @@
  * Hidden states cross these boundaries as row-major Float32Arrays of [tokens, hiddenSize].
  */
 import type { BlockRange } from '../util/blocks.js';
+import type { KvCacheType } from './kv-cache.js';
 
 export type { BlockRange };
 
@@ -17,6 +18,11 @@ export interface EngineOptions {
    * times faster. False keeps f32 activations (level 0), for exactness checks. Default true.
    */
   readonly quantizedActivations?: boolean;
+  /**
+   * Element type of the KV cache: 'f32' (default, exact) or 'f16' (as llama.cpp's default): half the memory, and
+   * decode at long context, which reads the whole cache every step, runs faster.
+   */
+  readonly kvCacheType?: KvCacheType;
   /** Upper bound on KV-cache bytes across all sessions of this span; opening beyond it is refused. */
   readonly cacheBudgetBytes?: number;
 }

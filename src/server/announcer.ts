@@ -30,11 +30,13 @@ export interface AnnouncerInit {
 type RecordBase = Omit<AnnounceInput, 'state' | 'span' | 'throughput' | 'cacheTokensLeft'>;
 
 /**
- * What decides the bits of our outputs besides the weights: the backend, the activation precision, and whether
- * quantized matmuls quantize activations to int8 (the span is loaded with the engine's default, which does).
+ * What decides the bits of our outputs besides the weights: the backend, the activation precision, whether
+ * quantized matmuls quantize activations to int8 (the span is loaded with the engine's default, which does), and an
+ * f16 KV cache.
  */
-export function engineFingerprint(engine: Pick<EngineOptions, 'executionProvider' | 'quantizedActivations'>): string {
-  return `ort-${engine.executionProvider ?? 'cpu'}/f32/${engine.quantizedActivations === false ? 'act-f32' : 'act-int8'}`;
+export function engineFingerprint(engine: Pick<EngineOptions, 'executionProvider' | 'quantizedActivations' | 'kvCacheType'>): string {
+  const kv = engine.kvCacheType === 'f16' ? '/kv-f16' : '';
+  return `ort-${engine.executionProvider ?? 'cpu'}/f32/${engine.quantizedActivations === false ? 'act-f32' : 'act-int8'}${kv}`;
 }
 
 export class Announcer {

@@ -51,6 +51,8 @@ export interface BlockServerSettings {
   /** onnxruntime threads (default DEFAULT_THREADS). */
   readonly threads?: number;
   readonly executionProvider?: EngineOptions['executionProvider'];
+  /** Element type of the KV cache (default f32; f16 halves its memory, as llama.cpp does by default). */
+  readonly kvCacheType?: EngineOptions['kvCacheType'];
   /** Decode steps of different sessions per engine call (default DEFAULT_MAX_BATCH; 1 disables batching and its second graph). */
   readonly maxBatch?: number;
   /** Batching window in ms (default DEFAULT_BATCH_WINDOW_MS). */

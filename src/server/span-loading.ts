@@ -3,6 +3,7 @@
  * rate a span announces before it is measured, and the load itself (with progress events).
  */
 import os from 'node:os';
+import { kvCacheBytesPerToken } from '../engine/kv-cache.js';
 import { loadSpan } from '../engine/span-executor.js';
 import type { SpanExecutor } from '../engine/types.js';
 import type { ModelSource } from '../model/types.js';
@@ -11,20 +12,19 @@ import type { BlockServerComponents, ResolvedSettings } from './settings.js';
 import { blocksForMemory } from './span-choice.js';
 import { progressTask } from '../util/progress.js';
 
-/** KV-cache bytes one token costs across `blocks` blocks (f32 keys and values). */
-export function cacheBytesPerToken(source: ModelSource, blocks: number): number {
-  const c = source.config;
-  return 2 * c.numKvHeads * c.headDim * 4 * blocks;
+/** KV-cache bytes one token costs across `blocks` blocks, in the cache type the server keeps. */
+export function cacheBytesPerToken(source: ModelSource, settings: Pick<ResolvedSettings, 'kvCacheType'>, blocks: number): number {
+  return kvCacheBytesPerToken(source.config, blocks, settings.kvCacheType);
 }
 
 /** The KV budget in bytes of a span of `blocks` blocks. */
 export function cacheBudgetFor(source: ModelSource, settings: ResolvedSettings, blocks: number): number {
-  return settings.maxCacheTokens !== undefined ? settings.maxCacheTokens * cacheBytesPerToken(source, blocks) : settings.cacheBudgetBytes;
+  return settings.maxCacheTokens !== undefined ? settings.maxCacheTokens * cacheBytesPerToken(source, settings, blocks) : settings.cacheBudgetBytes;
 }
 
 /** Tokens of KV cache a span of `blocks` blocks can hold. */
 export function cacheTokensFor(source: ModelSource, settings: ResolvedSettings, blocks: number): number {
-  return Math.floor(cacheBudgetFor(source, settings, blocks) / cacheBytesPerToken(source, blocks));
+  return Math.floor(cacheBudgetFor(source, settings, blocks) / cacheBytesPerToken(source, settings, blocks));
 }
 
 /** A rough decode rate for a span before it is loaded (what JOINING announces): 0.1 ms per block + weights at 10 GB/s. */
@@ -42,7 +42,7 @@ export function autoSpanLength(source: ModelSource, settings: ResolvedSettings, 
       // batching builds a second graph, with its own copy of the packed weights
       bytesPerBlock: bytesPerBlock * (settings.maxBatch > 1 ? 2 : 1),
       numBlocks: total,
-      cacheBytesPerTokenPerBlock: cacheBytesPerToken(source, 1),
+      cacheBytesPerTokenPerBlock: cacheBytesPerToken(source, settings, 1),
       cacheTokens: settings.maxCacheTokens ?? 0,
     });
   return Math.min(length, total);
@@ -60,6 +60,7 @@ export async function loadServedSpan(
     threads: settings.threads,
     maxBatch: settings.maxBatch,
     executionProvider: settings.executionProvider,
+    kvCacheType: settings.kvCacheType,
     cacheBudgetBytes: cacheBudgetFor(source, settings, range.end - range.start),
     onLayer: (done, total) => progress.update(done, total),
   });

@@ -20,6 +20,7 @@ describe('engine fingerprint', () => {
   it('the server derives it from its engine settings', () => {
     expect(engineFingerprint({})).toBe('ort-cpu/f32/act-int8');
     expect(engineFingerprint({ executionProvider: 'cuda', quantizedActivations: false })).toBe('ort-cuda/f32/act-f32');
+    expect(engineFingerprint({ kvCacheType: 'f16' })).toBe('ort-cpu/f32/act-int8/kv-f16');
   });
 
   it('is an optional record field: kept when valid, refused when malformed, absent in older records', () => {

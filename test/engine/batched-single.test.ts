@@ -33,6 +33,7 @@ const KNOWN_DIFFERENT = true;
 
 describe.each([
   ['stories260K f32', () => STORIES_GGUF, {}, !KNOWN_DIFFERENT],
+  ['stories260K f32, f16 KV cache', () => STORIES_GGUF, { kvCacheType: 'f16' as const }, !KNOWN_DIFFERENT],
   ['stories-tiny q8_0, int8 activations (the default)', () => testModel('stories-tiny', 'q8_0'), { quantizedActivations: true }, !KNOWN_DIFFERENT],
   ['stories-tiny q4_0, int8 activations (the default)', () => testModel('stories-tiny', 'q4_0'), { quantizedActivations: true }, !KNOWN_DIFFERENT],
   ['stories-tiny q8_0, f32 activations', () => testModel('stories-tiny', 'q8_0'), { quantizedActivations: false }, KNOWN_DIFFERENT],

@@ -29,9 +29,10 @@ function expectSameBytes(a: Float32Array[], b: Float32Array[]): void {
 }
 
 describe.each([
-  ['stories260K f32', () => STORIES_GGUF],
-  ['stories-tiny q8_0', () => testModel('stories-tiny', 'q8_0')],
-])('%s: rewind, then different tokens', (_name, path) => {
+  ['stories260K f32', () => STORIES_GGUF, {}],
+  ['stories-tiny q8_0', () => testModel('stories-tiny', 'q8_0'), {}],
+  ['stories260K f32, f16 KV cache', () => STORIES_GGUF, { kvCacheType: 'f16' as const }],
+])('%s: rewind, then different tokens', (_name, path, options) => {
   let source: LoadedModelSource;
   let span: SpanExecutor;
   let embed: Embeddings;
@@ -44,7 +45,7 @@ describe.each([
 
   beforeAll(async () => {
     source = await openModel(path());
-    span = await loadSpan(source, { start: 0, end: source.config.numLayers }, { threads: 1, prefillChunkTokens: 64 });
+    span = await loadSpan(source, { start: 0, end: source.config.numLayers }, { threads: 1, prefillChunkTokens: 64, ...options });
     embed = loadEmbeddings(source);
   });
   afterAll(async () => {
@@ -93,6 +94,18 @@ describe.each([
 
     const b = open(400);
     await run(span, embed, b, [prompt.slice(0, 200)]);
+    expectSameBytes(afterRewind, await run(span, embed, b, continuation));
+  });
+
+  it('rewinding far back, past many stale rows (and to a smaller capacity), then decoding', async () => {
+    const a = open(400);
+    await run(span, embed, a, [[1, ...ids(329, 11)]]); // 330 rows: capacity 384
+    span.rewind(a, 100);
+    const continuation = ids(5, 12).map((id) => [id]);
+    const afterRewind = await run(span, embed, a, continuation);
+
+    const b = open(400);
+    await run(span, embed, b, [[1, ...ids(329, 11)].slice(0, 100)]);
     expectSameBytes(afterRewind, await run(span, embed, b, continuation));
   });
 });
