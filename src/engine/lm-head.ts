@@ -20,7 +20,7 @@ export async function loadLmHead(source: ModelSource, options: EngineOptions = {
     axis: -1,
     epsilon: { float: c.rmsNormEps },
   });
-  const logits = linear(g, normed, toLinearWeight(head), 'lm_head', options.quantizedActivations === false ? 0 : 4);
+  const logits = linear(g, normed, toLinearWeight(head), 'lm_head', options.quantizedActivations === false ? 0 : 4, true);
   g.node('Identity', [logits], { outputs: ['logits'] });
   g.output('logits', DataType.FLOAT, ['R', c.vocabSize]);
   const session = await createOrtSession(g, options);

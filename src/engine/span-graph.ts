@@ -87,9 +87,9 @@ function f32bytes(a: Float32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
-/** Emits x·Wᵀ for a stored [n, k] weight. */
-export function linear(g: GraphBuilder, x: string, w: LinearWeight, name: string, accuracyLevel = 4): string {
-  if (w.kind === 'stack') return g.op('Concat', w.parts.map((p, i) => linear(g, x, p, `${name}.${i}`, accuracyLevel)), { axis: -1 });
+/** Emits x·Wᵀ for a stored [n, k] weight; x is [1, rows, k], or [rows, k] with `x2d`. */
+export function linear(g: GraphBuilder, x: string, w: LinearWeight, name: string, accuracyLevel = 4, x2d = false): string {
+  if (w.kind === 'stack') return g.op('Concat', w.parts.map((p, i) => linear(g, x, p, `${name}.${i}`, accuracyLevel, x2d)), { axis: -1 });
   if (w.kind === 'nbits') {
     const blocks = w.k / w.blockSize;
     const b = g.weight(`${name}.q`, DataType.UINT8, [w.n, blocks, (w.blockSize * w.bits) / 8], w.data);
@@ -108,11 +108,12 @@ export function linear(g: GraphBuilder, x: string, w: LinearWeight, name: string
     const offsets = g.weight(`${name}.m`, DataType.FLOAT, [blocks, w.n], f32bytes(t));
     return g.op('Add', [y, g.op('MatMul', [sums, offsets])], undefined, name);
   }
-  // MatMul wants [k, n]; transpose once at load.
-  const t = new Float32Array(w.n * w.k);
-  for (let r = 0; r < w.n; r++) for (let c = 0; c < w.k; c++) t[c * w.n + r] = w.data[r * w.k + c]!;
-  const wt = g.weight(`${name}.w`, DataType.FLOAT, [w.k, w.n], f32bytes(t));
-  return g.op('MatMul', [x, wt], undefined, name);
+  // Gemm reads the weight as stored ([n, k], transB), so no transposed copy of the f32 weights is ever made; it wants
+  // a 2D input, so a span's [1, rows, k] is flattened and put back.
+  const wt = g.weight(`${name}.w`, DataType.FLOAT, [w.n, w.k], f32bytes(w.data));
+  if (x2d) return g.op('Gemm', [x, wt], { transB: 1 }, name);
+  const y = g.op('Gemm', [g.op('Reshape', [x, g.int64([-1, w.k])]), wt], { transB: 1 }, name);
+  return g.op('Reshape', [y, g.int64([1, -1, w.n])]);
 }
 
 

@@ -40,7 +40,7 @@ export interface F32Weight {
   readonly kind: 'f32';
   readonly n: number;
   readonly k: number;
-  /** Row-major [n, k], as stored. The graph builder transposes when it needs [k, n]. */
+  /** Row-major [n, k], as stored; the graph reads it so (Gemm with transB), never a transposed copy. */
   readonly data: Float32Array;
 }
 
