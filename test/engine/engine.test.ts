@@ -51,6 +51,20 @@ describe('engine on stories260K', () => {
     await model.close();
   });
 
+  it('runs on 2 threads (thread-pool settings accepted) with the logits of 1 thread', async () => {
+    const logitsOf = async (threads: number) => {
+      const model = await loadLocalModel(source, { threads });
+      const session = await model.openSession(8);
+      await session.next([1, 403]);
+      const logits = await session.next([407]);
+      await model.close();
+      return logits;
+    };
+    const [one, two] = [await logitsOf(1), await logitsOf(2)];
+    expect(argmax(two)).toBe(argmax(one));
+    two.forEach((v, i) => expect(Math.abs(v - one[i]!)).toBeLessThan(1e-4));
+  });
+
   it('gives identical greedy text from the .gguf and the .bin checkpoint', async () => {
     const texts: string[] = [];
     for (const [path, tokenizerPath] of [[STORIES_GGUF, undefined], [STORIES_BIN, STORIES_TOKENIZER]] as const) {
