@@ -5,6 +5,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DEFAULT_SAMPLING } from '../inference/defaults.js';
 import { DEFAULT_PENALTY_LAST_N, type SamplingOptions } from '../inference/sampling/index.js';
+import type { KvCacheType } from '../engine/kv-cache.js';
 import { UsageError } from './errors.js';
 
 export function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, usage: string) {
@@ -67,16 +68,19 @@ export function samplingFrom(values: Record<string, unknown>): SamplingOptions &
   };
 }
 
+/** A flag that takes one of a few words; undefined when absent. */
+export function choiceOption<T extends string>(value: string | undefined, name: string, choices: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if (!(choices as readonly string[]).includes(value)) throw new UsageError(`--${name} must be ${choices.join(' or ')}, got "${value}"`);
+  return value as T;
+}
+
 /** --device: the onnxruntime execution provider. */
 export function deviceOption(value: string | undefined): 'cpu' | 'cuda' {
-  const device = value ?? 'cpu';
-  if (device !== 'cpu' && device !== 'cuda') throw new UsageError(`--device must be cpu or cuda, got "${device}"`);
-  return device;
+  return choiceOption(value, 'device', ['cpu', 'cuda'] as const) ?? 'cpu';
 }
 
 /** --kv-cache: the KV cache's element type. */
-export function kvCacheOption(value: string | undefined): 'f32' | 'f16' | undefined {
-  if (value === undefined) return undefined;
-  if (value !== 'f32' && value !== 'f16') throw new UsageError(`--kv-cache must be f32 or f16, got "${value}"`);
-  return value;
+export function kvCacheOption(value: string | undefined): KvCacheType | undefined {
+  return choiceOption(value, 'kv-cache', ['f32', 'f16'] as const);
 }

@@ -138,7 +138,8 @@ class OrtSpanExecutor implements SpanExecutor {
     const left = this.cacheTokensLeft();
     if (maxLength > left) throw new CacheBudgetError(maxLength, left);
     this.reservedTokens += maxLength;
-    this.sessions.set(id, { id, maxLength, position: 0, capacity: 0, keys: [], values: [] });
+    const empty = () => Array.from({ length: this.numLayers }, () => this.cacheArray(0));
+    this.sessions.set(id, { id, maxLength, position: 0, capacity: 0, keys: empty(), values: empty() });
     return { id, maxLength, position: 0 };
   }
 
@@ -271,18 +272,15 @@ class OrtSpanExecutor implements SpanExecutor {
     if (capacity === s.capacity) return;
     const { numKvHeads: kvh, headDim: hd } = this.config;
     const rows = Math.min(s.position, capacity);
-    const keys = (old: CacheArray) => {
-      const next = this.cacheArray(kvh * hd * capacity);
-      for (let c = 0; c < kvh * hd && rows > 0; c++) next.set(old.subarray(c * s.capacity, c * s.capacity + rows), c * capacity);
+    // Both layouts are `groups` runs of capacity × width values (K: one per head and dimension, width 1; V: one per
+    // head, width headDim), of which the first rows × width are held.
+    const relayout = (old: CacheArray, groups: number, width: number) => {
+      const next = this.cacheArray(groups * capacity * width);
+      for (let g = 0; g < groups; g++) next.set(old.subarray(g * s.capacity * width, (g * s.capacity + rows) * width), g * capacity * width);
       return next;
     };
-    const values = (old: CacheArray) => {
-      const next = this.cacheArray(kvh * capacity * hd);
-      for (let h = 0; h < kvh && rows > 0; h++) next.set(old.subarray(h * s.capacity * hd, (h * s.capacity + rows) * hd), h * capacity * hd);
-      return next;
-    };
-    s.keys = s.capacity === 0 ? Array.from({ length: this.numLayers }, () => this.cacheArray(kvh * hd * capacity)) : s.keys.map(keys);
-    s.values = s.capacity === 0 ? Array.from({ length: this.numLayers }, () => this.cacheArray(kvh * capacity * hd)) : s.values.map(values);
+    s.keys = s.keys.map((old) => relayout(old, kvh * hd, 1));
+    s.values = s.values.map((old) => relayout(old, kvh, hd));
     s.capacity = capacity;
   }
 
