@@ -5,7 +5,9 @@
  * overhead over the compute time, and the CPU time each side spent per step: what the transport path (framing, codec,
  * noise, yamux, attestations, the scheduler) costs, apart from the model.
  *
- *   npx tsx bench/hop-probe.ts [--compute-ms 0] [--processes 1|2] [--steps 1000] [--batch-window-ms N]
+ * By default the client opens a direct lane (swarm/lanes.ts); `--libp2p` keeps the step traffic on a libp2p stream.
+ *
+ *   npx tsx bench/hop-probe.ts [--compute-ms 0] [--processes 1|2] [--steps 1000] [--batch-window-ms N] [--libp2p]
  */
 import '../src/util/polyfills.js';
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
@@ -25,6 +27,7 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '1000' },
     'batch-window-ms': { type: 'string' },
     serve: { type: 'boolean', default: false },
+    libp2p: { type: 'boolean', default: false },
   },
 });
 const H = 576;
@@ -58,6 +61,7 @@ async function serve(): Promise<{ address: string; peerId: string; stop: () => P
   const server = await createSwarmNode({ transport: 'tcp' });
   const service = new BlockService(fakeSpan(), { attester: new StepAttester(server.privateKey, { start: 0, end: 30 }), ...(windowMs === undefined ? {} : { batchWindowMs: windowMs }) });
   await server.libp2p.handle(BLOCK_PROTOCOL, (stream, conn) => service.handleStream(stream, conn), { maxInboundStreams: 256, maxOutboundStreams: 256 });
+  await server.lanes!.handle(BLOCK_PROTOCOL, (socket, peer) => void service.handleLane(socket, peer));
   return { address: server.multiaddrs[0]!, peerId: server.peerId.toString(), stop: async () => (service.close(), await server.stop()) };
 }
 
@@ -67,6 +71,7 @@ if (values.serve) {
   // child mode: print the address, then this process's CPU time on every SIGUSR2
   const { address, peerId } = await serve();
   process.on('SIGUSR2', () => console.log(String(cpuMicros())));
+  process.on('SIGTERM', () => process.exit(0)); // writes a --cpu-prof profile, where SIGKILL would not
   console.log(`${address} ${peerId}`);
 } else {
   let child: ChildProcessByStdio<null, Readable, null> | undefined;
@@ -74,7 +79,8 @@ if (values.serve) {
   const nextLine = () => new Promise<string>((resolve) => child!.stdout.once('data', (d: Buffer) => resolve(d.toString().trim())));
   let address: string, peerId: string;
   if (values.processes === '2') {
-    const args = ['--import', 'tsx', import.meta.filename, '--serve', '--compute-ms', String(computeMs), ...(windowMs === undefined ? [] : ['--batch-window-ms', String(windowMs)])];
+    // node --cpu-prof on this process profiles the server process too
+    const args = [...process.execArgv.filter((arg) => arg.startsWith('--cpu-prof')), '--import', 'tsx', import.meta.filename, '--serve', '--compute-ms', String(computeMs), ...(windowMs === undefined ? [] : ['--batch-window-ms', String(windowMs)])];
     child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     [address, peerId] = (await nextLine()).split(' ') as [string, string];
   } else {
@@ -83,7 +89,7 @@ if (values.serve) {
   }
   const serverCpu = async () => (child ? (child.kill('SIGUSR2'), Number(await nextLine())) : NaN);
   const client = await createSwarmNode({ transport: 'tcp', bootstrap: [address] });
-  const span = await openRemoteSpan(client.libp2p, { peerId }, { maxLength: 1_000_000, start: 0, end: 30, hiddenSize: H });
+  const span = await openRemoteSpan(client.libp2p, { peerId }, { maxLength: 1_000_000, start: 0, end: 30, hiddenSize: H }, values.libp2p ? {} : { lanes: client.lanes });
   const hidden = new Float32Array(H).fill(0.5);
   const N = Number(values.steps);
   for (let i = 0; i < 20; i++) await span.step({ position: i, tokens: 1, hidden });
@@ -98,7 +104,7 @@ if (values.serve) {
   times.sort((a, b) => a - b);
   const ms = (x: number) => Number(x.toFixed(3));
   console.log(JSON.stringify({
-    processes: child ? 2 : 1, compute_ms: computeMs, window_ms: windowMs,
+    processes: child ? 2 : 1, transport: values.libp2p ? 'libp2p' : 'lane', compute_ms: computeMs, window_ms: windowMs,
     median_ms: ms(times[N >> 1]!), p10_ms: ms(times[Math.floor(N * 0.1)]!), p90_ms: ms(times[Math.floor(N * 0.9)]!),
     overhead_ms: ms(times[N >> 1]! - computeMs),
     // the client's CPU includes the fake span's busy wait when the server shares its process
@@ -108,6 +114,6 @@ if (values.serve) {
   await span.close();
   await client.stop();
   await server?.stop();
-  child?.kill('SIGKILL');
+  if (child) await new Promise((resolve) => (child!.once('exit', resolve), child!.kill('SIGTERM')));
   process.exit(0);
 }

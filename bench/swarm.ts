@@ -11,7 +11,8 @@
  * - time to recover from a SIGKILLed server mid-generation (skipped with --quick);
  * - bytes per token per hop on the wire.
  * `--latency-ms N` puts a delaying TCP proxy in front of every server (N/2 ms each way, so N ms per round trip), which
- * the servers announce, so client-to-server and server-to-server traffic both pay it.
+ * the servers announce, so client-to-server and server-to-server traffic both pay it (and one in front of each
+ * server's direct-lane port, which its tickets name). `--no-lanes` keeps every step on libp2p streams.
  * Servers are real `corolla serve` processes; the client is the library (RemoteModel) in this process.
  * Writes bench/results/swarm.json; the last stdout line is a JSON summary.
  *
@@ -44,6 +45,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     'latency-ms': { type: 'string', default: '0' },
     quick: { type: 'boolean', default: false },
+    'no-lanes': { type: 'boolean', default: false },
   },
 });
 const root = path.resolve(import.meta.dirname, '..');
@@ -85,11 +87,15 @@ async function swarm(spans: string[], extra: string[] = []): Promise<{ bootstrap
   const bootstrap = dht.readyLine.trim();
   const servers = await Promise.all(
     spans.map(async (blocks) => {
-      const addressing: string[] = [];
+      const addressing: string[] = values['no-lanes'] ? ['--no-lanes'] : [];
       if (latencyMs > 0) {
         const port = await freePort();
         const proxied = await delayingProxy(port, latencyMs / 2);
         addressing.push('--listen', `/ip4/127.0.0.1/tcp/${port}`, '--announce', `/ip4/127.0.0.1/tcp/${proxied}`);
+        if (!values['no-lanes']) {
+          const lanePort = await freePort();
+          addressing.push('--lane-port', String(lanePort), '--lane-announce-port', String(await delayingProxy(lanePort, latencyMs / 2)));
+        }
       }
       const p = await startCorolla(`serve ${blocks}`, ['serve', '--model', model, '--blocks', blocks, '--bootstrap', bootstrap, '--threads', values.threads!, ...addressing, ...extra], { ready: /^ready /, timeoutMs: 180_000 });
       children.push(p);
@@ -164,7 +170,7 @@ function breakdown(samples: readonly StepSample[]) {
   };
 }
 
-const results: Record<string, unknown> = { model: path.basename(model), tokens, threads: Number(values.threads), rounds, latency_ms: latencyMs };
+const results: Record<string, unknown> = { model: path.basename(model), tokens, threads: Number(values.threads), rounds, latency_ms: latencyMs, lanes: !values['no-lanes'] };
 try {
   const source = await openModel(model);
   const local = await loadLocalModel(source, { threads: Number(values.threads) });
@@ -284,6 +290,7 @@ const summary = {
   per_hop_overhead_ms: r3((msPerToken(results.three_hop_tok_s) - msPerToken(results.local_tok_s)) / 3),
   per_hop_overhead_hop_by_hop_ms: r3((msPerToken(results.three_hop_by_hop_tok_s) - msPerToken(results.local_tok_s)) / 3),
   latency_ms: latencyMs,
+  lanes: !values['no-lanes'],
   batch8_vs_single: (results.batch8_aggregate_tok_s as number) / (results.three_hop_tok_s as number),
   recovery_ms: results.recovery_ms,
   bytes_per_token_per_hop: results.bytes_per_token_per_hop_f32,

@@ -79,6 +79,10 @@ export const ERROR_CODES = {
   SWARM_PEER_REQUEST: code(502, true),
   SWARM_TIMEOUT: code(504, true),
   SWARM_UNAVAILABLE: code(503, true),
+  /** a peer refused a direct-lane ticket; the dialer uses a libp2p stream instead */
+  LANE_REFUSED: code(503, true),
+  /** no direct lane to a peer could be opened; the dialer uses a libp2p stream instead */
+  LANE_UNAVAILABLE: code(503, true),
   /** a DHT peer refused to store a record: its owner is over its quota on that node */
   DHT_QUOTA: code(429, true),
   /** A peer asked about a model (or anything) it does not announce; another server may serve it. */

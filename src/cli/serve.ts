@@ -58,6 +58,10 @@ announced ONLINE; logs go to stderr. SIGINT/SIGTERM announce OFFLINE and exit.
   --listen MULTIADDR     listen address (repeatable; default ${DEFAULT_LISTEN} — use /ip4/0.0.0.0/tcp/PORT
                          to accept peers from other machines)
   --announce MULTIADDR   address to advertise instead of the listen addresses (repeatable)
+  --lane-port N          TCP port for direct lanes: block steps on TLS (pre-shared key from the libp2p connection)
+                         beside libp2p, much cheaper per step (default: any free port, on the first listen host)
+  --lane-announce-port N the port peers dial for lanes, when a NAT or proxy forwards it to --lane-port
+  --no-lanes             no direct lanes: every step on libp2p streams (only the libp2p port reaches this host)
   --identity FILE        Ed25519 key file, created when missing (a stable peer id across restarts)
   --psk FILE             swarm key file: join a private swarm
   --public-name S        a name shown in swarm listings
@@ -104,6 +108,9 @@ const flags = {
   bootstrap: { type: 'string', multiple: true },
   listen: { type: 'string', multiple: true },
   announce: { type: 'string', multiple: true },
+  'lane-port': { type: 'string' },
+  'lane-announce-port': { type: 'string' },
+  'no-lanes': { type: 'boolean' },
   identity: { type: 'string' },
   psk: { type: 'string' },
   'public-name': { type: 'string' },
@@ -173,6 +180,8 @@ export async function run(argv: string[]): Promise<void> {
   const minSessionRate = numberOption(values['min-session-rate'], 'min-session-rate', { min: 0 });
   const slowSessionGrace = numberOption(values['slow-session-grace'], 'slow-session-grace', { min: 0.1 });
   const maxConnections = numberOption(values['max-connections'], 'max-connections', { integer: true, min: 1 });
+  const lanePort = numberOption(values['lane-port'], 'lane-port', { integer: true, min: 0, max: 65_535 });
+  const laneAnnouncePort = numberOption(values['lane-announce-port'], 'lane-announce-port', { integer: true, min: 1, max: 65_535 });
   const maxConnectionsPerIp = numberOption(values['max-connections-per-ip'], 'max-connections-per-ip', { integer: true, min: 1 });
   if (values['eth-address'] !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(values['eth-address'])) {
     throw new UsageError(`--eth-address must be 0x followed by 40 hex digits, got "${values['eth-address']}"`);
@@ -240,6 +249,7 @@ export async function run(argv: string[]): Promise<void> {
       privateKey: identity?.privateKey,
       psk,
       logger,
+      lanes: values['no-lanes'] ? false : { ...(lanePort !== undefined ? { port: lanePort } : {}), ...(laneAnnouncePort !== undefined ? { announcePort: laneAnnouncePort } : {}) },
       connections: {
         ...(maxConnections !== undefined ? { maxConnections } : {}),
         ...(maxConnectionsPerIp !== undefined ? { maxInboundConnectionsPerIp: maxConnectionsPerIp } : {}),

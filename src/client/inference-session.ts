@@ -43,6 +43,7 @@ import { BanList } from './bans.js';
 import { LocalEncodingError, NoRouteError, RemoteSpanError, ReplayDivergedError, SessionClosedError, SwarmUnavailableError, shortPeer } from './errors.js';
 import { ServerMeasurements } from './measurements.js';
 import { hopCostMs, planRoute, recordOf, type CostModel, type PlannerRecord, type RecordLike, type Route } from './route-planner.js';
+import type { LaneDialer } from '../swarm/lanes.js';
 import { openRemoteSpan, type DialerNode, type Expectation, type HopResult, type RemoteSpan, type StepInput } from './remote-span.js';
 import type { SpotChecker } from './spot-check.js';
 
@@ -56,6 +57,8 @@ export interface RouteSource {
 
 export interface SwarmSessionOptions {
   readonly node: DialerNode;
+  /** Direct lanes to servers (the node's), tried before libp2p streams. */
+  readonly lanes?: LaneDialer;
   readonly source: RouteSource;
   readonly numBlocks: number;
   readonly hiddenSize: number;
@@ -118,6 +121,8 @@ export interface HopInfo {
   readonly peerId: string;
   readonly start: number;
   readonly end: number;
+  /** What carries the steps: a direct lane (swarm/lanes.ts) or a libp2p stream. */
+  readonly transport: 'lane' | 'libp2p';
 }
 
 export interface RecoveryInfo {
@@ -236,7 +241,7 @@ export class SwarmInferenceSession {
 
   /** The current chain of hops. */
   get route(): HopInfo[] {
-    return this.hops.map(({ span, start, end }) => ({ peerId: span.peerId, start, end }));
+    return this.hops.map(({ span, start, end }) => ({ peerId: span.peerId, start, end, transport: span.lane ? 'lane' : 'libp2p' }));
   }
 
   /**
@@ -559,6 +564,7 @@ export class SwarmInferenceSession {
               // opening and replaying count against the recovery deadline
               openTimeoutMs: Math.max(1, Math.min(this.options.openTimeoutMs ?? 10_000, deadline - performance.now())),
               signal: this.options.signal,
+              lanes: this.options.lanes,
             },
           ),
         );
@@ -599,7 +605,7 @@ export class SwarmInferenceSession {
             failed: [...failed],
             start,
             end: route.end,
-            replacements: newHops.map(({ span, start: s, end: e }) => ({ peerId: span.peerId, start: s, end: e })),
+            replacements: newHops.map(({ span, start: s, end: e }) => ({ peerId: span.peerId, start: s, end: e, transport: span.lane ? 'lane' : 'libp2p' })),
             replayedSteps: history.length,
             ms: performance.now() - started,
             lookupMs: openStarted - lookupStarted,

@@ -288,6 +288,7 @@ export class RemoteModel extends TypedEventEmitter<RemoteModelEvents> implements
     const o = this.options;
     return SwarmInferenceSession.open({
       node: this.node.libp2p,
+      lanes: this.node.lanes,
       source: this.directory,
       numBlocks: this.config.numLayers,
       hiddenSize: this.config.hiddenSize,
@@ -317,7 +318,7 @@ export class RemoteModel extends TypedEventEmitter<RemoteModelEvents> implements
     const o = this.options;
     const checker = new SpotChecker(
       { stepTimeoutMs: o.stepTimeoutMs, openTimeoutMs: o.openTimeoutMs, replayWindow: o.replayWindow, ...settings, rate: settings.rate },
-      { node: this.node.libp2p, source: this.directory, bans: this.bans, logger: this.components.logger },
+      { node: this.node.libp2p, lanes: this.node.lanes, source: this.directory, bans: this.bans, logger: this.components.logger },
     );
     for (const type of ['spot-check:passed', 'spot-check:failed', 'spot-check:disputed', 'spot-check:skipped'] as const) {
       checker.addEventListener(type, (event) => this.safeDispatchEvent(type, { detail: event.detail as never }));

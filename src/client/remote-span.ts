@@ -15,9 +15,11 @@
 import { randomBytes } from 'node:crypto';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
-import type { Libp2p, Stream } from '@libp2p/interface';
+import type { Libp2p } from '@libp2p/interface';
 import { CorollaError } from '../errors.js';
 import { messageChannel, type MessageChannel } from '../wire/channel.js';
+import { socketChannel } from '../wire/socket-channel.js';
+import type { LaneDialer } from '../swarm/lanes.js';
 import type { Codec, DecodedMessage, Message, NextHop } from '../wire/messages.js';
 import { BLOCK_PROTOCOL, BLOCK_STREAMS_PER_PEER } from '../wire/protocols.js';
 import { HistoryChain, asReceived, tensorDigest, verifyAttestation, type SignedStep } from '../wire/attestation.js';
@@ -64,6 +66,8 @@ export interface RemoteSpanOptions {
   readonly maxHiddenMagnitude?: number;
   /** Whether a step reply without an attestation is the server's fault (default true; a bad one always is). */
   readonly requireAttestations?: boolean;
+  /** Direct lanes (swarm/lanes.ts): tried first, with a libp2p stream as the fallback. */
+  readonly lanes?: LaneDialer;
 }
 
 /** One step's signed reply as this hop received it: what a spot-check compares and the oracle is shown. */
@@ -109,6 +113,17 @@ export function newSessionId(): string {
 
 const DEFAULTS = { stepTimeoutMs: 30_000, openTimeoutMs: 10_000, closeTimeoutMs: 2_000 };
 
+/** A direct lane's channel to `peerId`, or undefined when there is none (the caller dials a libp2p stream). */
+async function dialLane(lanes: LaneDialer | undefined, peerId: string, signal: AbortSignal, maxFrameBytes: number | undefined): Promise<MessageChannel | undefined> {
+  if (!lanes) return undefined;
+  try {
+    return socketChannel(await lanes.dial(peerId, BLOCK_PROTOCOL, { signal }), { maxFrameBytes });
+  } catch (error) {
+    if (signal.aborted) throw error;
+    return undefined;
+  }
+}
+
 /** Dials `target`, opens a session for blocks [start, end), and returns the open hop. Throws RemoteSpanError. */
 export async function openRemoteSpan(node: DialerNode, target: SpanTarget, init: RemoteSpanInit, options: RemoteSpanOptions = {}): Promise<RemoteSpan> {
   const sessionId = init.sessionId ?? newSessionId();
@@ -118,7 +133,8 @@ export async function openRemoteSpan(node: DialerNode, target: SpanTarget, init:
     new RemoteSpanError({ peerId: target.peerId, failure, start: init.start, end: init.end, serverCode }, message, { cause });
   const signal = options.signal ? AbortSignal.any([options.signal, AbortSignal.timeout(openTimeoutMs)]) : AbortSignal.timeout(openTimeoutMs);
 
-  let stream: Stream;
+  let channel: MessageChannel;
+  let lane = false;
   try {
     const peer = peerIdFromString(target.peerId);
     const addrs = (target.addrs ?? []).flatMap((addr) => {
@@ -129,13 +145,15 @@ export async function openRemoteSpan(node: DialerNode, target: SpanTarget, init:
       }
     });
     if (addrs.length > 0) await node.peerStore.merge(peer, { multiaddrs: addrs });
-    // one stream per session: libp2p's default of 64 outbound streams per protocol would fail a gateway's 65th
-    // session locally (and ban a healthy server for it); the server's per-peer quota is the same constant
-    stream = await node.dialProtocol(peer, BLOCK_PROTOCOL, { signal, maxOutboundStreams: BLOCK_STREAMS_PER_PEER });
+    const direct = await dialLane(options.lanes, target.peerId, signal, options.maxFrameBytes);
+    lane = direct !== undefined;
+    channel = direct ??
+      // one stream per session: libp2p's default of 64 outbound streams per protocol would fail a gateway's 65th
+      // session locally (and ban a healthy server for it); the server's per-peer quota is the same constant
+      messageChannel(await node.dialProtocol(peer, BLOCK_PROTOCOL, { signal, maxOutboundStreams: BLOCK_STREAMS_PER_PEER }), { maxFrameBytes: options.maxFrameBytes });
   } catch (error) {
     throw fail(options.signal?.aborted ? 'aborted' : signal.aborted ? 'timeout' : 'dial', `cannot open a ${BLOCK_PROTOCOL} stream: ${messageOf(error)}`, error);
   }
-  const channel = messageChannel(stream, { maxFrameBytes: options.maxFrameBytes });
   let reply: DecodedMessage;
   try {
     await channel.send({ type: 'open', sessionId, maxLength: init.maxLength, spanStart: init.start, spanEnd: init.end, codec, ...(init.upstream ? { upstream: init.upstream } : {}) }, undefined, { signal });
@@ -154,7 +172,7 @@ export async function openRemoteSpan(node: DialerNode, target: SpanTarget, init:
     channel.abort(new Error('unexpected open reply'));
     throw fail('malformed', `expected opened {sessionId: ${sessionId}, position: 0}, got ${summarize(header)}`);
   }
-  return new RemoteSpan(channel, target.peerId, sessionId, { ...init, addrs: init.addrs ?? target.addrs }, codec, header.cacheTokensLeft, options, header.forwarding === true);
+  return new RemoteSpan(channel, target.peerId, sessionId, { ...init, addrs: init.addrs ?? target.addrs }, codec, header.cacheTokensLeft, options, header.forwarding === true, lane);
 }
 
 export class RemoteSpan {
@@ -200,6 +218,8 @@ export class RemoteSpan {
     cacheTokensLeft: number,
     options: RemoteSpanOptions,
     forwarding = false,
+    /** Whether the steps travel on a direct lane (swarm/lanes.ts) rather than a libp2p stream. */
+    readonly lane = false,
   ) {
     this.peerId = peerId;
     this.sessionId = sessionId;

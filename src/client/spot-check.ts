@@ -20,6 +20,7 @@ import { DEFAULT_CHEAT_BAN_MS, DEFAULT_SPOT_CHECK_CONCURRENCY, DEFAULT_SPOT_CHEC
 import { shortPeer } from './errors.js';
 import type { RouteSource } from './inference-session.js';
 import { recordOf, type PlannerRecord } from './route-planner.js';
+import type { LaneDialer } from '../swarm/lanes.js';
 import { openRemoteSpan, type AttestedOutput, type DialerNode, type RemoteSpan, type StepInput } from './remote-span.js';
 
 export interface SpotCheckSettings {
@@ -39,6 +40,8 @@ export interface SpotCheckSettings {
 
 export interface SpotCheckComponents {
   readonly node: DialerNode;
+  /** Direct lanes to servers (the node's), tried before libp2p streams. */
+  readonly lanes?: LaneDialer;
   readonly source: RouteSource;
   readonly bans: BanList;
   readonly logger?: ComponentLogger;
@@ -256,7 +259,7 @@ export class SpotChecker extends TypedEventEmitter<SpotCheckEvents> {
       this.components.node,
       { peerId: record.peerId, addrs: record.addrs },
       { maxLength: last.position + last.tokens, start: hop.span.start, end: hop.span.end, hiddenSize: hop.hiddenSize },
-      { codec, stepTimeoutMs: this.settings.stepTimeoutMs, openTimeoutMs: this.settings.openTimeoutMs },
+      { codec, stepTimeoutMs: this.settings.stepTimeoutMs, openTimeoutMs: this.settings.openTimeoutMs, lanes: this.components.lanes },
     );
     try {
       await span.replay(inputs, { window: this.settings.replayWindow });

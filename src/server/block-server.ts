@@ -27,7 +27,7 @@ import { StepAttester } from './attestation.js';
 import { BlockService } from './block-service.js';
 import { STREAM_LIMITS, WITHDRAW_TIMEOUT_MS } from './defaults.js';
 import { ServerConfigError, ShuttingDownError } from './errors.js';
-import { libp2pDialer } from './forward-links.js';
+import { blockDialer } from './forward-links.js';
 import type { BlockServerEvents } from './events.js';
 import { WholeModelGeneration } from './services/generation.js';
 import type { MoveResult, ServiceFactories, ServiceHost, ServiceMap } from './services/types.js';
@@ -202,6 +202,8 @@ class CorollaBlockServer<S extends ServiceMap> extends TypedEventEmitter<BlockSe
       const maxStreams = Math.max(STREAM_LIMITS.maxInboundStreams, 2 * (settings.maxStreamsPerPeer ?? 0));
       await node.libp2p.handle(BLOCK_PROTOCOL, (stream, connection) => (this.blockServiceNow && !this.busy ? this.blockServiceNow.handleStream(stream, connection) : this.refuse(stream)), { ...STREAM_LIMITS, maxInboundStreams: maxStreams });
       handled = true;
+      // the same protocol on direct lanes, where clients and other servers can open them (swarm/lanes.ts)
+      await node.lanes?.handle(BLOCK_PROTOCOL, (socket, peer) => (this.blockServiceNow && !this.busy ? void this.blockServiceNow.handleLane(socket, peer) : socket.destroy()));
       await this.load(this.currentRange);
       for (const service of Object.values(this.services)) {
         await service.start();
@@ -292,7 +294,7 @@ class CorollaBlockServer<S extends ServiceMap> extends TypedEventEmitter<BlockSe
       },
       slowSessionGraceMs: settings.slowSessionGraceMs,
       minSessionRate: settings.minSessionRate,
-      dialer: libp2pDialer(this.node.libp2p),
+      dialer: blockDialer(this.node.libp2p, this.node.lanes),
       logger: this.logger,
       attester: new StepAttester(this.node.privateKey, target),
     });
@@ -316,7 +318,10 @@ class CorollaBlockServer<S extends ServiceMap> extends TypedEventEmitter<BlockSe
 
   /** Stops answering the block protocol and closes the registry if we created it. */
   private async release(handled: boolean): Promise<void> {
-    if (handled) await this.node.libp2p.unhandle(BLOCK_PROTOCOL).catch(() => {});
+    if (handled) {
+      this.node.lanes?.unhandle(BLOCK_PROTOCOL);
+      await this.node.libp2p.unhandle(BLOCK_PROTOCOL).catch(() => {});
+    }
     if (!this.components.registry) await this.registryNow?.close().catch(() => {});
   }
 }

@@ -42,7 +42,9 @@ import { CorollaError, isPeerSafe } from '../errors.js';
 import type { SpanExecutor } from '../engine/types.js';
 import type { BlockRange } from '../util/blocks.js';
 import { silentLogger, type ComponentLogger, type Logger } from '../util/logger.js';
+import type { Socket } from 'node:net';
 import { messageChannel, type MessageChannel } from '../wire/channel.js';
+import { socketChannel } from '../wire/socket-channel.js';
 import { FrameTooLargeError, TinyMessageError } from '../wire/errors.js';
 import { FRAME_PREFIX_BYTES, HEADER_LENGTH_BYTES } from '../wire/frames.js';
 import {
@@ -57,6 +59,7 @@ import {
   type TensorInput,
 } from '../wire/messages.js';
 import { ipOf } from '../swarm/node.js';
+import type { LanePeer } from '../swarm/lanes.js';
 import type { StepAttester } from './attestation.js';
 import { BatchScheduler } from './batch-scheduler.js';
 import {
@@ -223,17 +226,28 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
   }
 
   /** Serves one block-protocol stream until it ends. Never throws. */
-  async handleStream(stream: Stream, connection?: Connection): Promise<void> {
+  handleStream(stream: Stream, connection?: Connection): Promise<void> {
+    const channel = messageChannel(stream, { maxFrameBytes: this.maxFrameBytes, maxTensorElements: this.maxTensorElements });
+    return this.serve(channel, { peerId: connection?.remotePeer.toString(), ip: ipOf(connection?.remoteAddr) });
+  }
+
+  /** Serves the block protocol on a direct lane's socket (swarm/lanes.ts) until it ends. Never throws. */
+  handleLane(socket: Socket, peer: LanePeer): Promise<void> {
+    const channel = socketChannel(socket, { maxFrameBytes: this.maxFrameBytes, maxTensorElements: this.maxTensorElements });
+    return this.serve(channel, peer);
+  }
+
+  /** The request loop of one stream or lane, whichever carries it. */
+  private async serve(channel: MessageChannel, peer: { peerId: string | undefined; ip: string | undefined }): Promise<void> {
     if (this.closedReason !== undefined) {
-      stream.abort(new ShuttingDownError(this.closedReason));
+      channel.abort(new ShuttingDownError(this.closedReason));
       return;
     }
-    const state: StreamState = { serial: ++this.streamSerial, stream, peerId: connection?.remotePeer.toString(), ip: ipOf(connection?.remoteAddr), sessions: new Map(), expired: new Map() };
-    const channel = messageChannel(stream, { maxFrameBytes: this.maxFrameBytes, maxTensorElements: this.maxTensorElements });
+    const state: StreamState = { serial: ++this.streamSerial, channel, peerId: peer.peerId, ip: peer.ip, sessions: new Map(), expired: new Map() };
     try {
       this.quotas.admitStream(state, this.streams);
     } catch (refusal) {
-      await this.refuseStream(channel, stream, refusal);
+      await this.refuseStream(channel, refusal);
       return;
     }
     this.streams.add(state);
@@ -288,22 +302,22 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
       }
     } finally {
       this.endStream(state, 'stream-ended');
-      if (graceful && stream.status === 'open') {
-        await stream.close({ signal: AbortSignal.timeout(STREAM_CLOSE_TIMEOUT_MS) }).catch(() => stream.abort(new Error('stream close failed')));
-      } else if (stream.status === 'open') {
-        stream.abort(new Error('idle timeout'));
+      if (graceful && channel.isOpen) {
+        await channel.close({ signal: AbortSignal.timeout(STREAM_CLOSE_TIMEOUT_MS) }).catch(() => channel.abort(new Error('stream close failed')));
+      } else if (channel.isOpen) {
+        channel.abort(new Error('idle timeout'));
       }
     }
   }
 
   /** A stream over the peer's stream quota: its first request is answered with the refusal, then it is closed. */
-  private async refuseStream(channel: MessageChannel, stream: Stream, refusal: unknown): Promise<void> {
+  private async refuseStream(channel: MessageChannel, refusal: unknown): Promise<void> {
     try {
       const pending = await channel.receiveHeader({ signal: AbortSignal.timeout(Math.min(this.idleTimeoutMs, STREAM_CLOSE_TIMEOUT_MS)) });
       await this.reply(channel, { header: errorMessage(refusal, idsOf(pending.header)) });
-      await stream.close({ signal: AbortSignal.timeout(STREAM_CLOSE_TIMEOUT_MS) });
+      await channel.close({ signal: AbortSignal.timeout(STREAM_CLOSE_TIMEOUT_MS) });
     } catch {
-      stream.abort(refusal instanceof Error ? refusal : new Error(String(refusal)));
+      channel.abort(refusal instanceof Error ? refusal : new Error(String(refusal)));
     }
   }
 
@@ -331,7 +345,7 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
     this.scheduler.drain(new ShuttingDownError(reason));
     for (const state of [...this.streams]) {
       this.endStream(state, 'shutdown');
-      state.stream.abort(new ShuttingDownError(reason));
+      state.channel.abort(new ShuttingDownError(reason));
     }
     this.sessions.closeAll('shutdown');
   }

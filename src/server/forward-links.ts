@@ -5,20 +5,25 @@
  * stream and reports false: the client then sends the step to that hop itself, so forwarding never decides an outcome,
  * it only saves round trips.
  */
-import type { Libp2p, Stream } from '@libp2p/interface';
+import type { Libp2p } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { BLOCK_PROTOCOL, BLOCK_STREAMS_PER_PEER } from '../wire/protocols.js';
 import { messageChannel, type MessageChannel } from '../wire/channel.js';
+import { socketChannel } from '../wire/socket-channel.js';
+import type { LaneDialer } from '../swarm/lanes.js';
 import type { NextHop, TensorInput } from '../wire/messages.js';
 import { DEFAULT_FORWARD_TIMEOUT_MS, MAX_FORWARD_LINKS } from './defaults.js';
 
-/** Opens a block-protocol stream to `peerId` (merging `addrs` into the peer store first). */
-export type BlockDialer = (peerId: string, addrs: readonly string[], options: { signal: AbortSignal }) => Promise<Stream>;
+/** Opens a block-protocol channel to `peerId` (merging `addrs` into the peer store first). */
+export type BlockDialer = (peerId: string, addrs: readonly string[], options: { signal: AbortSignal; maxFrameBytes?: number }) => Promise<MessageChannel>;
 
-/** The dialer of a libp2p node: addresses named by the client are merged into its peer store first. */
-export function libp2pDialer(libp2p: Pick<Libp2p, 'dialProtocol' | 'peerStore'>): BlockDialer {
-  return async (peerId, addrs, { signal }) => {
+/**
+ * The dialer of a libp2p node: addresses named by the client are merged into its peer store first, then a direct
+ * lane is tried (when the node has lanes) and a libp2p stream is the fallback.
+ */
+export function blockDialer(libp2p: Pick<Libp2p, 'dialProtocol' | 'peerStore'>, lanes?: LaneDialer): BlockDialer {
+  return async (peerId, addrs, { signal, maxFrameBytes }) => {
     const peer = peerIdFromString(peerId);
     const multiaddrs = addrs.flatMap((addr): Multiaddr[] => {
       try {
@@ -28,7 +33,14 @@ export function libp2pDialer(libp2p: Pick<Libp2p, 'dialProtocol' | 'peerStore'>)
       }
     });
     if (multiaddrs.length > 0) await libp2p.peerStore.merge(peer, { multiaddrs });
-    return libp2p.dialProtocol(peer, BLOCK_PROTOCOL, { signal, maxOutboundStreams: BLOCK_STREAMS_PER_PEER });
+    if (lanes) {
+      try {
+        return socketChannel(await lanes.dial(peerId, BLOCK_PROTOCOL, { signal }), { maxFrameBytes });
+      } catch {
+        if (signal.aborted) throw signal.reason;
+      }
+    }
+    return messageChannel(await libp2p.dialProtocol(peer, BLOCK_PROTOCOL, { signal, maxOutboundStreams: BLOCK_STREAMS_PER_PEER }), { maxFrameBytes });
   };
 }
 
@@ -103,8 +115,8 @@ export class ForwardLinks {
       this.links.delete(oldest);
       link.then((l) => l.channel.abort(new Error('too many forward links')), () => {});
     }
-    const opening = this.dial(target.peerId, target.addrs ?? [], { signal }).then((stream) => ({
-      channel: messageChannel(stream, { maxFrameBytes: this.options.maxFrameBytes }),
+    const opening = this.dial(target.peerId, target.addrs ?? [], { signal, maxFrameBytes: this.options.maxFrameBytes }).then((channel) => ({
+      channel,
       queue: Promise.resolve() as Promise<unknown>,
     }));
     this.links.set(target.peerId, opening);

@@ -3,7 +3,7 @@
  * (whole-model generation). It owns their KV-cache reservations on the span, the ids the server expired on each
  * stream (so late requests get SESSION_EXPIRED rather than UNKNOWN_SESSION), and the idle / time-cap sweep.
  */
-import type { Stream } from '@libp2p/interface';
+import type { MessageChannel } from '../wire/channel.js';
 import { UnknownSessionError } from '../engine/errors.js';
 import type { SpanExecutor } from '../engine/types.js';
 import type { WireDtype } from '../wire/tensor-codec.js';
@@ -35,7 +35,8 @@ export interface ServedSession {
 
 export interface StreamState {
   readonly serial: number;
-  readonly stream: Stream;
+  /** The stream or lane it arrives on. */
+  readonly channel: MessageChannel;
   readonly peerId: string | undefined;
   readonly ip: string | undefined;
   readonly sessions: Map<string, ServedSession>;

@@ -50,3 +50,37 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = Object.freeze({
   allow: [],
   deny: [],
 });
+
+/** Limits of direct lanes (lanes.ts), each with the reason for its value. */
+export interface LaneLimits {
+  /** A ticket is used within this long or never: the dialer connects right after receiving it. */
+  readonly ticketTtlMs: number;
+  /** Tickets outstanding in all, and per peer (a client opens one lane per session and hop). */
+  readonly maxTickets: number;
+  readonly maxTicketsPerPeer: number;
+  /** A TLS handshake must finish within this long, or the socket is dropped. */
+  readonly handshakeTimeoutMs: number;
+  /** Lane sockets at once, handshakes included (each then counts against the protocol's own per-peer quotas). */
+  readonly maxConnections: number;
+  /** A dialer gives up on a lane (ticket and handshake) after this long and uses a libp2p stream. */
+  readonly dialTimeoutMs: number;
+  /** A peer whose lane failed is not asked again for this long. */
+  readonly retryAfterMs: number;
+  readonly maxRememberedFailures: number;
+  /** TCP keep-alive on lane sockets, so a vanished peer's socket is noticed. */
+  readonly keepAliveMs: number;
+}
+
+export const LANE_DEFAULTS: LaneLimits = Object.freeze({
+  ticketTtlMs: 10_000,
+  maxTickets: 1024,
+  // a gateway may open a few hundred sessions at once through one server; the block protocol's stream quota is 256
+  maxTicketsPerPeer: 256,
+  handshakeTimeoutMs: 5_000,
+  maxConnections: 4096,
+  // on a LAN a lane opens in a few ms; a firewalled port must not hold a session's open for long
+  dialTimeoutMs: 3_000,
+  retryAfterMs: 5 * 60_000,
+  maxRememberedFailures: 1024,
+  keepAliveMs: 30_000,
+});

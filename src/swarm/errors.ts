@@ -81,3 +81,21 @@ export class DhtQuotaError extends CorollaError {
     this.peerId = peerId;
   }
 }
+
+/** A peer refused to issue a direct-lane ticket (no lanes for that protocol here, or too many being opened). */
+export class LaneRefusedError extends CorollaError {
+  override readonly name = 'LaneRefusedError';
+  constructor(reason: string) {
+    super('LANE_REFUSED', `lane refused: ${reason}`);
+  }
+}
+
+/** No direct lane to a peer could be opened (swarm/lanes.ts); the caller goes on over a libp2p stream. */
+export class LaneUnavailableError extends CorollaError {
+  override readonly name = 'LaneUnavailableError';
+  readonly peerId: string;
+  constructor(peerId: string, reason: string, options: { cause?: unknown } = {}) {
+    super('LANE_UNAVAILABLE', `no direct lane to ${peerId}: ${reason}`, options);
+    this.peerId = peerId;
+  }
+}

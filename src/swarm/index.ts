@@ -8,3 +8,4 @@ export * from './dht/validators.js';
 export { createSwarmNode } from './node.js';
 export type { SwarmNode, SwarmNodeOptions, SwarmServices, SwarmLibp2p, SwarmTransport } from './node.js';
 export * from './registry/index.js';
+export { DirectLanes, type DirectLaneSettings, type LaneDialer, type LaneHandler, type LanePeer } from './lanes.js';

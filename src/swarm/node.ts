@@ -32,6 +32,7 @@ import type { DhtStoreLimits } from './defaults.js';
 import { parsePsk } from './psk.js';
 import { singleWriteEncrypter } from './single-write.js';
 import { installLazyWindowUpdates } from './lazy-window-updates.js';
+import { DirectLanes, type DirectLaneSettings } from './lanes.js';
 import { SOFTWARE_NAME, SOFTWARE_VERSION } from '../version.js';
 import { silentLogger, type ComponentLogger } from '../util/logger.js';
 import { DHT_PROTOCOL } from '../wire/protocols.js';
@@ -84,6 +85,12 @@ export interface SwarmNodeOptions {
   bootstrapTimeoutMs?: number;
   /** Connection-manager limits and the per-IP gater (defaults: DEFAULT_CONNECTION_LIMITS in defaults.ts). */
   connections?: Partial<ConnectionLimits>;
+  /**
+   * Direct lanes (lanes.ts): block steps on TLS sockets beside libp2p, where the peer offers them. Default on, on
+   * the host of the first TCP listen address and any free port; false turns them off both ways (firewalls that
+   * only pass the libp2p port). Not available on the memory transport.
+   */
+  lanes?: DirectLaneSettings | false;
   /** Diagnostics (component `corolla:swarm`); default silent. */
   logger?: ComponentLogger;
 }
@@ -100,6 +107,8 @@ export interface SwarmNode {
   readonly routingTableSize: number;
   /** What this node stores for the DHT (records with quotas and expiry, dht/store.ts). */
   readonly dhtStore: DhtRecordStore;
+  /** Direct lanes to and from peers; undefined when turned off or on the memory transport. */
+  readonly lanes: DirectLanes | undefined;
   /** Dials a full multiaddr (with /p2p/). */
   connect(address: string, options?: AbortOptions): Promise<void>;
   /** Resolves once the DHT routing table holds at least `count` peers; SwarmTimeoutError after `timeoutMs`. */
@@ -210,12 +219,14 @@ export async function createSwarmNode(options: SwarmNodeOptions = {}): Promise<S
   await libp2p.start();
 
   const peerId = libp2p.peerId.toString();
+  const lanes = transport === 'tcp' && options.lanes !== false ? new DirectLanes(libp2p, { host: tcpListenHost(listen), ...options.lanes }, options.logger) : undefined;
   const node: SwarmNode = {
     libp2p,
     peerId,
     privateKey,
     transport,
     dhtStore,
+    lanes,
     get multiaddrs() {
       return libp2p.getMultiaddrs().map((address) => {
         const text = address.toString();
@@ -239,6 +250,7 @@ export async function createSwarmNode(options: SwarmNodeOptions = {}): Promise<S
     },
     async stop() {
       clearInterval(redial);
+      await lanes?.stop();
       await libp2p.stop();
     },
   };
@@ -262,6 +274,16 @@ export async function createSwarmNode(options: SwarmNodeOptions = {}): Promise<S
   }, 2000);
   redial.unref();
   return node;
+}
+
+/** The host of the first /ip4 or /ip6 TCP listen address (0.0.0.0 when that listens on every interface). */
+function tcpListenHost(listen: readonly string[]): string | undefined {
+  for (const address of listen) {
+    const components = multiaddr(address).getComponents();
+    const ip = components.find((component) => component.name === 'ip4' || component.name === 'ip6')?.value;
+    if (ip !== undefined && components.some((component) => component.name === 'tcp')) return ip;
+  }
+  return undefined;
 }
 
 /** The IP address of a multiaddr (ip4 or ip6 component), or undefined (memory transport, relays). */

@@ -1,5 +1,5 @@
 /**
- * A message channel over one libp2p stream: validated Corolla messages in, validated messages out. Each frame
+ * A message channel over one libp2p stream (socket-channel.ts has the same over a direct lane's socket): validated Corolla messages in, validated messages out. Each frame
  * (see frames.ts) travels as one length-prefixed chunk, so a peer can never make us buffer past `maxFrameBytes`.
  */
 import type { Stream } from '@libp2p/interface';
@@ -13,8 +13,11 @@ export interface MessageChannel {
   receive(options?: { signal?: AbortSignal }): Promise<DecodedMessage>;
   /** The next message with its header validated and its tensor not yet decoded (see decodeMessagePayload). */
   receiveHeader(options?: { signal?: AbortSignal }): Promise<PendingMessage>;
-  close(): Promise<void>;
+  /** Ends our side gracefully (the peer reads what was sent), giving up at `signal`. */
+  close(options?: { signal?: AbortSignal }): Promise<void>;
   abort(error: Error): void;
+  /** False once the stream ended, was reset or closed. */
+  readonly isOpen: boolean;
 }
 
 export function messageChannel(stream: Stream, options: { maxFrameBytes?: number; maxTensorElements?: number } = {}): MessageChannel {
@@ -32,8 +35,11 @@ export function messageChannel(stream: Stream, options: { maxFrameBytes?: number
       const chunk = await lp.read({ signal: opts?.signal });
       return decodeMessageHeader(chunk.subarray(), { maxFrameBytes, maxTensorElements: options.maxTensorElements });
     },
-    async close() {
-      await stream.close().catch(() => stream.abort(new Error('close failed')));
+    async close(opts) {
+      await stream.close({ signal: opts?.signal }).catch(() => stream.abort(new Error('close failed')));
+    },
+    get isOpen() {
+      return stream.status === 'open';
     },
     abort(error) {
       stream.abort(error);

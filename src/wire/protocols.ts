@@ -50,6 +50,7 @@ export const PROTOCOLS = Object.freeze({
   ),
   announce: spec('announce', '1.0.0', 64 * 1024, 'one JSON request for the server\'s current signed record, one JSON reply'),
   heartbeat: spec('heartbeat', '1.0.0', 64 * 1024, 'one JSON request with a nonce, one reply: a signed load report bound to it'),
+  lane: spec('lane', '1.0.0', 4 * 1024, 'one JSON request naming a protocol, one reply: a one-time ticket (port, identity, key) for a TLS-PSK direct lane'),
   kad: spec('kad', '1.0.0', 4 * 1024 * 1024, 'the Kademlia DHT (kad-dht protobuf RPC) of Corolla swarms, apart from the IPFS Amino DHT'),
 } satisfies Record<string, ProtocolSpec>);
 
@@ -69,6 +70,8 @@ export const GENERATE_PROTOCOL = PROTOCOLS.generate.id;
 export const ANNOUNCE_PROTOCOL = PROTOCOLS.announce.id;
 /** Ask a server for its live load: a signed report bound to the asker's nonce. */
 export const HEARTBEAT_PROTOCOL = PROTOCOLS.heartbeat.id;
+/** Ask a server for a direct-lane ticket (swarm/lanes.ts). */
+export const LANE_PROTOCOL = PROTOCOLS.lane.id;
 /** The DHT of Corolla swarms. */
 export const DHT_PROTOCOL = PROTOCOLS.kad.id;
 

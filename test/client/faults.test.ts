@@ -156,8 +156,8 @@ describe('failover across different span boundaries', () => {
     expect(session.route.map((hop) => hop.peerId)).toEqual([first.peerId, flaky.peerId, last.peerId]);
     expect(await run(session)).toEqual(reference.tokens);
     expect(session.route).toEqual([
-      { peerId: first.peerId, start: 0, end: 2 },
-      { peerId: wide.peerId, start: 2, end: 5 },
+      { peerId: first.peerId, start: 0, end: 2, transport: 'libp2p' },
+      { peerId: wide.peerId, start: 2, end: 5, transport: 'libp2p' },
     ]);
     expect(session.stats.recoveries[0]).toMatchObject({ start: 2, end: 5, replayedSteps: 6 });
     await session.close();

@@ -36,7 +36,7 @@ describe('whole-model servers', () => {
   it('are a one-hop block route when fastest, with identical logits', async () => {
     const whole = swarm.servers[0]!.server.peerId;
     const session = await model.openSession(reference.ids.length + MAX_TOKENS);
-    expect(session.swarm.route).toEqual([{ peerId: whole, start: 0, end: 5 }]);
+    expect(session.swarm.route).toEqual([{ peerId: whole, start: 0, end: 5, transport: 'libp2p' }]);
     let ids = reference.ids;
     for (let i = 0; i < MAX_TOKENS; i++) {
       const logits = await session.next(ids);

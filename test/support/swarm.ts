@@ -4,7 +4,7 @@ import { createBlockServer, type BlockServer, type BlockServerOptions } from '..
 import type { BlockServerComponents } from '../../src/server/settings.js';
 import { wholeModelGeneration } from '../../src/server/services/generation.js';
 import { modelIdOf } from '../../src/swarm/model-id.js';
-import { createSwarmNode, type SwarmNode, type SwarmNodeOptions } from '../../src/swarm/node.js';
+import { createSwarmNode, type SwarmNode, type SwarmNodeOptions, type SwarmTransport } from '../../src/swarm/node.js';
 import type { AnnounceInput, RegistryOptions } from '../../src/swarm/registry/index.js';
 import { lineLogger } from '../../src/util/logger.js';
 
@@ -61,26 +61,28 @@ export interface TestSwarm {
   readonly modelId: string;
   /** A client node joined to the swarm. */
   client(): Promise<SwarmNode>;
-  /** Simulates a crash: stops the server's libp2p node (streams reset, no OFFLINE record). */
+  /** Simulates a crash: stops the server's node (streams and lanes reset, no OFFLINE record). */
   kill(peerId: string): Promise<SwarmServer>;
   stop(): Promise<void>;
 }
 
-/** Starts a bootstrap node and one real block server per span (all on the memory transport); `extra` and `components` add to server i's. */
+/** Starts a bootstrap node and one real block server per span (on the memory transport unless told); `extra` and `components` add to server i's. */
 export async function startTestSwarm(
   source: LoadedModelSource,
   spans: readonly ({ start: number; end: number } | 'all')[],
   extra: (index: number) => Partial<BlockServerOptions> = () => ({}),
   components: (index: number) => Partial<BlockServerComponents> = () => ({}),
+  /** 'tcp' puts every node on loopback TCP, with direct lanes (default 'memory': no lanes). */
+  transport: SwarmTransport = 'memory',
 ): Promise<TestSwarm> {
   const modelId = await modelIdOf(source);
-  const boot = await createSwarmNode({ transport: 'memory' });
+  const boot = await createSwarmNode({ transport });
   const bootstrap = [boot.multiaddrs[0]!];
   const nodes: SwarmNode[] = [boot];
   const servers: SwarmServer[] = [];
   try {
     for (const [i, span] of spans.entries()) {
-      const node = await createSwarmNode({ transport: 'memory', bootstrap });
+      const node = await createSwarmNode({ transport, bootstrap });
       nodes.push(node);
       await node.waitForPeers(1, 15_000);
       const server = await createBlockServer(
@@ -115,7 +117,7 @@ export async function startTestSwarm(
     servers,
     modelId,
     async client() {
-      const node = await createSwarmNode({ transport: 'memory', bootstrap });
+      const node = await createSwarmNode({ transport, bootstrap });
       await node.waitForPeers(1, 15_000);
       clients.push(node);
       return node;

@@ -5,7 +5,7 @@
  */
 import { lpStream } from '@libp2p/utils';
 import { peerIdFromString } from '@libp2p/peer-id';
-import type { Stream } from '@libp2p/interface';
+import type { Connection, Stream } from '@libp2p/interface';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import { toPeerError } from '../../errors.js';
 import type { ProtocolSpec } from '../../wire/protocols.js';
@@ -46,8 +46,8 @@ export async function requestJson(libp2p: SwarmLibp2p, peerId: string, protocol:
  * `respond` returns, or `{ok: false, error: toPeerError(e)}` when it throws (so only our own errors' text leaves the
  * process). Bad input (not JSON, too large, too slow) is answered or aborts that stream only.
  */
-export async function handleJson(libp2p: SwarmLibp2p, protocol: ProtocolSpec, respond: (request: unknown) => Promise<unknown>): Promise<void> {
-  const answer = async (bytes: Uint8Array): Promise<ControlReply> => {
+export async function handleJson(libp2p: SwarmLibp2p, protocol: ProtocolSpec, respond: (request: unknown, connection: Connection) => Promise<unknown>): Promise<void> {
+  const answer = async (bytes: Uint8Array, connection: Connection): Promise<ControlReply> => {
     try {
       let request: unknown;
       try {
@@ -55,7 +55,7 @@ export async function handleJson(libp2p: SwarmLibp2p, protocol: ProtocolSpec, re
       } catch {
         throw new MalformedRequestError('not UTF-8 JSON');
       }
-      return { ok: true, envelope: await respond(request) };
+      return { ok: true, envelope: await respond(request, connection) };
     } catch (error) {
       return { ok: false, error: toPeerError(error) };
     }
@@ -63,12 +63,12 @@ export async function handleJson(libp2p: SwarmLibp2p, protocol: ProtocolSpec, re
   try {
     await libp2p.handle(
       protocol.id,
-      async (stream) => {
+      async (stream, connection) => {
         const signal = AbortSignal.timeout(CONTROL_REQUEST_TIMEOUT_MS);
         try {
           const lp = lpStream(stream, { maxDataLength: protocol.maxMessageBytes });
           const request = await lp.read({ signal });
-          await lp.write(encoder.encode(JSON.stringify(await answer(request.subarray()))), { signal });
+          await lp.write(encoder.encode(JSON.stringify(await answer(request.subarray(), connection))), { signal });
           await stream.close({ signal });
         } catch (error) {
           stream.abort(error instanceof Error ? error : new Error(String(error)));
@@ -77,6 +77,6 @@ export async function handleJson(libp2p: SwarmLibp2p, protocol: ProtocolSpec, re
       { maxInboundStreams: 64 },
     );
   } catch (cause) {
-    throw new SwarmConfigError(`cannot register ${protocol.id} (is another registry announcing on this node?)`, { cause });
+    throw new SwarmConfigError(`cannot register ${protocol.id} (is another service already answering it on this node?)`, { cause });
   }
 }
