@@ -66,7 +66,7 @@ function delayedStream(stream: Stream, ms: number): Stream {
   });
 }
 
-/** A client node whose block-protocol streams deliver every reply `ms` late (the DHT is left alone). */
+/** A client node whose block-protocol streams deliver every reply `ms` late (the DHT is left alone; no lanes). */
 function withHopDelay(node: SwarmNode, ms: number): SwarmNode {
   if (ms <= 0) return node;
   const libp2p = new Proxy(node.libp2p, {
@@ -81,7 +81,8 @@ function withHopDelay(node: SwarmNode, ms: number): SwarmNode {
       return typeof value === 'function' ? value.bind(target) : value;
     },
   });
-  return Object.assign(Object.create(node) as SwarmNode, { libp2p });
+  // the delay lives on libp2p streams: no direct lanes, which would go around it
+  return Object.assign(Object.create(node) as SwarmNode, { libp2p, lanes: undefined });
 }
 
 async function startSwarm(spans: string[]): Promise<string> {

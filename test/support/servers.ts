@@ -1,11 +1,11 @@
-/** One block server on a memory-transport node with a connected client node, and a raw block-protocol client. */
+/** One block server on a memory-transport (or TCP) node with a connected client node, and a raw block-protocol client. */
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { Stream } from '@libp2p/interface';
 import type { LoadedModelSource } from '../../src/model/load.js';
 import { createBlockServer, type BlockServer, type BlockServerOptions } from '../../src/server/block-server.js';
 import { wholeModelGeneration } from '../../src/server/services/generation.js';
 import type { BlockServerComponents } from '../../src/server/settings.js';
-import { createSwarmNode, type SwarmNode } from '../../src/swarm/node.js';
+import { createSwarmNode, type SwarmNode, type SwarmTransport } from '../../src/swarm/node.js';
 import { messageChannel, type MessageChannel } from '../../src/wire/channel.js';
 import type { DecodedMessage, MessageInput, TensorInput } from '../../src/wire/messages.js';
 import { BLOCK_PROTOCOL } from '../../src/wire/protocols.js';
@@ -22,9 +22,12 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-/** A block server on a memory-transport node, plus a connected client node; range 'all' serves whole-model generation. */
-export async function startTestServer(source: LoadedModelSource, options: Partial<BlockServerOptions> = {}, components: Partial<BlockServerComponents> = {}): Promise<TestServer> {
-  const node = await createSwarmNode({ transport: 'memory' });
+/**
+ * A block server on a memory-transport node (or loopback TCP, with direct lanes), plus a connected client node; range
+ * 'all' serves whole-model generation.
+ */
+export async function startTestServer(source: LoadedModelSource, options: Partial<BlockServerOptions> = {}, components: Partial<BlockServerComponents> = {}, transport: SwarmTransport = 'memory'): Promise<TestServer> {
+  const node = await createSwarmNode({ transport });
   const server = await createBlockServer(
     { node, source, ...components },
     {
@@ -37,7 +40,7 @@ export async function startTestServer(source: LoadedModelSource, options: Partia
       ...options,
     },
   );
-  const client = await createSwarmNode({ transport: 'memory', bootstrap: [node.multiaddrs[0]!] });
+  const client = await createSwarmNode({ transport, bootstrap: [node.multiaddrs[0]!] });
   return {
     server,
     node,
