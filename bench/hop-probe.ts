@@ -93,14 +93,14 @@ if (values.serve) {
   const hidden = new Float32Array(H).fill(0.5);
   const N = Number(values.steps);
   for (let i = 0; i < 20; i++) await span.step({ position: i, tokens: 1, hidden });
-  const [client0, server0] = [cpuMicros(), await serverCpu()];
+  const [client0, server0, clientSystem0] = [cpuMicros(), await serverCpu(), process.cpuUsage().system];
   const times: number[] = [];
   for (let i = 20; i < 20 + N; i++) {
     const t = performance.now();
     await span.step({ position: i, tokens: 1, hidden });
     times.push(performance.now() - t);
   }
-  const [client1, server1] = [cpuMicros(), await serverCpu()];
+  const [client1, server1, clientSystem1] = [cpuMicros(), await serverCpu(), process.cpuUsage().system];
   times.sort((a, b) => a - b);
   const ms = (x: number) => Number(x.toFixed(3));
   console.log(JSON.stringify({
@@ -109,6 +109,8 @@ if (values.serve) {
     overhead_ms: ms(times[N >> 1]! - computeMs),
     // the client's CPU includes the fake span's busy wait when the server shares its process
     client_cpu_ms_per_step: ms((client1 - client0) / N / 1000),
+    // kernel time: socket calls, and on a VM the cost of waking an idle vCPU
+    client_system_cpu_ms_per_step: ms((clientSystem1 - clientSystem0) / N / 1000),
     ...(child ? { server_cpu_ms_per_step: ms((server1 - server0) / N / 1000) } : {}),
   }));
   await span.close();

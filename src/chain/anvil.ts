@@ -3,7 +3,7 @@
  * free port, with anvil's default mnemonic, so its dev accounts are funded with 10,000 ETH each. The process leads
  * its own process group, and `stop()` kills the whole group. Used by `corolla demo --chain` and by the tests.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';

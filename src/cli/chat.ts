@@ -7,7 +7,6 @@ import * as readline from 'node:readline/promises';
 import { Chat } from '../inference/chat.js';
 import { DEFAULT_CHAT_CONTEXT, DEFAULT_CHAT_MAX_TOKENS } from '../inference/defaults.js';
 import { modelFlags, openCliModel } from './generate.js';
-import { UsageError } from './errors.js';
 import { numberOption, parse, samplingFrom, samplingUsage } from './options.js';
 
 const usage = `usage: corolla chat [--model <path|hf-repo>] [--system TEXT] [options]

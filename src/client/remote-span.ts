@@ -13,12 +13,10 @@
  * id and skipped, and a read in progress is kept for the next request rather than cut mid-frame.
  */
 import { randomBytes } from 'node:crypto';
-import { peerIdFromString } from '@libp2p/peer-id';
-import { multiaddr } from '@multiformats/multiaddr';
 import type { Libp2p } from '@libp2p/interface';
 import { CorollaError } from '../errors.js';
-import { messageChannel, type MessageChannel } from '../wire/channel.js';
-import { socketChannel } from '../wire/socket-channel.js';
+import type { MessageChannel } from '../wire/channel.js';
+import { dialChannel } from '../swarm/dial-channel.js';
 import type { LaneDialer } from '../swarm/lanes.js';
 import type { Codec, DecodedMessage, Message, NextHop } from '../wire/messages.js';
 import { BLOCK_PROTOCOL, BLOCK_STREAMS_PER_PEER } from '../wire/protocols.js';
@@ -113,17 +111,6 @@ export function newSessionId(): string {
 
 const DEFAULTS = { stepTimeoutMs: 30_000, openTimeoutMs: 10_000, closeTimeoutMs: 2_000 };
 
-/** A direct lane's channel to `peerId`, or undefined when there is none (the caller dials a libp2p stream). */
-async function dialLane(lanes: LaneDialer | undefined, peerId: string, signal: AbortSignal, maxFrameBytes: number | undefined): Promise<MessageChannel | undefined> {
-  if (!lanes) return undefined;
-  try {
-    return socketChannel(await lanes.dial(peerId, BLOCK_PROTOCOL, { signal }), { maxFrameBytes });
-  } catch (error) {
-    if (signal.aborted) throw error;
-    return undefined;
-  }
-}
-
 /** Dials `target`, opens a session for blocks [start, end), and returns the open hop. Throws RemoteSpanError. */
 export async function openRemoteSpan(node: DialerNode, target: SpanTarget, init: RemoteSpanInit, options: RemoteSpanOptions = {}): Promise<RemoteSpan> {
   const sessionId = init.sessionId ?? newSessionId();
@@ -134,23 +121,17 @@ export async function openRemoteSpan(node: DialerNode, target: SpanTarget, init:
   const signal = options.signal ? AbortSignal.any([options.signal, AbortSignal.timeout(openTimeoutMs)]) : AbortSignal.timeout(openTimeoutMs);
 
   let channel: MessageChannel;
-  let lane = false;
+  let lane: boolean;
   try {
-    const peer = peerIdFromString(target.peerId);
-    const addrs = (target.addrs ?? []).flatMap((addr) => {
-      try {
-        return [multiaddr(addr)];
-      } catch {
-        return [];
-      }
-    });
-    if (addrs.length > 0) await node.peerStore.merge(peer, { multiaddrs: addrs });
-    const direct = await dialLane(options.lanes, target.peerId, signal, options.maxFrameBytes);
-    lane = direct !== undefined;
-    channel = direct ??
-      // one stream per session: libp2p's default of 64 outbound streams per protocol would fail a gateway's 65th
-      // session locally (and ban a healthy server for it); the server's per-peer quota is the same constant
-      messageChannel(await node.dialProtocol(peer, BLOCK_PROTOCOL, { signal, maxOutboundStreams: BLOCK_STREAMS_PER_PEER }), { maxFrameBytes: options.maxFrameBytes });
+    // one stream per session: libp2p's default of 64 outbound streams per protocol would fail a gateway's 65th
+    // session locally (and ban a healthy server for it); the server's per-peer quota is the same constant
+    ({ channel, lane } = await dialChannel(node, target.peerId, BLOCK_PROTOCOL, {
+      signal,
+      addrs: target.addrs,
+      lanes: options.lanes,
+      maxFrameBytes: options.maxFrameBytes,
+      maxOutboundStreams: BLOCK_STREAMS_PER_PEER,
+    }));
   } catch (error) {
     throw fail(options.signal?.aborted ? 'aborted' : signal.aborted ? 'timeout' : 'dial', `cannot open a ${BLOCK_PROTOCOL} stream: ${messageOf(error)}`, error);
   }

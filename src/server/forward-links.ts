@@ -6,11 +6,9 @@
  * it only saves round trips.
  */
 import type { Libp2p } from '@libp2p/interface';
-import { peerIdFromString } from '@libp2p/peer-id';
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { BLOCK_PROTOCOL, BLOCK_STREAMS_PER_PEER } from '../wire/protocols.js';
-import { messageChannel, type MessageChannel } from '../wire/channel.js';
-import { socketChannel } from '../wire/socket-channel.js';
+import type { MessageChannel } from '../wire/channel.js';
+import { dialChannel } from '../swarm/dial-channel.js';
 import type { LaneDialer } from '../swarm/lanes.js';
 import type { NextHop, TensorInput } from '../wire/messages.js';
 import { DEFAULT_FORWARD_TIMEOUT_MS, MAX_FORWARD_LINKS } from './defaults.js';
@@ -23,25 +21,8 @@ export type BlockDialer = (peerId: string, addrs: readonly string[], options: { 
  * lane is tried (when the node has lanes) and a libp2p stream is the fallback.
  */
 export function blockDialer(libp2p: Pick<Libp2p, 'dialProtocol' | 'peerStore'>, lanes?: LaneDialer): BlockDialer {
-  return async (peerId, addrs, { signal, maxFrameBytes }) => {
-    const peer = peerIdFromString(peerId);
-    const multiaddrs = addrs.flatMap((addr): Multiaddr[] => {
-      try {
-        return [multiaddr(addr)];
-      } catch {
-        return [];
-      }
-    });
-    if (multiaddrs.length > 0) await libp2p.peerStore.merge(peer, { multiaddrs });
-    if (lanes) {
-      try {
-        return socketChannel(await lanes.dial(peerId, BLOCK_PROTOCOL, { signal }), { maxFrameBytes });
-      } catch {
-        if (signal.aborted) throw signal.reason;
-      }
-    }
-    return messageChannel(await libp2p.dialProtocol(peer, BLOCK_PROTOCOL, { signal, maxOutboundStreams: BLOCK_STREAMS_PER_PEER }), { maxFrameBytes });
-  };
+  return async (peerId, addrs, { signal, maxFrameBytes }) =>
+    (await dialChannel(libp2p, peerId, BLOCK_PROTOCOL, { signal, addrs, lanes, maxFrameBytes, maxOutboundStreams: BLOCK_STREAMS_PER_PEER })).channel;
 }
 
 export interface PushRequest {

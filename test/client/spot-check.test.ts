@@ -19,7 +19,6 @@ import { perturbOutputs, skippingSource } from '../support/cheats.js';
 import { startFakeSwarm, type FakeServer } from '../support/fake-server.js';
 import { STORIES_GGUF } from '../support/models.js';
 import { FAST, startTestSwarm, type TestSwarm } from '../support/swarm.js';
-import { eventually } from '../support/wait.js';
 
 let source: LoadedModelSource;
 let swarm: TestSwarm | undefined;

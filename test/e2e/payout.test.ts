@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { afterAll, expect, it } from 'vitest';
-import { bytesToHex, parseAbiItem, parseEther, type Address, type Hex } from 'viem';
+import { bytesToHex, parseAbiItem, parseEther, type Hex } from 'viem';
 import { startCorolla, type CorollaProcess } from '../../src/cli/processes.js';
 import { confirmTransaction, deployContracts, rewardPoolAt } from '../../src/chain/contracts.js';
 import { runCorolla } from '../support/cli.js';

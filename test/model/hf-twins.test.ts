@@ -8,7 +8,6 @@
  * dimensions inside q·k, i.e. in summation order (measured ≤ 1e-5).
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadEmbeddings } from '../../src/engine/embeddings.js';
 import { loadSpan } from '../../src/engine/span-executor.js';
