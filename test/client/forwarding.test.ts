@@ -1,7 +1,8 @@
 /**
  * Server-to-server forwarding: a token costs one pass through the chain, outputs are byte-identical to hop-by-hop
  * steps, a chain broken by a dead server fails over exactly as before, and a server accepts pushed steps only from the
- * upstream the client named, validated as a client's step.
+ * upstream the client named, validated as a client's step. On the memory transport and on TCP, where every hop and
+ * every push travels on a direct lane.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RemoteModel } from '../../src/client/remote-model.js';
@@ -9,66 +10,75 @@ import { SwarmInferenceSession } from '../../src/client/inference-session.js';
 import { loadEmbeddings, type EmbeddingTable } from '../../src/engine/embeddings.js';
 import { loadLmHead } from '../../src/engine/lm-head.js';
 import type { LmHead } from '../../src/engine/types.js';
-import { argmax } from '../../src/inference/sampling/index.js';
 import { openModel, type LoadedModelSource } from '../../src/model/load.js';
-import type { SwarmNode } from '../../src/swarm/node.js';
+import type { SwarmNode, SwarmTransport } from '../../src/swarm/node.js';
+import { BLOCK_PROTOCOL } from '../../src/wire/protocols.js';
 import { openBlockStream } from '../support/servers.js';
 import { STORIES_GGUF } from '../support/models.js';
-import { FAST, startTestSwarm, type TestSwarm } from '../support/swarm.js';
+import { FAST, decodeHidden, startTestSwarm, type TestSwarm } from '../support/swarm.js';
 
 const PROMPT = [1, 403, 407, 261, 378];
 const STEPS = 12;
 let source: LoadedModelSource;
 let embeddings: EmbeddingTable;
 let lmHead: LmHead;
-let swarm: TestSwarm;
-let clientNode: SwarmNode;
-let model: RemoteModel;
 
 beforeAll(async () => {
   source = await openModel(STORIES_GGUF);
   embeddings = loadEmbeddings(source);
   lmHead = await loadLmHead(source);
-  // a chain of three, plus a spare for the middle span
-  swarm = await startTestSwarm(source, [{ start: 0, end: 2 }, { start: 2, end: 4 }, { start: 4, end: 5 }, { start: 2, end: 4 }]);
-  clientNode = await swarm.client();
-  model = await RemoteModel.open({ model: STORIES_GGUF, modelId: swarm.modelId, registryOptions: FAST, coverageTimeoutMs: 20_000, stepTimeoutMs: 5_000 }, { node: clientNode });
-}, 120_000);
-
-afterAll(async () => {
-  await model?.close();
-  await swarm?.stop();
-  source?.close();
 });
 
-/** A session that steps hop by hop (no forwarding), over the same swarm view. */
-const hopByHop = () =>
-  SwarmInferenceSession.open({ node: clientNode.libp2p, source: model.directory, numBlocks: source.config.numLayers, hiddenSize: source.config.hiddenSize, maxLength: 64, stepTimeoutMs: 5_000, forwarding: false });
+afterAll(() => source?.close());
 
 /** Greedy decoding at the hidden-state level; every step's output bytes, and `before(i)` run ahead of step i. */
-async function decode(session: SwarmInferenceSession, before: (step: number) => Promise<void> = async () => {}): Promise<Float32Array[]> {
-  const outputs: Float32Array[] = [];
-  let ids = PROMPT;
-  for (let i = 0; i < STEPS; i++) {
-    await before(i);
-    const out = await session.step(embeddings.embed(ids), ids.length, { sampled: i > 0 });
-    outputs.push(out);
-    const H = source.config.hiddenSize;
-    ids = [argmax(await lmHead.logits(out.subarray(out.length - H)))];
-  }
-  return outputs;
+const decode = (session: SwarmInferenceSession, before?: (step: number) => Promise<void>) =>
+  decodeHidden(session, { embeddings, lmHead, hiddenSize: source.config.hiddenSize }, PROMPT, STEPS, before);
+
+/** A chain of three, plus a spare for the middle span, and a client. */
+async function chain(transport: SwarmTransport): Promise<{ swarm: TestSwarm; clientNode: SwarmNode; model: RemoteModel }> {
+  const swarm = await startTestSwarm(source, [{ start: 0, end: 2 }, { start: 2, end: 4 }, { start: 4, end: 5 }, { start: 2, end: 4 }], undefined, undefined, transport);
+  const clientNode = await swarm.client();
+  const model = await RemoteModel.open({ model: STORIES_GGUF, modelId: swarm.modelId, registryOptions: FAST, coverageTimeoutMs: 20_000, stepTimeoutMs: 5_000 }, { node: clientNode });
+  return { swarm, clientNode, model };
 }
 
-describe('forwarding', () => {
+// On TCP every hop is a direct lane (swarm/lanes.ts): client steps and server-to-server pushes leave libp2p.
+describe.each(['memory', 'tcp'] as const)('forwarding (%s)', (transport) => {
+  let swarm: TestSwarm;
+  let clientNode: SwarmNode;
+  let model: RemoteModel;
+  const carrier = transport === 'tcp' ? 'lane' : 'libp2p';
+
+  beforeAll(async () => {
+    ({ swarm, clientNode, model } = await chain(transport));
+  }, 120_000);
+
+  afterAll(async () => {
+    await model?.close();
+    await swarm?.stop();
+  });
+
+  /** A session that steps hop by hop on libp2p streams (no forwarding, no lanes), over the same swarm view. */
+  const hopByHop = () =>
+    SwarmInferenceSession.open({ node: clientNode.libp2p, source: model.directory, numBlocks: source.config.numLayers, hiddenSize: source.config.hiddenSize, maxLength: 64, stepTimeoutMs: 5_000, forwarding: false });
+
+  /** Block-protocol streams open on the live servers' libp2p connections. */
+  const blockStreams = () =>
+    swarm.servers.filter((s) => !s.dead).flatMap((s) => s.node.libp2p.getConnections().flatMap((c) => c.streams)).filter((stream) => stream.protocol === BLOCK_PROTOCOL).length;
+
   it('pushes each step through the chain and returns the same bytes as hop-by-hop steps', async () => {
     const plain = await hopByHop();
     const expected = await decode(plain);
     expect(plain.stats.chainedSteps).toBe(0);
+    expect(plain.route.map((hop) => hop.transport)).toEqual(plain.route.map(() => 'libp2p'));
+    expect(blockStreams()).toBe(plain.route.length);
     await plain.close();
 
     const forwarded = await model.openSwarmSession(64);
     const route = forwarded.route;
-    expect(route.length).toBeGreaterThan(1);
+    expect(route.length).toBe(3);
+    expect(route.map((hop) => hop.transport)).toEqual([carrier, carrier, carrier]);
     const outputs = await decode(forwarded);
     expect(outputs).toEqual(expected);
     expect(forwarded.stats.chainedSteps).toBe(STEPS);
@@ -78,6 +88,11 @@ describe('forwarding', () => {
     expect(last.map((hop) => hop.peerId)).toEqual(route.map((hop) => hop.peerId));
     expect(last.map((hop) => hop.pushed)).toEqual(route.map((_, i) => i > 0));
     for (const hop of last) expect(hop.computeMs).toBeGreaterThanOrEqual(0);
+    if (transport === 'tcp') {
+      // neither the client's steps nor the servers' pushes went over a libp2p block stream
+      await new Promise((resolve) => setTimeout(resolve, 100)); // the plain session's streams finish closing
+      expect(blockStreams()).toBe(0);
+    }
     await forwarded.close();
   }, 120_000);
 
@@ -95,12 +110,16 @@ describe('forwarding', () => {
     expect(session.stats.failovers).toBe(1);
     expect(session.stats.brokenChains).toBeGreaterThanOrEqual(1);
     expect(session.route.map((hop) => hop.peerId)).not.toContain(middle.peerId);
+    expect(session.stats.recoveries[0]!.replacements.map((hop) => hop.transport)).toEqual([carrier]);
     await session.close();
   }, 120_000);
+
+  if (transport === 'memory') describe('push', () => pushTests(() => ({ swarm, clientNode })));
 });
 
-describe('push', () => {
+function pushTests(setup: () => { swarm: TestSwarm; clientNode: SwarmNode }): void {
   it('is accepted only from the named upstream, validated like a step, and answered on the client stream', async () => {
+    const { swarm, clientNode } = setup();
     const live = swarm.servers.filter((s) => !s.dead);
     const upstream = live.find((s) => s.start === 0)!;
     const target = live.find((s) => s.start === 4)!;
@@ -128,4 +147,4 @@ describe('push', () => {
     await fromUpstream.close();
     await client.close();
   }, 60_000);
-});
+}

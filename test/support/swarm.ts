@@ -1,4 +1,6 @@
 /** In-process swarms on the memory transport: bare nodes, and real block servers on a model; registry timings for tests. */
+import type { SwarmInferenceSession } from '../../src/client/inference-session.js';
+import { argmax } from '../../src/inference/sampling/index.js';
 import type { LoadedModelSource } from '../../src/model/load.js';
 import { createBlockServer, type BlockServer, type BlockServerOptions } from '../../src/server/block-server.js';
 import type { BlockServerComponents } from '../../src/server/settings.js';
@@ -134,4 +136,33 @@ export async function startTestSwarm(
       await Promise.all([...clients, ...servers.map((s) => s.node), boot].map((n) => n.stop().catch(() => {})));
     },
   };
+}
+
+/** What greedy decoding at the hidden-state level needs: the client's embeddings and LM head. */
+export interface HiddenDecoder {
+  readonly embeddings: { embed(ids: readonly number[]): Float32Array };
+  readonly lmHead: { logits(hidden: Float32Array): Promise<Float32Array> };
+  readonly hiddenSize: number;
+}
+
+/**
+ * Greedy decoding through a swarm session at the hidden-state level: the prompt, then `steps − 1` sampled ids, one
+ * step each. Returns every step's output bytes; `before(i)` runs ahead of step i (to kill a server, say).
+ */
+export async function decodeHidden(
+  session: Pick<SwarmInferenceSession, 'step'>,
+  decoder: HiddenDecoder,
+  prompt: readonly number[],
+  steps: number,
+  before: (step: number) => Promise<void> = async () => {},
+): Promise<Float32Array[]> {
+  const outputs: Float32Array[] = [];
+  let ids = [...prompt];
+  for (let i = 0; i < steps; i++) {
+    await before(i);
+    const out = await session.step(decoder.embeddings.embed(ids), ids.length, { sampled: i > 0 });
+    outputs.push(out);
+    ids = [argmax(await decoder.lmHead.logits(out.subarray(out.length - decoder.hiddenSize)))];
+  }
+  return outputs;
 }
