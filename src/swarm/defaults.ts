@@ -62,6 +62,8 @@ export interface LaneLimits {
   readonly handshakeTimeoutMs: number;
   /** Lane sockets at once, handshakes included (each then counts against the protocol's own per-peer quotas). */
   readonly maxConnections: number;
+  /** Lane sockets from one IP at once, handshakes included: one host cannot take the whole listener. */
+  readonly maxConnectionsPerIp: number;
   /** A dialer gives up on a lane (ticket and handshake) after this long and uses a libp2p stream. */
   readonly dialTimeoutMs: number;
   /** A peer whose lane failed is not asked again for this long. */
@@ -78,6 +80,8 @@ export const LANE_DEFAULTS: LaneLimits = Object.freeze({
   maxTicketsPerPeer: 256,
   handshakeTimeoutMs: 5_000,
   maxConnections: 4096,
+  // the block protocol allows one peer 256 streams and one IP twice that
+  maxConnectionsPerIp: 512,
   // on a LAN a lane opens in a few ms; a firewalled port must not hold a session's open for long
   dialTimeoutMs: 3_000,
   retryAfterMs: 5 * 60_000,

@@ -18,7 +18,8 @@
  *
  * Anything that fails (no TCP connection to the peer, an old peer without lanes, a firewalled port) makes `dial`
  * throw LaneUnavailableError, and the caller uses a libp2p stream as before; a failed peer is not asked again for
- * a while. Bounded: tickets (in all and per peer), handshake time, connections, and the ticket exchange's size.
+ * a while. Bounded: tickets (in all and per peer), handshake time, connections (in all and per IP), and the ticket
+ * exchange's size.
  */
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
@@ -86,6 +87,8 @@ export class DirectLanes implements LaneDialer {
   private readonly presented = new WeakMap<TLSSocket, IssuedTicket>();
   /** Peers whose lane failed → when; they get libp2p streams until the entry is older than `retryAfterMs`. */
   private readonly failed = new Map<string, number>();
+  /** Inbound lane connections (handshakes included) by IP. */
+  private readonly perIp = new Map<string, number>();
   /** Open lane sockets, both ways: stopping the node closes them, as it closes its libp2p connections. */
   private readonly sockets = new Set<Socket>();
   private server: tls.Server | undefined;
@@ -165,6 +168,7 @@ export class DirectLanes implements LaneDialer {
       },
     });
     server.maxConnections = this.limits.maxConnections;
+    server.on('connection', (raw: Socket) => this.admit(raw));
     server.on('secureConnection', (socket) => this.accept(socket));
     server.on('tlsClientError', () => {}); // a failed handshake is the dialer's problem; it falls back
     server.on('error', (error) => this.log.error(`lane listener: ${error.message}`));
@@ -232,6 +236,22 @@ export class DirectLanes implements LaneDialer {
       if (ip !== undefined && components.some((c) => c.name === 'tcp') && !components.some((c) => c.name === 'p2p-circuit')) return ip;
     }
     return undefined;
+  }
+
+  /** Counts a raw connection against its IP before any handshake work is spent on it; drops it over the limit. */
+  private admit(raw: Socket): void {
+    const ip = plainIp(raw.remoteAddress) ?? '';
+    const held = this.perIp.get(ip) ?? 0;
+    if (held >= this.limits.maxConnectionsPerIp) {
+      raw.destroy();
+      return;
+    }
+    this.perIp.set(ip, held + 1);
+    raw.once('close', () => {
+      const left = (this.perIp.get(ip) ?? 1) - 1;
+      if (left > 0) this.perIp.set(ip, left);
+      else this.perIp.delete(ip);
+    });
   }
 
   private track(socket: Socket): void {

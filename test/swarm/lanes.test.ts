@@ -4,6 +4,7 @@
  * a wrong key or an unknown identity never reaches the handler; a peer without lanes makes dial fail fast with a
  * typed error, and is remembered.
  */
+import net from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createSwarmNode, type SwarmNode } from '../../src/swarm/node.js';
@@ -120,6 +121,31 @@ describe('direct lanes', () => {
     const started = performance.now();
     await expect(client.lanes!.dial(server.peerId, PROTOCOL, { signal: signal() })).rejects.toThrow(/last lane failed/);
     expect(performance.now() - started).toBeLessThan(50);
+  });
+
+  it('one IP holds at most maxConnectionsPerIp lane sockets, handshakes included', async () => {
+    const { server } = await echoServer({ lanes: { maxConnectionsPerIp: 2 } });
+    const client = await node({ bootstrap: [server.multiaddrs[0]!] });
+    const port = server.lanes!.port!;
+    const raw = async () => {
+      const socket = net.connect(port, '127.0.0.1');
+      await new Promise((resolve) => socket.once('connect', resolve));
+      return socket;
+    };
+    const held = [await raw(), await raw()];
+    const third = await raw();
+    try {
+      // dropped at once, not after the 5 s handshake timeout
+      const dropped = await Promise.race([new Promise((resolve) => third.once('close', () => resolve(true))), new Promise((resolve) => setTimeout(() => resolve(false), 1_000))]);
+      expect(dropped).toBe(true);
+      expect(held.every((socket) => !socket.destroyed)).toBe(true);
+    } finally {
+      for (const socket of [...held, third]) socket.destroy();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const socket = await client.lanes!.dial(server.peerId, PROTOCOL, { signal: signal() });
+    expect(await roundTrip(socket, Uint8Array.of(3))).toEqual(Uint8Array.of(3));
+    socket.destroy();
   });
 
   it('is off with lanes: false and on the memory transport', async () => {
