@@ -2,7 +2,7 @@
  * Batched vs unbatched aggregate decode throughput through a chain of --hops block servers (default 3, each its own
  * process, `corolla serve`, TCP loopback), with the clients in this process. Not part of the test suite:
  *
- *     npm run bench:batching -- [--model PATH] [--hops 3] [--steps N] [--sessions 1,8,32] [--rounds R]
+ *     npm run bench:batching -- [--model PATH] [--hops 3] [--steps N] [--sessions 1,8,32] [--rounds R] [--no-lanes]
  *
  * Two chains run side by side (--max-batch 8 and --max-batch 1). For each session count, every session opens a
  * stream on every hop, prefills 4 tokens, then runs N single-token decode steps as fast as replies come back: each
@@ -23,12 +23,11 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { peerIdFromString } from '@libp2p/peer-id';
 import { DEFAULT_MODEL_PATH } from '../src/model/default-model.js';
 import { loadSpan } from '../src/engine/span-executor.js';
 import { openModel } from '../src/model/load.js';
 import { createSwarmNode, type SwarmNode } from '../src/swarm/node.js';
-import { messageChannel } from '../src/wire/channel.js';
+import { dialChannel } from '../src/swarm/dial-channel.js';
 import type { DecodedMessage, MessageInput, TensorInput } from '../src/wire/messages.js';
 import { BLOCK_PROTOCOL } from '../src/wire/protocols.js';
 import { median } from './support/stats.js';
@@ -36,7 +35,7 @@ import { median } from './support/stats.js';
 const { values } = parseArgs({
   options: {
     model: { type: 'string' }, hops: { type: 'string' }, steps: { type: 'string' }, sessions: { type: 'string' }, threads: { type: 'string' }, rounds: { type: 'string' }, window: { type: 'string' },
-    engine: { type: 'boolean' }, layers: { type: 'string' }, context: { type: 'string' },
+    engine: { type: 'boolean' }, layers: { type: 'string' }, context: { type: 'string' }, 'no-lanes': { type: 'boolean' },
   },
 });
 const model = values.model ?? DEFAULT_MODEL_PATH;
@@ -45,9 +44,10 @@ const sessionCounts = (values.sessions ?? '1,8,32').split(',').map(Number);
 const hops = Number(values.hops ?? 3);
 const ROOT = resolve(import.meta.dirname, '..');
 
-/** One block-protocol stream: each request waits for its reply. */
+/** One block-protocol channel (a direct lane unless --no-lanes, as clients open): each request waits for its reply. */
 async function openBlockStream(node: SwarmNode, peerId: string) {
-  const channel = messageChannel(await node.libp2p.dialProtocol(peerIdFromString(peerId), BLOCK_PROTOCOL));
+  const lanes = values['no-lanes'] ? undefined : node.lanes;
+  const { channel } = await dialChannel(node.libp2p, peerId, BLOCK_PROTOCOL, { signal: AbortSignal.timeout(30_000), lanes });
   return {
     async request(header: MessageInput, tensor?: TensorInput): Promise<DecodedMessage> {
       await channel.send(header, tensor);
@@ -211,5 +211,5 @@ const batching = samples['max-batch 8']!;
 const ratio = (n: number) => (batching[n] && batching[1] ? Math.round((median(batching[n]!) / median(batching[1]!)) * 100) / 100 : null);
 const unbatched = samples['max-batch 1']!;
 const unbatchedRatio = (n: number) => (unbatched[n] && unbatched[1] ? Math.round((median(unbatched[n]!) / median(unbatched[1]!)) * 100) / 100 : null);
-console.log(JSON.stringify({ benchmark: 'batching', model, hops, steps, rounds, batch8_vs_single: ratio(8), batch32_vs_single: ratio(32), unbatched8_vs_single: unbatchedRatio(8), unbatched32_vs_single: unbatchedRatio(32) }));
+console.log(JSON.stringify({ benchmark: 'batching', model, hops, steps, rounds, lanes: !values['no-lanes'], batch8_vs_single: ratio(8), batch32_vs_single: ratio(32), unbatched8_vs_single: unbatchedRatio(8), unbatched32_vs_single: unbatchedRatio(32) }));
 process.exit(0);
