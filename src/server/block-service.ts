@@ -58,7 +58,7 @@ import {
   type PendingMessage,
   type TensorInput,
 } from '../wire/messages.js';
-import { ipOf } from '../swarm/node.js';
+import { ipOf } from '../swarm/addresses.js';
 import type { LanePeer } from '../swarm/lanes.js';
 import type { StepAttester } from './attestation.js';
 import { BatchScheduler } from './batch-scheduler.js';

@@ -11,7 +11,8 @@
  *      ticket for one protocol. The peer answers with its lane port, a random identity and a random 32-byte key,
  *      bound to the dialer's peer id, valid once and for a few seconds.
  *   2. The dialer opens TLS 1.2 (ECDHE-PSK, ChaCha20-Poly1305) to that port on the IP its libp2p connection reached,
- *      with the ticket's identity and key. Only the two ends of that libp2p connection know the key, so the TLS
+ *      with the ticket's identity and key, from the IP it asked from (the listener drops connections from IPs that
+ *      hold no ticket before any TLS work, so strangers cannot make it compute). Only the two ends of that libp2p connection know the key, so the TLS
  *      handshake authenticates both to each other; ECDHE gives the session forward secrecy.
  *   3. The listener hands the socket to the protocol's handler with the peer id the ticket was issued to: the peer
  *      is never trusted to say who it is on the lane itself.
@@ -34,6 +35,7 @@ import { LaneRefusedError, LaneUnavailableError, MalformedRequestError, SwarmCon
 import { handleJson, requestJson } from './registry/control.js';
 import { parseReply } from './registry/messages.js';
 import type { SwarmLibp2p } from './node.js';
+import { ipOf, plainIp } from './addresses.js';
 
 /** TLS 1.2 with a pre-shared key and an ephemeral ECDH exchange: authenticated both ways, forward secret. */
 const TLS_OPTIONS = { ciphers: 'ECDHE-PSK-CHACHA20-POLY1305', minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' } as const;
@@ -74,6 +76,8 @@ export interface DirectLaneSettings extends Partial<LaneLimits> {
 interface IssuedTicket {
   readonly protocol: string;
   readonly peerId: string;
+  /** The IP of the libp2p connection that asked: the lane must come from there. */
+  readonly ip: string;
   readonly key: Buffer;
   readonly expiresAt: number;
 }
@@ -162,7 +166,7 @@ export class DirectLanes implements LaneDialer {
         const ticket = this.tickets.get(identity);
         if (!ticket) return null;
         this.tickets.delete(identity); // once
-        if (ticket.expiresAt < Date.now()) return null;
+        if (ticket.expiresAt < Date.now() || ticket.ip !== plainIp(socket.remoteAddress)) return null;
         this.presented.set(socket, ticket);
         return ticket.key;
       },
@@ -192,13 +196,15 @@ export class DirectLanes implements LaneDialer {
     if (!request.ok) throw new MalformedRequestError(request.reason);
     if (!this.handlers.has(request.value.protocol)) throw new LaneRefusedError(`no lanes for ${request.value.protocol}`);
     const peerId = connection.remotePeer.toString();
+    const ip = ipOf(connection.remoteAddr);
+    if (ip === undefined) throw new LaneRefusedError('the connection has no IP address to bind a ticket to');
     this.sweep();
     let held = 0;
     for (const ticket of this.tickets.values()) if (ticket.peerId === peerId) held++;
     if (held >= this.limits.maxTicketsPerPeer || this.tickets.size >= this.limits.maxTickets) throw new LaneRefusedError('too many lanes being opened');
     const identity = randomBytes(16).toString('hex');
     const key = randomBytes(KEY_BYTES);
-    this.tickets.set(identity, { protocol: request.value.protocol, peerId, key, expiresAt: Date.now() + this.limits.ticketTtlMs });
+    this.tickets.set(identity, { protocol: request.value.protocol, peerId, ip, key, expiresAt: Date.now() + this.limits.ticketTtlMs });
     return { port: this.settings.announcePort ?? this.port!, identity, key: key.toString('base64url') };
   }
 
@@ -238,11 +244,14 @@ export class DirectLanes implements LaneDialer {
     return undefined;
   }
 
-  /** Counts a raw connection against its IP before any handshake work is spent on it; drops it over the limit. */
+  /**
+   * Before any handshake work: drops a raw connection from an IP that holds no ticket (only peers that just asked
+   * over libp2p may connect) or that is over its connection limit, and counts the rest against their IP.
+   */
   private admit(raw: Socket): void {
     const ip = plainIp(raw.remoteAddress) ?? '';
     const held = this.perIp.get(ip) ?? 0;
-    if (held >= this.limits.maxConnectionsPerIp) {
+    if (held >= this.limits.maxConnectionsPerIp || !this.hasTicketFor(ip)) {
       raw.destroy();
       return;
     }
@@ -252,6 +261,12 @@ export class DirectLanes implements LaneDialer {
       if (left > 0) this.perIp.set(ip, left);
       else this.perIp.delete(ip);
     });
+  }
+
+  private hasTicketFor(ip: string): boolean {
+    const now = Date.now();
+    for (const ticket of this.tickets.values()) if (ticket.ip === ip && ticket.expiresAt >= now) return true;
+    return false;
   }
 
   private track(socket: Socket): void {
@@ -305,7 +320,3 @@ function connect(host: string, ticket: Ticket, signal: AbortSignal): Promise<TLS
   });
 }
 
-/** '::ffff:10.0.0.1' (an IPv4 peer on a dual-stack socket) as '10.0.0.1'. */
-function plainIp(address: string | undefined): string | undefined {
-  return address?.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-}

@@ -33,6 +33,9 @@ import { parsePsk } from './psk.js';
 import { singleWriteEncrypter } from './single-write.js';
 import { installLazyWindowUpdates } from './lazy-window-updates.js';
 import { DirectLanes, type DirectLaneSettings } from './lanes.js';
+import { ipOf } from './addresses.js';
+
+export { ipOf } from './addresses.js';
 import { SOFTWARE_NAME, SOFTWARE_VERSION } from '../version.js';
 import { silentLogger, type ComponentLogger } from '../util/logger.js';
 import { DHT_PROTOCOL } from '../wire/protocols.js';
@@ -286,10 +289,6 @@ function tcpListenHost(listen: readonly string[]): string | undefined {
   return undefined;
 }
 
-/** The IP address of a multiaddr (ip4 or ip6 component), or undefined (memory transport, relays). */
-export function ipOf(address: Multiaddr | undefined): string | undefined {
-  return address?.getComponents().find((component) => component.name === 'ip4' || component.name === 'ip6')?.value;
-}
 
 /**
  * Refuses an inbound connection when its IP already holds `maxInboundConnectionsPerIp` inbound connections (addresses

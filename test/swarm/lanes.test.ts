@@ -1,7 +1,7 @@
 /**
  * Direct lanes (swarm/lanes.ts): a ticket from the libp2p connection opens a TLS-PSK socket that the listener hands
  * to the protocol's handler with the ticket holder's peer id; tickets are single-use, short-lived, bounded per peer;
- * a wrong key or an unknown identity never reaches the handler; a peer without lanes makes dial fail fast with a
+ * a wrong key, an unknown identity or an IP without a ticket never reaches the handler; a peer without lanes makes dial fail fast with a
  * typed error, and is remembered.
  */
 import net from 'node:net';
@@ -123,6 +123,19 @@ describe('direct lanes', () => {
     expect(performance.now() - started).toBeLessThan(50);
   });
 
+  it('drops a connection from an IP that holds no ticket before any TLS work', async () => {
+    const { server } = await echoServer();
+    const stranger = net.connect(server.lanes!.port!, '127.0.0.1');
+    const closed = new Promise((resolve) => stranger.once('close', () => resolve(true)));
+    await new Promise((resolve) => stranger.once('connect', resolve));
+    // it sends nothing: a listener that waited for a ClientHello would hold it until the handshake timeout
+    try {
+      expect(await Promise.race([closed, new Promise((resolve) => setTimeout(() => resolve(false), 1_000))])).toBe(true);
+    } finally {
+      stranger.destroy();
+    }
+  });
+
   it('one IP holds at most maxConnectionsPerIp lane sockets, handshakes included', async () => {
     const { server } = await echoServer({ lanes: { maxConnectionsPerIp: 2 } });
     const client = await node({ bootstrap: [server.multiaddrs[0]!] });
@@ -132,6 +145,7 @@ describe('direct lanes', () => {
       await new Promise((resolve) => socket.once('connect', resolve));
       return socket;
     };
+    await ticket(client, server); // only an IP holding a ticket may connect at all
     const held = [await raw(), await raw()];
     const third = await raw();
     try {
