@@ -237,9 +237,9 @@ export class DirectLanes implements LaneDialer {
   private hostOf(peerId: string): string | undefined {
     for (const connection of this.libp2p.getConnections(peerIdFromString(peerId))) {
       if (connection.status !== 'open' || connection.limits !== undefined) continue; // relayed connections have limits
-      const components = connection.remoteAddr.getComponents();
-      const ip = components.find((c) => c.name === 'ip4' || c.name === 'ip6')?.value;
-      if (ip !== undefined && components.some((c) => c.name === 'tcp') && !components.some((c) => c.name === 'p2p-circuit')) return ip;
+      const ip = ipOf(connection.remoteAddr);
+      const names = connection.remoteAddr.getComponents().map((c) => c.name);
+      if (ip !== undefined && names.includes('tcp') && !names.includes('p2p-circuit')) return ip;
     }
     return undefined;
   }
@@ -275,6 +275,8 @@ export class DirectLanes implements LaneDialer {
       return;
     }
     socket.setNoDelay(true);
+    // a reset is the owner's business (its channel listens too); unheard, it would take the process down
+    socket.on('error', () => {});
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
   }

@@ -98,12 +98,14 @@ describe('direct lanes', () => {
   });
 
   it('tickets expire, are refused for protocols without a handler, and are bounded per peer', async () => {
-    const { server } = await echoServer({ lanes: { ticketTtlMs: 50, maxTicketsPerPeer: 3 } });
-    const client = await node({ bootstrap: [server.multiaddrs[0]!] });
-    const stale = (await ticket(client, server)).envelope!;
+    const { server: short } = await echoServer({ lanes: { ticketTtlMs: 50 } });
+    const client = await node({ bootstrap: [short.multiaddrs[0]!] });
+    const stale = (await ticket(client, short)).envelope!;
     await new Promise((resolve) => setTimeout(resolve, 100));
     await expect(connectWith(stale.port, stale.identity, Buffer.from(stale.key, 'base64url'))).rejects.toThrow();
 
+    const { server } = await echoServer({ lanes: { maxTicketsPerPeer: 3 } });
+    await client.connect(server.multiaddrs[0]!);
     const other = await ticket(client, server, '/corolla-test/other/1.0.0');
     expect(other).toMatchObject({ ok: false, error: { code: 'LANE_REFUSED' } });
     const replies = [];
@@ -120,7 +122,7 @@ describe('direct lanes', () => {
     expect((error as LaneUnavailableError).code).toBe('LANE_UNAVAILABLE');
     const started = performance.now();
     await expect(client.lanes!.dial(server.peerId, PROTOCOL, { signal: signal() })).rejects.toThrow(/last lane failed/);
-    expect(performance.now() - started).toBeLessThan(50);
+    expect(performance.now() - started).toBeLessThan(500); // no ticket request: the 3 s dial timeout is not paid again
   });
 
   it('drops a connection from an IP that holds no ticket before any TLS work', async () => {
