@@ -191,6 +191,7 @@ try {
     return (tokens / (performance.now() - t)) * 1000;
   };
   const rates: Record<string, number[]> = { local: [], whole: [], whole_generate: [], three: [], three_hop_by_hop: [] };
+  const transports: Record<string, string[]> = {};
   const samples: Record<string, StepSample[]> = { whole: [], three: [], three_hop_by_hop: [] };
   const remotes: Record<string, RemoteModel> = { whole: wholeModel, three: threeModel, three_hop_by_hop: threePlain };
   for (let round = 0; round < rounds; round++) {
@@ -203,6 +204,7 @@ try {
         await session.close();
       } else {
         const session = await remotes[kind]!.openSession(PROMPT.length + tokens + 8);
+        transports[kind] = session.swarm.route.map((hop) => hop.transport);
         rates[kind]!.push(await decodeRate((ids) => session.next(ids), session, samples[kind]));
         await session.close();
       }
@@ -215,8 +217,11 @@ try {
   results.three_hop_tok_s = median(rates.three!);
   results.three_hop_by_hop_tok_s = median(rates.three_hop_by_hop!);
   results.runs_tok_s = rates;
+  // what carried each hop's steps: a direct lane, or a libp2p stream (a lane that failed falls back quietly)
+  results.transports = transports;
   results.breakdown = { whole: breakdown(samples.whole!), three: breakdown(samples.three!), three_hop_by_hop: breakdown(samples.three_hop_by_hop!) };
   log(`medians: local ${(results.local_tok_s as number).toFixed(1)}, whole ${(results.whole_model_tok_s as number).toFixed(1)}, whole generating ${(results.whole_model_generate_tok_s as number).toFixed(1)}, three forwarded ${(results.three_hop_tok_s as number).toFixed(1)}, three hop by hop ${(results.three_hop_by_hop_tok_s as number).toFixed(1)} tok/s`);
+  log(`transports: ${JSON.stringify(transports)}`);
   log(`breakdown: ${JSON.stringify(results.breakdown)}`);
   await wholeModel.close();
   await generateClient.stop();
