@@ -44,7 +44,7 @@ import { LocalEncodingError, NoRouteError, RemoteSpanError, ReplayDivergedError,
 import { ServerMeasurements } from './measurements.js';
 import { hopCostMs, planRoute, recordOf, type CostModel, type PlannerRecord, type RecordLike, type Route } from './route-planner.js';
 import type { LaneDialer } from '../swarm/lanes.js';
-import { openRemoteSpan, type DialerNode, type Expectation, type HopResult, type RemoteSpan, type StepInput } from './remote-span.js';
+import { openRemoteSpan, type DialerNode, type Expectation, type HopResult, type HopTransport, type RemoteSpan, type StepInput } from './remote-span.js';
 import type { SpotChecker } from './spot-check.js';
 
 /** Where a session gets server records and round-trip times from (a registry view; tests may pass a fixed list). */
@@ -122,7 +122,7 @@ export interface HopInfo {
   readonly start: number;
   readonly end: number;
   /** What carries the steps: a direct lane (swarm/lanes.ts) or a libp2p stream. */
-  readonly transport: 'lane' | 'libp2p';
+  readonly transport: HopTransport;
 }
 
 export interface RecoveryInfo {
@@ -241,7 +241,7 @@ export class SwarmInferenceSession {
 
   /** The current chain of hops. */
   get route(): HopInfo[] {
-    return this.hops.map(({ span, start, end }) => ({ peerId: span.peerId, start, end, transport: span.lane ? 'lane' : 'libp2p' }));
+    return this.hops.map(({ span, start, end }) => ({ peerId: span.peerId, start, end, transport: span.transport }));
   }
 
   /**
@@ -605,7 +605,7 @@ export class SwarmInferenceSession {
             failed: [...failed],
             start,
             end: route.end,
-            replacements: newHops.map(({ span, start: s, end: e }) => ({ peerId: span.peerId, start: s, end: e, transport: span.lane ? 'lane' : 'libp2p' })),
+            replacements: newHops.map(({ span, start: s, end: e }) => ({ peerId: span.peerId, start: s, end: e, transport: span.transport })),
             replayedSteps: history.length,
             ms: performance.now() - started,
             lookupMs: openStarted - lookupStarted,

@@ -68,6 +68,9 @@ export interface RemoteSpanOptions {
   readonly lanes?: LaneDialer;
 }
 
+/** What carries a hop's steps. */
+export type HopTransport = 'lane' | 'libp2p';
+
 /** One step's signed reply as this hop received it: what a spot-check compares and the oracle is shown. */
 export interface AttestedOutput extends SignedStep {
   readonly output: Float32Array;
@@ -153,7 +156,7 @@ export async function openRemoteSpan(node: DialerNode, target: SpanTarget, init:
     channel.abort(new Error('unexpected open reply'));
     throw fail('malformed', `expected opened {sessionId: ${sessionId}, position: 0}, got ${summarize(header)}`);
   }
-  return new RemoteSpan(channel, target.peerId, sessionId, { ...init, addrs: init.addrs ?? target.addrs }, codec, header.cacheTokensLeft, options, header.forwarding === true, lane);
+  return new RemoteSpan(channel, target.peerId, sessionId, { ...init, addrs: init.addrs ?? target.addrs }, codec, header.cacheTokensLeft, options, header.forwarding === true, lane ? 'lane' : 'libp2p');
 }
 
 export class RemoteSpan {
@@ -199,8 +202,8 @@ export class RemoteSpan {
     cacheTokensLeft: number,
     options: RemoteSpanOptions,
     forwarding = false,
-    /** Whether the steps travel on a direct lane (swarm/lanes.ts) rather than a libp2p stream. */
-    readonly lane = false,
+    /** What carries the steps: a direct lane (swarm/lanes.ts) or a libp2p stream. */
+    readonly transport: HopTransport = 'libp2p',
   ) {
     this.peerId = peerId;
     this.sessionId = sessionId;

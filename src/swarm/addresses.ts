@@ -10,3 +10,9 @@ export function ipOf(address: Multiaddr | undefined): string | undefined {
 export function plainIp(address: string | undefined): string | undefined {
   return address?.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
+
+/** The IP of a direct TCP address (ip4/ip6 and tcp, not through a relay), or undefined. */
+export function tcpIpOf(address: Multiaddr): string | undefined {
+  const names = address.getComponents().map((component) => component.name);
+  return names.includes('tcp') && !names.includes('p2p-circuit') ? ipOf(address) : undefined;
+}

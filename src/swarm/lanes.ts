@@ -35,7 +35,7 @@ import { LaneRefusedError, LaneUnavailableError, MalformedRequestError, SwarmCon
 import { handleJson, requestJson } from './registry/control.js';
 import { parseReply } from './registry/messages.js';
 import type { SwarmLibp2p } from './node.js';
-import { ipOf, plainIp } from './addresses.js';
+import { ipOf, plainIp, tcpIpOf } from './addresses.js';
 
 /** TLS 1.2 with a pre-shared key and an ephemeral ECDH exchange: authenticated both ways, forward secret. */
 const TLS_OPTIONS = { ciphers: 'ECDHE-PSK-CHACHA20-POLY1305', minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' } as const;
@@ -237,9 +237,8 @@ export class DirectLanes implements LaneDialer {
   private hostOf(peerId: string): string | undefined {
     for (const connection of this.libp2p.getConnections(peerIdFromString(peerId))) {
       if (connection.status !== 'open' || connection.limits !== undefined) continue; // relayed connections have limits
-      const ip = ipOf(connection.remoteAddr);
-      const names = connection.remoteAddr.getComponents().map((c) => c.name);
-      if (ip !== undefined && names.includes('tcp') && !names.includes('p2p-circuit')) return ip;
+      const ip = tcpIpOf(connection.remoteAddr);
+      if (ip !== undefined) return ip;
     }
     return undefined;
   }

@@ -33,9 +33,7 @@ import { parsePsk } from './psk.js';
 import { singleWriteEncrypter } from './single-write.js';
 import { installLazyWindowUpdates } from './lazy-window-updates.js';
 import { DirectLanes, type DirectLaneSettings } from './lanes.js';
-import { ipOf } from './addresses.js';
-
-export { ipOf } from './addresses.js';
+import { ipOf, tcpIpOf } from './addresses.js';
 import { SOFTWARE_NAME, SOFTWARE_VERSION } from '../version.js';
 import { silentLogger, type ComponentLogger } from '../util/logger.js';
 import { DHT_PROTOCOL } from '../wire/protocols.js';
@@ -222,7 +220,9 @@ export async function createSwarmNode(options: SwarmNodeOptions = {}): Promise<S
   await libp2p.start();
 
   const peerId = libp2p.peerId.toString();
-  const lanes = transport === 'tcp' && options.lanes !== false ? new DirectLanes(libp2p, { host: tcpListenHost(listen), ...options.lanes }, options.logger) : undefined;
+  // lanes listen on the host of the first TCP listen address (0.0.0.0 when that listens on every interface)
+  const laneHost = listen.map((address) => tcpIpOf(multiaddr(address))).find((ip) => ip !== undefined);
+  const lanes = transport === 'tcp' && options.lanes !== false ? new DirectLanes(libp2p, { host: laneHost, ...options.lanes }, options.logger) : undefined;
   const node: SwarmNode = {
     libp2p,
     peerId,
@@ -278,17 +278,6 @@ export async function createSwarmNode(options: SwarmNodeOptions = {}): Promise<S
   redial.unref();
   return node;
 }
-
-/** The host of the first /ip4 or /ip6 TCP listen address (0.0.0.0 when that listens on every interface). */
-function tcpListenHost(listen: readonly string[]): string | undefined {
-  for (const address of listen) {
-    const components = multiaddr(address).getComponents();
-    const ip = components.find((component) => component.name === 'ip4' || component.name === 'ip6')?.value;
-    if (ip !== undefined && components.some((component) => component.name === 'tcp')) return ip;
-  }
-  return undefined;
-}
-
 
 /**
  * Refuses an inbound connection when its IP already holds `maxInboundConnectionsPerIp` inbound connections (addresses

@@ -1,6 +1,7 @@
 /**
- * A message channel over one libp2p stream (socket-channel.ts has the same over a direct lane's socket): validated Corolla messages in, validated messages out. Each frame
- * (see frames.ts) travels as one length-prefixed chunk, so a peer can never make us buffer past `maxFrameBytes`.
+ * A message channel over one libp2p stream: validated Corolla messages in, validated messages out. Each frame (see
+ * frames.ts) travels as one length-prefixed chunk, so a peer can never make us buffer past `maxFrameBytes`.
+ * socket-channel.ts is the same over a direct lane's socket.
  */
 import type { Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';

@@ -26,7 +26,7 @@ export function socketChannel(socket: Socket, options: { maxFrameBytes?: number;
   const decoder = new FrameDecoder({ maxFrameBytes });
   let ready: Uint8Array | undefined; // one whole frame nobody has asked for yet
   let waiter: Waiter | undefined;
-  let failure: Error | undefined; // decoder failure: reported once, then the channel is closed
+  let failure: Error | undefined; // the decoder's, reported once (takeFailure)
   let ended: Error | undefined;
 
   const pull = (): Uint8Array | undefined => {
@@ -38,36 +38,36 @@ export function socketChannel(socket: Socket, options: { maxFrameBytes?: number;
     }
     return decoder.pull();
   };
+  /** The decoder's failure, once; after it the channel only says it is finished. */
+  const takeFailure = (): Error => {
+    const error = failure!;
+    failure = new ChannelClosedError('the byte stream cannot be resynchronised');
+    return error;
+  };
   const settle = () => {
-    if (!waiter) {
-      // read ahead by one frame at most, then let TCP push back
-      if (!ready && !failure) {
-        try {
-          ready = decoder.pull();
-        } catch (error) {
-          failure = error as Error;
+    if (!failure) {
+      try {
+        if (waiter) {
+          const frame = pull();
+          if (frame) {
+            const current = waiter;
+            waiter = undefined;
+            current.resolve(frame);
+            return;
+          }
+        } else if (!ready) {
+          ready = decoder.pull(); // read ahead by one frame at most, then let TCP push back
+          if (ready) socket.pause();
         }
+      } catch (error) {
+        failure = error as Error; // a FRAME_TOO_LARGE can still be answered
+        socket.pause(); // a failed decoder takes no more bytes
       }
-      if (ready && !socket.isPaused()) socket.pause();
-      return;
     }
     const current = waiter;
-    try {
-      const frame = pull();
-      if (frame) {
-        waiter = undefined;
-        current.resolve(frame);
-      } else if (ended) {
-        waiter = undefined;
-        current.reject(ended);
-      }
-    } catch (error) {
-      // reported once (a FRAME_TOO_LARGE can still be answered), then the channel only says it is finished
-      waiter = undefined;
-      failure = new ChannelClosedError('the byte stream cannot be resynchronised');
-      socket.pause();
-      current.reject(error as Error);
-    }
+    if (!current || (!failure && !ended)) return;
+    waiter = undefined;
+    current.reject(failure ? takeFailure() : ended!);
   };
   socket.on('data', (chunk: Buffer) => {
     decoder.push(chunk);
@@ -83,12 +83,7 @@ export function socketChannel(socket: Socket, options: { maxFrameBytes?: number;
 
   const nextFrame = (signal?: AbortSignal): Promise<Uint8Array> => {
     if (waiter) return Promise.reject(new Error('a receive is already in progress'));
-    if (failure) {
-      const error = failure;
-      failure = new ChannelClosedError('the byte stream cannot be resynchronised');
-      socket.pause();
-      return Promise.reject(error);
-    }
+    if (failure) return Promise.reject(takeFailure());
     return new Promise<Uint8Array>((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);
       const onAbort = () => {
