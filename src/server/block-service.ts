@@ -297,6 +297,7 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
         }
         if (reply.header.type === 'stepResult') reply = { ...reply, header: { ...reply.header, serverMs: Math.round((performance.now() - received) * 1000) / 1000 } };
         const sent = await this.reply(channel, reply);
+        reply.afterReply?.();
         release?.();
         if (!sent) break;
       }

@@ -34,12 +34,18 @@ export interface PushRequest {
 }
 
 interface Link {
-  readonly channel: MessageChannel;
-  queue: Promise<unknown>;
+  /** Resolves to the channel once dialed. */
+  readonly opening: Promise<MessageChannel>;
+  /** The channel, once open. */
+  channel?: MessageChannel;
+  /** Settles when the latest push on this link is answered: pushes go one after another. */
+  tail: Promise<unknown>;
+  /** Pushes started and not yet answered. */
+  pending: number;
 }
 
 export class ForwardLinks {
-  private readonly links = new Map<string, Promise<Link>>();
+  private readonly links = new Map<string, Link>();
   private closed = false;
 
   constructor(
@@ -49,29 +55,28 @@ export class ForwardLinks {
 
   /**
    * Pushes a step to `next[0]` (naming `next[1..]` as its own next hops). Resolves true once that server accepted it
-   * (`pushed`), false on any failure. Never throws.
+   * (`pushed`), false on any failure. Never throws. On an open, idle link the frame is written before this returns,
+   * so work the caller does after it (signing the attestation) is off the chain's critical path.
    */
   async push(next: readonly NextHop[], request: PushRequest): Promise<boolean> {
     const [target, ...rest] = next;
     if (!target || this.closed) return false;
     const signal = AbortSignal.timeout(this.options.timeoutMs ?? DEFAULT_FORWARD_TIMEOUT_MS);
-    let link: Link;
-    try {
-      link = await this.link(target, signal);
-    } catch {
-      return false;
-    }
-    const run = link.queue.then(async () => {
-      await link.channel.send(
+    const link = this.link(target, signal);
+    const exchange = async (channel: MessageChannel): Promise<boolean> => {
+      await channel.send(
         { type: 'push', client: request.client, sessionId: target.sessionId, stepId: target.stepId, position: request.position, tokens: request.tokens, ...(rest.length > 0 ? { next: rest } : {}) },
         request.tensor,
         { signal },
       );
-      const reply = await link.channel.receive({ signal });
+      const reply = await channel.receive({ signal });
       return reply.header.type === 'pushed' && reply.header.sessionId === target.sessionId && reply.header.stepId === target.stepId;
-    });
-    link.queue = run.catch(() => {});
+    };
+    const run = link.channel && link.pending === 0 ? exchange(link.channel) : link.tail.then(() => link.opening).then(exchange);
+    link.pending++;
+    link.tail = run.catch(() => {});
     const accepted = await run.catch(() => false);
+    link.pending--;
     if (!accepted) this.drop(target.peerId, link);
     return accepted;
   }
@@ -79,11 +84,11 @@ export class ForwardLinks {
   /** Closes every link. */
   close(): void {
     this.closed = true;
-    for (const [peerId, link] of [...this.links]) link.then((l) => this.drop(peerId, l), () => {});
+    for (const [peerId, link] of [...this.links]) this.drop(peerId, link);
     this.links.clear();
   }
 
-  private link(target: NextHop, signal: AbortSignal): Promise<Link> {
+  private link(target: NextHop, signal: AbortSignal): Link {
     const existing = this.links.get(target.peerId);
     if (existing) {
       // most recently used last, so the first entry is the one to evict
@@ -93,25 +98,22 @@ export class ForwardLinks {
     }
     if (this.links.size >= MAX_FORWARD_LINKS) {
       const [oldest, link] = this.links.entries().next().value!;
-      this.links.delete(oldest);
-      link.then((l) => l.channel.abort(new Error('too many forward links')), () => {});
+      this.drop(oldest, link, 'too many forward links');
     }
-    const opening = this.dial(target.peerId, target.addrs ?? [], { signal, maxFrameBytes: this.options.maxFrameBytes }).then((channel) => ({
-      channel,
-      queue: Promise.resolve() as Promise<unknown>,
-    }));
-    this.links.set(target.peerId, opening);
-    opening.catch(() => {
-      if (this.links.get(target.peerId) === opening) this.links.delete(target.peerId);
-    });
-    return opening;
+    const opening = this.dial(target.peerId, target.addrs ?? [], { signal, maxFrameBytes: this.options.maxFrameBytes });
+    const link: Link = { opening, tail: opening, pending: 0 };
+    opening.then(
+      (channel) => (link.channel = channel),
+      () => {
+        if (this.links.get(target.peerId) === link) this.links.delete(target.peerId);
+      },
+    );
+    this.links.set(target.peerId, link);
+    return link;
   }
 
-  private drop(peerId: string, link: Link): void {
-    const current = this.links.get(peerId);
-    current?.then((l) => {
-      if (l === link && this.links.get(peerId) === current) this.links.delete(peerId);
-    }, () => {});
-    link.channel.abort(new Error('forward link dropped'));
+  private drop(peerId: string, link: Link, why = 'forward link dropped'): void {
+    if (this.links.get(peerId) === link) this.links.delete(peerId);
+    link.opening.then((channel) => channel.abort(new Error(why)), () => {});
   }
 }

@@ -33,6 +33,11 @@ export interface RequestContext {
 export interface Reply {
   readonly header: MessageInput;
   readonly tensor?: TensorInput;
+  /**
+   * Started once the reply is written (or could not be). A pushed step runs after its `pushed` goes out: the upstream
+   * then sends its own stepResult while this hop computes, instead of after, off the chain's critical path.
+   */
+  readonly afterReply?: () => void;
 }
 
 export type Request<T extends Message['type']> = Extract<Message, { type: T }>;

@@ -1,8 +1,9 @@
 /**
  * `push`: a step forwarded by another server, the upstream its client named at `open`. It is validated exactly as a
  * client's step is (header before tensor, the same width, size and position checks), then accepted at once with
- * `pushed` (so the pushing server can tell its client), and run in order with the session's other steps; its
- * stepResult (or error) goes to the client on the client's own stream, and its output on to `next`, if given.
+ * `pushed` (so the pushing server can tell its client while this one computes), and run once that is written, in
+ * order with the session's other steps; its stepResult (or error) goes to the client on the client's own stream, and
+ * its output on to `next`, if given.
  * A push naming a session that does not exist here, belongs to another client, or whose client named another
  * upstream is FORWARD_REFUSED (the same answer for all three).
  */
@@ -23,11 +24,12 @@ export function pushTarget(ctx: RequestContext, stream: StreamState, m: PushMess
 export const handlePush: RequestHandler<'push'> = (ctx, stream, m, hidden) => {
   const session = pushTarget(ctx, stream, m);
   const owner = session.owner!;
-  // started now, so that pushes run in the order they arrived; answered on the client's stream when done
   const received = performance.now();
-  runStep(ctx, session, m.client, m, hidden!).then(
-    (reply) => ctx.deliver(owner, { ...reply, header: { ...reply.header, serverMs: Math.round((performance.now() - received) * 1000) / 1000 } as Reply['header'] }),
-    (error: unknown) => ctx.deliver(owner, { header: errorMessage(error, { sessionId: m.sessionId, stepId: m.stepId }) }),
-  );
-  return { header: { type: 'pushed', sessionId: m.sessionId, stepId: m.stepId } };
+  // run once `pushed` is written; the stream reads its next request only after that, so pushes still run in order
+  const run = () =>
+    runStep(ctx, session, m.client, m, hidden!).then(
+      (reply) => ctx.deliver(owner, { ...reply, header: { ...reply.header, serverMs: Math.round((performance.now() - received) * 1000) / 1000 } as Reply['header'] }),
+      (error: unknown) => ctx.deliver(owner, { header: errorMessage(error, { sessionId: m.sessionId, stepId: m.stepId }) }),
+    );
+  return { header: { type: 'pushed', sessionId: m.sessionId, stepId: m.stepId }, afterReply: run };
 };
