@@ -1,3 +1,4 @@
+// runs alone: starts computing processes or measures time (vitest.config.ts)
 /**
  * `corolla demo --chain --once`: the newcomer's view of the incentives. Besides the swarm and the gateway it starts
  * anvil, deploys the contracts, registers each server under its own key, starts an oracle, closes an epoch, claims,

@@ -1,3 +1,4 @@
+// runs alone: starts computing processes or measures time (vitest.config.ts)
 // needs ../shared/models (stories260K)
 /**
  * SIGTERM with sessions open: `corolla serve` and `corolla gateway` exit within STOP_BOUND_MS while a client is in

@@ -1,3 +1,4 @@
+// runs alone: starts computing processes or measures time (vitest.config.ts)
 /**
  * The gateway as users run it: `corolla gateway` processes in front of a multi-process swarm (`corolla dht`,
  * `corolla serve`), driven over HTTP by the official `openai` client and by fetch. Covers what only real processes

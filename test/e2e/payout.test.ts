@@ -1,3 +1,4 @@
+// runs alone: starts computing processes or measures time (vitest.config.ts)
 /**
  * The incentive layer end to end, as operators run it: anvil, the contracts deployed, three `corolla serve` processes
  * with their own keys (registered with --register), a `corolla oracle`, and a `corolla gateway` that signs receipts

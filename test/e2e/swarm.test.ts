@@ -1,3 +1,4 @@
+// runs alone: starts computing processes or measures time (vitest.config.ts)
 // needs ../shared/models (real tokenizers, checkpoints or SmolLM2-shaped models): skipped on a checkout without it
 /**
  * Multi-process swarms on loopback: a `corolla dht` bootstrap peer, `corolla serve` block servers and

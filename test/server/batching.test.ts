@@ -1,3 +1,4 @@
+// runs alone: starts computing processes or measures time (vitest.config.ts)
 /** Batching across clients: concurrent decode steps of different sessions become one engine call. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadEmbeddings } from '../../src/engine/embeddings.js';

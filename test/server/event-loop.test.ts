@@ -1,3 +1,4 @@
+// runs alone: starts computing processes or measures time (vitest.config.ts)
 /**
  * Inference must not stall a server's event loop for longer than one bounded prefill chunk (issue 7): a graph call
  * runs on the main thread, so a whole 2,000-token prompt in one call blocked heartbeats, the DHT and every other
