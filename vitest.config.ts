@@ -10,7 +10,7 @@ import { defineConfig } from 'vitest/config';
 const SHARED_MODELS = path.resolve(import.meta.dirname, '../shared/models');
 const MARK = 'needs ../shared/models';
 /**
- * Files that start several computing processes, or measure throughput and stalls, say "runs alone": they run one at a
+ * Files that start several computing processes, or bound times, throughput or stalls, say "runs alone": they run one at a
  * time after the rest, which runs two files at once (most of those wait on sockets and child processes, so two share
  * a 2-core machine well; vitest's default would be one at a time there).
  */

@@ -1,3 +1,4 @@
+// runs alone: measures time (vitest.config.ts)
 import { describe, expect, it } from 'vitest';
 import { NoRouteError } from '../../src/client/errors.js';
 import { describeRoute, hopCostMs, planRoute, type PlannerRecord } from '../../src/client/route-planner.js';

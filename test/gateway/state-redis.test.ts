@@ -1,3 +1,4 @@
+// runs alone: measures time (vitest.config.ts)
 /**
  * What Redis adds: several gateways (here, two SharedState instances on one Redis) enforce one limit, one revocation
  * list and see each other's sessions; everything lies under the key prefix and expires; and Redis being away is a fast

@@ -1,3 +1,4 @@
+// runs alone: measures time (vitest.config.ts)
 import { describe, expect, it } from 'vitest';
 import { CorollaError } from '../../src/errors.js';
 import {

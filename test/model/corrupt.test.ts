@@ -1,3 +1,4 @@
+// runs alone: measures time (vitest.config.ts)
 // needs ../shared/models (real tokenizers, checkpoints or SmolLM2-shaped models): skipped on a checkout without it
 /** Corrupt, truncated and hostile files must fail fast with CorruptModelError: never crash, hang, or allocate. */
 import * as fs from 'node:fs';

@@ -1,3 +1,4 @@
+// runs alone: measures time (vitest.config.ts)
 /**
  * Direct lanes (swarm/lanes.ts): a ticket from the libp2p connection opens a TLS-PSK socket that the listener hands
  * to the protocol's handler with the ticket holder's peer id; tickets are single-use, short-lived, bounded per peer;
