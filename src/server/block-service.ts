@@ -84,7 +84,7 @@ import { ForwardLinks, type BlockDialer } from './forward-links.js';
 import { PeerQuotas, type QuotaLimits } from './quotas.js';
 import { SessionExpiredError, ShuttingDownError } from './errors.js';
 import type { SessionCloseEvent, SessionCloseReason, SessionOpenEvent } from './events.js';
-import { checkRequestHeader, handleRequest, type Reply, type RequestContext } from './handlers/index.js';
+import { checkRequestHeader, handleRequest, msSince, type Reply, type RequestContext } from './handlers/index.js';
 import { SessionTable, type ServedSession, type StreamState } from './session-table.js';
 
 export interface BlockServiceOptions {
@@ -295,7 +295,7 @@ export class BlockService extends TypedEventEmitter<BlockServiceEvents> {
         } catch (error) {
           reply = { header: errorMessage(this.peerFacing(error, header.type), idsOf(header)) };
         }
-        if (reply.header.type === 'stepResult') reply = { ...reply, header: { ...reply.header, serverMs: Math.round((performance.now() - received) * 1000) / 1000 } };
+        if (reply.header.type === 'stepResult') reply = { ...reply, header: { ...reply.header, serverMs: msSince(received) } };
         const sent = await this.reply(channel, reply);
         reply.afterReply?.();
         release?.();

@@ -12,8 +12,9 @@
  *      bound to the dialer's peer id, valid once and for a few seconds.
  *   2. The dialer opens TLS 1.2 (ECDHE-PSK, ChaCha20-Poly1305) to that port on the IP its libp2p connection reached,
  *      with the ticket's identity and key, from the IP it asked from (the listener drops connections from IPs that
- *      hold no ticket before any TLS work, so strangers cannot make it compute). Only the two ends of that libp2p connection know the key, so the TLS
- *      handshake authenticates both to each other; ECDHE gives the session forward secrecy.
+ *      hold no ticket before any TLS work, so strangers cannot make it compute). Only the two ends of that libp2p
+ *      connection know the key, so the TLS handshake authenticates both to each other; ECDHE gives the session
+ *      forward secrecy.
  *   3. The listener hands the socket to the protocol's handler with the peer id the ticket was issued to: the peer
  *      is never trusted to say who it is on the lane itself.
  *

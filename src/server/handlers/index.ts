@@ -14,6 +14,7 @@ import { RequestTooLargeError } from '../errors.js';
 import { checkSpan } from './context.js';
 
 export type { Reply, RequestContext } from './context.js';
+export { msSince } from './step.js';
 
 /** Answers one request; throws what the peer should be told (the caller turns it into an `error` reply). */
 export function handleRequest(ctx: RequestContext, stream: StreamState, message: DecodedMessage): Reply | Promise<Reply> {

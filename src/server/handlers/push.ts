@@ -11,7 +11,7 @@ import { errorMessage, type PushMessage } from '../../wire/messages.js';
 import { ForwardRefusedError } from '../errors.js';
 import type { ServedSession, StreamState } from '../session-table.js';
 import type { Reply, RequestContext, RequestHandler } from './context.js';
-import { checkStepFields, runStep } from './step.js';
+import { checkStepFields, msSince, runStep } from './step.js';
 
 /** The session a push may enter: the named client's, with the pushing peer as its upstream. */
 export function pushTarget(ctx: RequestContext, stream: StreamState, m: PushMessage): ServedSession {
@@ -28,7 +28,7 @@ export const handlePush: RequestHandler<'push'> = (ctx, stream, m, hidden) => {
   // run once `pushed` is written; the stream reads its next request only after that, so pushes still run in order
   const run = () =>
     runStep(ctx, session, m.client, m, hidden!).then(
-      (reply) => ctx.deliver(owner, { ...reply, header: { ...reply.header, serverMs: Math.round((performance.now() - received) * 1000) / 1000 } as Reply['header'] }),
+      (reply) => ctx.deliver(owner, { ...reply, header: { ...reply.header, serverMs: msSince(received) } as Reply['header'] }),
       (error: unknown) => ctx.deliver(owner, { header: errorMessage(error, { sessionId: m.sessionId, stepId: m.stepId }) }),
     );
   return { header: { type: 'pushed', sessionId: m.sessionId, stepId: m.stepId }, afterReply: run };

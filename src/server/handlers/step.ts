@@ -66,6 +66,9 @@ function pushOn(ctx: RequestContext, client: string | undefined, next: readonly 
 
 const round = (ms: number) => Math.round(ms * 1000) / 1000;
 
+/** Milliseconds since `started` (a performance.now()), to the microsecond, as replies report them. */
+export const msSince = (started: number): number => round(performance.now() - started);
+
 export const handleStep: RequestHandler<'step'> = (ctx, stream, m, hidden) => {
   checkStepHeader(ctx, stream, m);
   return runStep(ctx, ctx.sessions.find(stream, m.sessionId), stream.peerId, m, hidden!);
