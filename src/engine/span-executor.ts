@@ -118,8 +118,8 @@ class OrtSpanExecutor implements SpanExecutor {
     this.kvDim = config.numKvHeads * config.headDim;
     this.cacheBytesPerToken = kvCacheBytesPerToken(config, this.numLayers, kvCacheType);
     const { numKvHeads: kvh, headDim: hd } = config;
-    this.emptyKeys = this.cacheTensor(this.cacheArray(0), [kvh, 0, hd, 0]);
-    this.emptyValues = this.cacheTensor(this.cacheArray(0), [kvh, 0, 0, hd]);
+    this.emptyKeys = this.cacheTensor(this.cacheArray(0), [kvh, 1, hd, 0]);
+    this.emptyValues = this.cacheTensor(this.cacheArray(0), [kvh, 1, 0, hd]);
     this.slotRows = Array.from({ length: maxBatch + 1 }, (_, rows) => new ort.Tensor('int64', BigInt64Array.from({ length: maxBatch }, (_, s) => (s < rows ? 1n : 0n)), [maxBatch]));
   }
 
