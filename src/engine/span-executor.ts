@@ -41,10 +41,15 @@ interface CacheSession {
   readonly maxLength: number;
   position: number;
   capacity: number;
-  /** Per layer: K transposed, [kvHeads, headDim, capacity]. */
+  /** The capacity that `keys` and `values` have room for (at least `capacity`). */
+  room: number;
+  /** Per layer: K transposed, [kvHeads, headDim, capacity], at the start of a buffer with room for more. */
   keys: CacheArray[];
-  /** Per layer: V, [kvHeads, capacity, headDim]. */
+  /** Per layer: V, [kvHeads, capacity, headDim], likewise. */
   values: CacheArray[];
+  /** Per layer: the K and V tensors fed to the graph, views of `keys` and `values` at the current capacity. */
+  keyFeeds: ort.Tensor[];
+  valueFeeds: ort.Tensor[];
 }
 
 export { DEFAULT_CACHE_BUDGET_BYTES, DEFAULT_PREFILL_CHUNK_TOKENS };
@@ -139,7 +144,7 @@ class OrtSpanExecutor implements SpanExecutor {
     if (maxLength > left) throw new CacheBudgetError(maxLength, left);
     this.reservedTokens += maxLength;
     const empty = () => Array.from({ length: this.numLayers }, () => this.cacheArray(0));
-    this.sessions.set(id, { id, maxLength, position: 0, capacity: 0, keys: empty(), values: empty() });
+    this.sessions.set(id, { id, maxLength, position: 0, capacity: 0, room: 0, keys: empty(), values: empty(), keyFeeds: [], valueFeeds: [] });
     return { id, maxLength, position: 0 };
   }
 
@@ -199,7 +204,8 @@ class OrtSpanExecutor implements SpanExecutor {
     for (let t = 0; t < tokens; t += chunk) {
       if (t > 0) await yieldToEventLoop();
       const n = Math.min(chunk, tokens - t);
-      const part = { sessionId: step.sessionId, hidden: step.hidden.subarray(t * H, (t + n) * H), position: start + t };
+      // Room for the whole step from its first chunk on: the cache grows once.
+      const part = { sessionId: step.sessionId, hidden: step.hidden.subarray(t * H, (t + n) * H), position: start + t, reserve: start + tokens };
       out.set((await this.queue.run(() => this.runGroup([part])))[0]!, t * H);
     }
     return out;
@@ -260,28 +266,36 @@ class OrtSpanExecutor implements SpanExecutor {
   }
 
   /**
-   * Gives a session the capacity capacityFor(needed, context): grown for a longer step, shrunk after a rewind, so that the
-   * shapes fed to the graph depend on the step alone. Each re-layout copies the rows held; growth is geometric, so
-   * each token is copied O(1) times over the session's life.
+   * Gives a session the capacity capacityFor(needed, context): grown for a longer step, shrunk after a rewind, so that
+   * the shapes a decode step feeds the graph depend on the step alone. A prefill step reads only the rows held, so
+   * its results do not depend on the capacity: with `atLeast` it keeps a larger one, and a prefill in chunks grows
+   * the cache once, not once per chunk.
+   *
+   * The rows are re-laid out in place while the buffers have room, and moved to buffers with room for twice the
+   * tokens (up to maxLength) when they have not. Fresh memory is what a re-layout costs most (a page fault for every
+   * 4 KiB written, about 19 µs each on a VM that hands freed memory back to its host), so growth reuses it.
    */
-  private fitCapacity(s: CacheSession, needed: number): void {
+  private fitCapacity(s: CacheSession, needed: number, atLeast = false): void {
     // Bounded by the model's context, not the session's maxLength, so that sessions of different maxLength (a local
     // reference, a replacement server) feed equal shapes. The rows past maxLength (under an eighth, or 64) are slack
     // the budget, which counts maxLength tokens, does not count.
-    const capacity = capacityFor(needed, this.contextLength);
+    const exact = capacityFor(needed, this.contextLength);
+    const capacity = atLeast ? Math.max(exact, s.capacity) : exact;
     if (capacity === s.capacity) return;
     const { numKvHeads: kvh, headDim: hd } = this.config;
     const rows = Math.min(s.position, capacity);
-    // Both layouts are `groups` runs of capacity × width values (K: one per head and dimension, width 1; V: one per
-    // head, width headDim), of which the first rows × width are held.
-    const relayout = (old: CacheArray, groups: number, width: number) => {
-      const next = this.cacheArray(groups * capacity * width);
-      for (let g = 0; g < groups; g++) next.set(old.subarray(g * s.capacity * width, (g * s.capacity + rows) * width), g * capacity * width);
-      return next;
-    };
-    s.keys = s.keys.map((old) => relayout(old, kvh * hd, 1));
-    s.values = s.values.map((old) => relayout(old, kvh, hd));
+    if (capacity > s.room) {
+      const room = Math.max(capacity, capacityFor(Math.min(s.maxLength, 2 * needed), this.contextLength));
+      s.keys = s.keys.map((old) => relayoutInto(this.cacheArray(kvh * hd * room), old, kvh * hd, 1, s.capacity, capacity, rows));
+      s.values = s.values.map((old) => relayoutInto(this.cacheArray(kvh * room * hd), old, kvh, hd, s.capacity, capacity, rows));
+      s.room = room;
+    } else {
+      for (const keys of s.keys) relayoutInto(keys, keys, kvh * hd, 1, s.capacity, capacity, rows);
+      for (const values of s.values) relayoutInto(values, values, kvh, hd, s.capacity, capacity, rows);
+    }
     s.capacity = capacity;
+    s.keyFeeds = s.keys.map((keys) => this.cacheTensor(keys.subarray(0, kvh * hd * capacity), [kvh, 1, hd, capacity]));
+    s.valueFeeds = s.values.map((values) => this.cacheTensor(values.subarray(0, kvh * capacity * hd), [kvh, 1, capacity, hd]));
   }
 
   /** The first position a token at `position` attends to: 0, or with a sliding window the oldest inside it. */
@@ -307,11 +321,12 @@ class OrtSpanExecutor implements SpanExecutor {
     return new ort.Tensor('float32', data, [tokens, 1, width]);
   }
 
-  private async runGroup(steps: readonly SpanStep[]): Promise<Float32Array[]> {
+  /** Runs one graph call; a prefill chunk's `reserve` is the position its whole step reaches. */
+  private async runGroup(steps: readonly (SpanStep & { reserve?: number })[]): Promise<Float32Array[]> {
     const prepared = steps.map((step) => {
       const p = this.prepare(step); // again: an earlier group may have moved this session
       if (step.position !== undefined) p.session.position = step.position; // rewind (replay, speculation)
-      this.fitCapacity(p.session, p.session.position + p.tokens);
+      this.fitCapacity(p.session, Math.max(p.session.position + p.tokens, step.reserve ?? 0), p.tokens > 1);
       return p;
     });
     const batched = prepared.length > 1;
@@ -340,8 +355,8 @@ class OrtSpanExecutor implements SpanExecutor {
       // A decode step reads the whole capacity (masked past the position); a prefill step only the rows held.
       feeds[SpanIO.mask(slot)] = this.mask(position, p.tokens > 1 ? position : capacity, p.tokens);
       for (let l = 0; l < this.numLayers; l++) {
-        feeds[SpanIO.k(l, slot)] = this.cacheTensor(p.session.keys[l]!, [kvh, 1, hd, capacity]);
-        feeds[SpanIO.v(l, slot)] = this.cacheTensor(p.session.values[l]!, [kvh, 1, capacity, hd]);
+        feeds[SpanIO.k(l, slot)] = p.session.keyFeeds[l]!;
+        feeds[SpanIO.v(l, slot)] = p.session.valueFeeds[l]!;
       }
       row += p.tokens;
     }
@@ -392,6 +407,21 @@ class OrtSpanExecutor implements SpanExecutor {
       src += kvDim;
     }
   }
+}
+
+/**
+ * Moves a cache layout of `groups` runs of `from` × `width` values, of which the first `rows` × `width` of each are
+ * held, to runs of `to` × `width` in `target` (which may be `source`: the runs are then moved in an order where none
+ * overwrites one not yet moved). The values past the rows held are left as they were: the graph masks them.
+ */
+function relayoutInto<T extends CacheArray>(target: T, source: CacheArray, groups: number, width: number, from: number, to: number, rows: number): T {
+  const move = (g: number) => {
+    if (target === source) target.copyWithin(g * to * width, g * from * width, (g * from + rows) * width);
+    else target.set(source.subarray(g * from * width, (g * from + rows) * width), g * to * width);
+  };
+  if (to > from) for (let g = groups - 1; g >= 0; g--) move(g);
+  else for (let g = 0; g < groups; g++) move(g);
+  return target;
 }
 
 /** An empty slot's mask: no cached rows, and its (absent) new row. */

@@ -108,4 +108,23 @@ describe.each([
     await run(span, embed, b, [[1, ...ids(329, 11)].slice(0, 100)]);
     expectSameBytes(afterRewind, await run(span, embed, b, continuation));
   });
+
+  it('however the cache grew (in place, moved to a larger buffer, over stale rows, chunk by chunk), the same bits', async () => {
+    const prompt = [1, ...ids(149, 13)]; // three prefill chunks: 64, 64 and 22
+    const steps = [prompt, ...ids(200, 14).map((id) => [id])]; // decode 150 → 350: capacities 192 … 352
+    // Room for twice the prompt after the prefill, then moved to a larger buffer at 321.
+    const a = await run(span, embed, open(360), steps);
+    // The same moves into other buffer sizes.
+    const b = await run(span, embed, open(500), steps);
+    // A 400-token step first, then the same steps from position 0: the cache shrinks in place over stale rows and
+    // grows in place from there.
+    const reused = open(500);
+    await run(span, embed, reused, [[1, ...ids(399, 15)]]);
+    const c = await run(span, embed, reused, steps, 0);
+    // The prompt split by the caller at the chunks' boundaries: the cache grows chunk by chunk.
+    const d = await run(span, embed, open(360), [prompt.slice(0, 64), prompt.slice(64, 128), prompt.slice(128), ...steps.slice(1)]);
+    expectSameBytes(b, a);
+    expectSameBytes(c, a);
+    expectSameBytes([Float32Array.from(d.slice(0, 3).flatMap((x) => [...x])), ...d.slice(3)], a);
+  });
 });
