@@ -1,8 +1,9 @@
 /**
  * Engine benchmark: Corolla's engine against llama.cpp (node-llama-cpp) on the same GGUF files, at equal thread
  * counts, for the SmolLM2-135M and Llama-3.2-1B shapes at f32, q8_0 and q4_0 (random weights from
- * `corolla dev make-model`). Prefill of a 512-token prompt (the process's first, and then a second prompt, warm),
- * decode of 128 tokens, peak RSS, each run in its own process; plus decode after a 4,096-token prompt (`--long-prompt`, on `--long-config`, default SmolLM2 q4_0).
+ * `corolla dev make-model`). Prefill of a 512-token prompt (the process's first, and warm: the last of two more),
+ * decode of 128 tokens, peak RSS, each run in its own process; plus decode after a 4,096-token prompt
+ * (`--long-prompt`, on `--long-config`, default SmolLM2 q4_0).
  *
  * Honest baselines: every configuration runs `--rounds` times (default 3), the engines alternating within each
  * round, and medians are compared. llama.cpp is driven both through node-llama-cpp's `evaluate()` generator and

@@ -41,8 +41,6 @@ interface CacheSession {
   readonly maxLength: number;
   position: number;
   capacity: number;
-  /** The capacity that `keys` and `values` have room for (at least `capacity`). */
-  room: number;
   /** Per layer: K transposed, [kvHeads, headDim, capacity], at the start of a buffer with room for more. */
   keys: CacheArray[];
   /** Per layer: V, [kvHeads, capacity, headDim], likewise. */
@@ -144,7 +142,7 @@ class OrtSpanExecutor implements SpanExecutor {
     if (maxLength > left) throw new CacheBudgetError(maxLength, left);
     this.reservedTokens += maxLength;
     const empty = () => Array.from({ length: this.numLayers }, () => this.cacheArray(0));
-    this.sessions.set(id, { id, maxLength, position: 0, capacity: 0, room: 0, keys: empty(), values: empty(), keyFeeds: [], valueFeeds: [] });
+    this.sessions.set(id, { id, maxLength, position: 0, capacity: 0, keys: empty(), values: empty(), keyFeeds: [], valueFeeds: [] });
     return { id, maxLength, position: 0 };
   }
 
@@ -284,11 +282,12 @@ class OrtSpanExecutor implements SpanExecutor {
     if (capacity === s.capacity) return;
     const { numKvHeads: kvh, headDim: hd } = this.config;
     const rows = Math.min(s.position, capacity);
-    if (capacity > s.room) {
-      const room = Math.max(capacity, capacityFor(Math.min(s.maxLength, 2 * needed), this.contextLength));
-      s.keys = s.keys.map((old) => relayoutInto(this.cacheArray(kvh * hd * room), old, kvh * hd, 1, s.capacity, capacity, rows));
-      s.values = s.values.map((old) => relayoutInto(this.cacheArray(kvh * room * hd), old, kvh, hd, s.capacity, capacity, rows));
-      s.room = room;
+    // The capacity the buffers have room for: every layer's K buffer holds kvHeads × headDim runs of it.
+    const room = s.keys[0]!.length / (kvh * hd);
+    if (capacity > room) {
+      const grown = Math.max(capacity, capacityFor(Math.min(s.maxLength, 2 * needed), this.contextLength));
+      s.keys = s.keys.map((old) => relayoutInto(this.cacheArray(kvh * hd * grown), old, kvh * hd, 1, s.capacity, capacity, rows));
+      s.values = s.values.map((old) => relayoutInto(this.cacheArray(kvh * grown * hd), old, kvh, hd, s.capacity, capacity, rows));
     } else {
       for (const keys of s.keys) relayoutInto(keys, keys, kvh * hd, 1, s.capacity, capacity, rows);
       for (const values of s.values) relayoutInto(values, values, kvh, hd, s.capacity, capacity, rows);

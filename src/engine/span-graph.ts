@@ -192,20 +192,20 @@ export function buildSpanGraph(spec: SpanGraphSpec): GraphBuilder {
   const prefillBranch = (l: number, q4: string, k2: string, v2: string) => {
     const b = g.child(`prefill_${l}`);
     const { k, v } = cacheInputs[l]![0]!;
-    const rows = b.op('Reshape', [b.op('Transpose', [q4], { perm: [0, 2, 1, 3] }), g.int64([kvh, 1, -1, hd])]); // [kvh, 1, T·group, hd]
+    const rows = b.op('Reshape', [q4, g.int64([kvh, 1, -1, hd])]); // [kvh, 1, group·T, hd]
     const newK = b.op('Transpose', [b.op('Reshape', [k2, g.int64([-1, kvh, 1, hd])])], { perm: [1, 2, 3, 0] }); // [kvh, 1, hd, T]
     const newV = b.op('Transpose', [b.op('Reshape', [v2, g.int64([-1, kvh, 1, hd])])], { perm: [1, 2, 0, 3] }); // [kvh, 1, T, hd]
     // Only the P rows held are read, joined with the new ones: copying K and V costs O(P) once for T tokens, where
     // masking the capacity's unused rows would multiply them for every token, and joining scores would copy T× more.
     const allK = b.op('Concat', [cached(b, b.op('Slice', [k, zeroPos, held, g.int64([3])])), newK], { axis: 3 }); // [kvh, 1, hd, P + T]
     const allV = b.op('Concat', [cached(b, b.op('Slice', [v, zeroPos, held, g.int64([2])])), newV], { axis: 2 }); // [kvh, 1, P + T, hd]
-    const scores = b.op('MatMul', [rows, allK]); // [kvh, 1, T·group, P + T]
+    const scores = b.op('MatMul', [rows, allK]); // [kvh, 1, group·T, P + T]
     const shaped = b.op('Shape', [scores]);
-    // [kvh, 1, T·group, P + T] → [kvh, T, group, P + T] for the mask, and back.
-    const masked = b.op('Add', [b.op('Reshape', [scores, g.int64([kvh, -1, group, 0])]), masks[0]!]);
+    // [kvh, 1, group·T, P + T] → [kvh·group, T, 1, P + T] for the mask ([T, 1, P + T]), and back.
+    const masked = b.op('Add', [b.op('Reshape', [scores, g.int64([kvh * group, -1, 1, 0])]), masks[0]!]);
     const p = b.op('Reshape', [b.op('Softmax', [masked], { axis: -1 }), shaped]);
-    const out = b.op('MatMul', [p, allV]); // [kvh, 1, T·group, hd]
-    const tokens = b.op('Transpose', [b.op('Reshape', [out, g.int64([kvh, -1, group, hd])])], { perm: [1, 0, 2, 3] });
+    const out = b.op('MatMul', [p, allV]); // [kvh, 1, group·T, hd]
+    const tokens = b.op('Transpose', [b.op('Reshape', [out, g.int64([kvh, group, -1, hd])])], { perm: [2, 0, 1, 3] });
     b.output(b.op('Reshape', [tokens, g.int64([1, -1, qDim])]), DataType.FLOAT, [1, 'N', qDim]);
     return b.toGraph();
   };
