@@ -5,25 +5,37 @@ import { dequantize } from '../model/quant.js';
 import type { ModelSource } from '../model/types.js';
 import { KernelError } from './errors.js';
 import { DataType, GraphBuilder } from './onnx/graph.js';
+import { openWeightStore, type WeightStore } from './onnx/weight-store.js';
 import { createOrtSession, ort, SerialQueue } from './runtime.js';
 import { linear } from './span-graph.js';
 import type { EngineOptions, LmHead } from './types.js';
 import { toLinearWeight } from './weights.js';
 
-export async function loadLmHead(source: ModelSource, options: EngineOptions = {}): Promise<LmHead> {
+/** The head's graph; its weights go to `weights` and nothing here keeps them, so they can be collected. */
+function buildLmHeadGraph(source: ModelSource, weights: WeightStore, accuracyLevel: number): GraphBuilder {
   const c = source.config;
-  const names = new Set(source.tensorNames());
-  const head = source.readTensor(names.has('output') ? 'output' : 'token_embd');
-  const g = new GraphBuilder('tail');
+  const g = new GraphBuilder('tail', { weights });
   const x = g.input('hidden', DataType.FLOAT, ['R', c.hiddenSize]);
   const normed = g.op('SimplifiedLayerNormalization', [x, g.float(dequantize(source.readTensor('output_norm')))], {
     axis: -1,
     epsilon: { float: c.rmsNormEps },
   });
-  const logits = linear(g, normed, toLinearWeight(head), 'lm_head', options.quantizedActivations === false ? 0 : 4, true);
+  const head = source.readTensor(source.tensorNames().includes('output') ? 'output' : 'token_embd');
+  const logits = linear(g, normed, toLinearWeight(head), 'lm_head', accuracyLevel, true);
   g.node('Identity', [logits], { outputs: ['logits'] });
   g.output('logits', DataType.FLOAT, ['R', c.vocabSize]);
-  const session = await createOrtSession(g, options);
+  return g;
+}
+
+export async function loadLmHead(source: ModelSource, options: EngineOptions = {}): Promise<LmHead> {
+  const c = source.config;
+  const weights = openWeightStore(options.stagingDir);
+  let session: ort.InferenceSession;
+  try {
+    session = await createOrtSession(buildLmHeadGraph(source, weights, options.quantizedActivations === false ? 0 : 4), options);
+  } finally {
+    weights.dispose();
+  }
   const queue = new SerialQueue();
   const H = c.hiddenSize;
 

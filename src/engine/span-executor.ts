@@ -14,7 +14,8 @@ import { CacheBudgetError, ContextLengthError, DuplicateSessionError, InvalidSpa
 import { RopeTable } from './rope.js';
 import { createOrtSession, ort, SerialQueue } from './runtime.js';
 import { capacityFor, kvCacheBytesPerToken, type KvCacheType } from './kv-cache.js';
-import { buildSpanGraph, SpanIO, type LayerWeights } from './span-graph.js';
+import { spanGraphBuilder, SpanIO, type LayerWeights } from './span-graph.js';
+import { openWeightStore } from './onnx/weight-store.js';
 import type { EngineOptions, SessionInfo, SpanExecutor, BlockRange, SpanStep } from './types.js';
 import { concatLinear, toLinearWeight } from './weights.js';
 
@@ -75,19 +76,35 @@ export async function loadSpan(source: ModelSource, range: BlockRange, options: 
   if (!Number.isInteger(range.start) || !Number.isInteger(range.end) || range.start < 0 || range.end > c.numLayers || range.start >= range.end) {
     throw new InvalidSpanError(`block range [${range.start}, ${range.end}) does not fit a model of ${c.numLayers} blocks`);
   }
-  const layers: LayerWeights[] = [];
-  for (let l = range.start; l < range.end; l++) {
-    layers.push(readLayerWeights(source, l));
-    options.onLayer?.(l - range.start + 1, range.end - range.start);
-  }
+  const chunk = options.prefillChunkTokens ?? DEFAULT_PREFILL_CHUNK_TOKENS;
+  if (!Number.isInteger(chunk) || chunk < 1) throw new RangeError(`prefillChunkTokens must be a positive integer, got ${chunk}`);
   const maxBatch = Math.max(1, Math.floor(options.maxBatch ?? 1));
   const name = `span_${range.start}_${range.end}`;
   const accuracyLevel = options.quantizedActivations === false ? 0 : 4;
   const kvCacheType = options.kvCacheType ?? 'f32';
-  const single = await createOrtSession(buildSpanGraph({ config: c, layers, mode: 'single', name, accuracyLevel, kvCacheType }), options);
-  const batch = maxBatch > 1 ? await createOrtSession(buildSpanGraph({ config: c, layers, mode: 'batch', batch: maxBatch, name: `${name}_b${maxBatch}`, accuracyLevel, kvCacheType }), options) : undefined;
-  const chunk = options.prefillChunkTokens ?? DEFAULT_PREFILL_CHUNK_TOKENS;
-  if (!Number.isInteger(chunk) || chunk < 1) throw new RangeError(`prefillChunkTokens must be a positive integer, got ${chunk}`);
+  const layerCount = range.end - range.start;
+  const weights = openWeightStore(options.stagingDir);
+  let single: ort.InferenceSession | undefined;
+  let batch: ort.InferenceSession | undefined;
+  try {
+    // One layer's weights at a time go into the store, which both graphs share.
+    const spec = { config: c, layerCount, name, accuracyLevel, kvCacheType, weights };
+    const builders = [spanGraphBuilder({ ...spec, mode: 'single' })];
+    if (maxBatch > 1) builders.push(spanGraphBuilder({ ...spec, mode: 'batch', batch: maxBatch, graphName: `${name}_b${maxBatch}` }));
+    for (let l = range.start; l < range.end; l++) {
+      const layer = readLayerWeights(source, l);
+      for (const b of builders) b.addLayer(layer);
+      options.onLayer?.(l - range.start + 1, layerCount);
+    }
+    const [singleGraph, batchGraph] = builders.map((b) => b.finish());
+    single = await createOrtSession(singleGraph!, options);
+    if (batchGraph) batch = await createOrtSession(batchGraph, options);
+  } catch (error) {
+    await single?.release();
+    throw error;
+  } finally {
+    weights.dispose();
+  }
   return new OrtSpanExecutor(c, new RopeTable(source), range, single, batch, maxBatch, options.cacheBudgetBytes ?? DEFAULT_CACHE_BUDGET_BYTES, chunk, kvCacheType);
 }
 

@@ -32,6 +32,7 @@
 import type { ModelConfig } from '../model/types.js';
 import type { KvCacheType } from './kv-cache.js';
 import { DataType, GraphBuilder } from './onnx/graph.js';
+import type { WeightStore } from './onnx/weight-store.js';
 import type { LinearWeight } from './weights.js';
 
 export interface LayerWeights {
@@ -46,13 +47,18 @@ export interface LayerWeights {
 
 export interface SpanGraphSpec {
   config: ModelConfig;
-  layers: LayerWeights[];
+  /** Blocks of the span; their weights are given one at a time to `addLayer`. */
+  layerCount: number;
   /** 'single': one session, prefill or decode. 'batch': exactly `batch` single-token decode steps. */
   mode: 'single' | 'batch';
   /** Slots of a 'batch' graph (required there). */
   batch?: number;
-  /** Prefix for weight names, unique per span. */
+  /** Prefix for weight names, unique per span: graphs of one span share their weights through one store. */
   name: string;
+  /** The graph's own name (default `name`). */
+  graphName?: string;
+  /** Where the weights go (default: memory). */
+  weights?: WeightStore;
   /** MatMulNBits accuracy level: 4 quantizes activations to int8, 0 keeps them f32. */
   accuracyLevel?: number;
   /** Element type of the KV cache fed and returned (default f32). */
@@ -124,8 +130,16 @@ function batchSlots(spec: SpanGraphSpec): number {
   return spec.batch!;
 }
 
-export function buildSpanGraph(spec: SpanGraphSpec): GraphBuilder {
-  const { config: c, layers, name } = spec;
+/** A span graph under construction: its layers are added in order, each from weights the builder does not keep. */
+export interface SpanGraphBuilder {
+  addLayer(weights: LayerWeights): void;
+  /** The finished graph, once every layer has been added. */
+  finish(): GraphBuilder;
+}
+
+export function spanGraphBuilder(spec: SpanGraphSpec): SpanGraphBuilder {
+  const { config: c, name } = spec;
+  const layerCount = spec.layerCount;
   const level = spec.accuracyLevel ?? 4;
   const slotCount = spec.mode === 'batch' ? batchSlots(spec) : 1;
   const f16 = spec.kvCacheType === 'f16';
@@ -137,7 +151,7 @@ export function buildSpanGraph(spec: SpanGraphSpec): GraphBuilder {
   const group = nh / kvh;
   const qDim = nh * hd;
   const kvDim = kvh * hd;
-  const g = new GraphBuilder(name);
+  const g = new GraphBuilder(spec.graphName ?? name, { weights: spec.weights });
 
   const hidden = g.input(SpanIO.hidden, DataType.FLOAT, [1, 'N', H]);
   const cos = g.input(SpanIO.cos, DataType.FLOAT, ['N', hd / 2]);
@@ -147,7 +161,7 @@ export function buildSpanGraph(spec: SpanGraphSpec): GraphBuilder {
   const held = single ? g.input(SpanIO.held, DataType.INT64, [1]) : '';
   const masks = Array.from({ length: slotCount }, (_, s) => g.input(SpanIO.mask(s), DataType.FLOAT, [single ? 'T' : 1, 1, `M${s}`]));
   const slotRows = slotCount > 1 ? g.input(SpanIO.slotRows, DataType.INT64, [slotCount]) : '';
-  const cacheInputs = layers.map((_, l) =>
+  const cacheInputs = Array.from({ length: layerCount }, (_, l) =>
     Array.from({ length: slotCount }, (_, s) => ({
       k: g.input(SpanIO.k(l, s), cacheType, [kvh, `R${s}`, hd, `C${s}`]),
       v: g.input(SpanIO.v(l, s), cacheType, [kvh, `R${s}`, `C${s}`, hd]),
@@ -213,7 +227,10 @@ export function buildSpanGraph(spec: SpanGraphSpec): GraphBuilder {
   let residual = hidden;
   let pending: string | undefined; // the previous layer's FFN output, not yet added to the residual
   const newKvs: string[] = [];
-  layers.forEach((w, l) => {
+  let added = 0;
+  const addLayer = (w: LayerWeights) => {
+    if (added >= layerCount) throw new RangeError(`span graph "${name}" has room for ${layerCount} layers`);
+    const l = added++;
     const p = `${name}.${l}`;
     // The first layer of a span adds a zero skip, so it runs the very kernel a mid-model layer runs on the same
     // sum: a model split across servers then gives bit-identical results to the whole model.
@@ -259,13 +276,17 @@ export function buildSpanGraph(spec: SpanGraphSpec): GraphBuilder {
     const [gate, up] = g.node('Split', [gu, g.int64([c.intermediateSize, c.intermediateSize])], { attrs: { axis: -1 }, outputs: 2 });
     const act = g.op('Mul', [g.op('Mul', [gate!, g.op('Sigmoid', [gate!])]), up!]);
     pending = linear(g, act, w.down, `${p}.down`, level);
-  });
+  };
 
-  g.node('Add', [pending!, residual], { outputs: [SpanIO.out] });
-  g.output(SpanIO.out, DataType.FLOAT, [1, 'N', H]);
-  // New rows of every layer side by side: [tokens, layers · (k | v)].
-  if (f16) g.node('Cast', [g.op('Concat', newKvs, { axis: 1 })], { attrs: { to: DataType.FLOAT16 }, outputs: [SpanIO.newKv] });
-  else g.node('Concat', newKvs, { attrs: { axis: 1 }, outputs: [SpanIO.newKv] });
-  g.output(SpanIO.newKv, cacheType, ['N', layers.length * 2 * kvDim]);
-  return g;
+  const finish = () => {
+    if (added !== layerCount) throw new RangeError(`span graph "${name}" has ${added} of its ${layerCount} layers`);
+    g.node('Add', [pending!, residual], { outputs: [SpanIO.out] });
+    g.output(SpanIO.out, DataType.FLOAT, [1, 'N', H]);
+    // New rows of every layer side by side: [tokens, layers · (k | v)].
+    if (f16) g.node('Cast', [g.op('Concat', newKvs, { axis: 1 })], { attrs: { to: DataType.FLOAT16 }, outputs: [SpanIO.newKv] });
+    else g.node('Concat', newKvs, { attrs: { axis: 1 }, outputs: [SpanIO.newKv] });
+    g.output(SpanIO.newKv, cacheType, ['N', layerCount * 2 * kvDim]);
+    return g;
+  };
+  return { addLayer, finish };
 }

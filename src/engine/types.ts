@@ -25,6 +25,12 @@ export interface EngineOptions {
   readonly kvCacheType?: KvCacheType;
   /** Upper bound on KV-cache bytes across all sessions of this span; opening beyond it is refused. */
   readonly cacheBudgetBytes?: number;
+  /**
+   * Directory where weights are staged in a file while onnxruntime builds its sessions (removed right after; default
+   * the OS temp directory). onnxruntime maps the file and keeps only its packed copy of each weight. Null hands the
+   * weights over in memory, where the process keeps both copies (about twice the memory for f32 weights).
+   */
+  readonly stagingDir?: string | null;
 }
 
 export interface SessionInfo {

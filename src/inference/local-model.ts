@@ -57,9 +57,10 @@ export class LocalModel implements LanguageModel {
     const { onProgress, ...engine } = options;
     const total = source.config.numLayers;
     const progress = progressTask(onProgress, `loading ${source.location}`, 'items');
-    const embeddings = loadEmbeddings(source);
-    const span = await loadSpan(source, { start: 0, end: total }, { ...engine, onLayer: (done: number) => progress.update(done, total) });
+    // The head first: the transient copies of its large matrix then fall while little else is held.
     const lmHead = await loadLmHead(source, engine);
+    const span = await loadSpan(source, { start: 0, end: total }, { ...engine, onLayer: (done: number) => progress.update(done, total) });
+    const embeddings = loadEmbeddings(source);
     progress.done(`loaded ${total} blocks`);
     return new LocalModel(source, embeddings, span, lmHead, ownsSource);
   }

@@ -1,8 +1,9 @@
 /**
- * A small builder over proto.ts: name-managed nodes, constants, and weights passed to onnxruntime as in-memory
- * external data (so a span of any size avoids protobuf's 2 GiB limit and weight bytes are not re-serialized).
+ * A small builder over proto.ts: name-managed nodes, constants, and weights kept outside the model as external data
+ * in a WeightStore (so a span of any size avoids protobuf's 2 GiB limit and weight bytes are not re-serialized).
  */
 import { DataType, encodeModel, type AttributeValue, type Dim, type GraphDef, type NodeDef, type TensorInit, type ValueInfo } from './proto.js';
+import { MemoryWeightStore, type WeightStore } from './weight-store.js';
 
 export { DataType };
 
@@ -17,32 +18,31 @@ function toAttribute(value: Attrs[string]): AttributeValue {
   return { kind: 'graph', value: (value as { graph: GraphDef }).graph };
 }
 
-export interface ExternalBuffer {
-  path: string;
-  data: Uint8Array;
-}
-
 export class GraphBuilder {
   readonly nodes: NodeDef[] = [];
   readonly initializers: TensorInit[] = [];
   readonly inputs: ValueInfo[] = [];
   readonly outputs: ValueInfo[] = [];
-  readonly external: ExternalBuffer[] = [];
+  /** Where the weights' bytes are kept (default: in memory); the graph's initializers only name them. */
+  readonly weights: WeightStore;
+  private readonly weightNames: { name: string; dataType: DataType; dims: readonly number[] }[] = [];
   private counter = { value: 0 };
   private constants = new Map<string, string>();
   private readonly root: GraphBuilder;
 
-  constructor(readonly name: string, parent?: GraphBuilder) {
+  constructor(readonly name: string, options: { weights?: WeightStore; parent?: GraphBuilder } = {}) {
+    const { parent } = options;
     this.root = parent ? parent.root : this;
+    this.weights = parent ? parent.weights : (options.weights ?? new MemoryWeightStore());
     if (parent) {
       this.counter = parent.counter;
       this.constants = parent.constants;
     }
   }
 
-  /** A subgraph (for If branches). Names stay unique across the model; constants live in the root graph. */
+  /** A subgraph (for If branches). Names stay unique across the model; constants and weights live in the root graph. */
   child(name: string): GraphBuilder {
-    return new GraphBuilder(name, this);
+    return new GraphBuilder(name, { parent: this });
   }
 
   fresh(hint: string): string {
@@ -76,12 +76,11 @@ export class GraphBuilder {
     return this.node(opType, inputs, { attrs, hint, domain: 'com.microsoft' })[0]!;
   }
 
-  /** A weight kept outside the protobuf, handed to onnxruntime zero-copy as an in-memory external file. */
+  /** A weight kept outside the protobuf, in the graph's weight store; the builder keeps no reference to `data`. */
   weight(name: string, dataType: DataType, dims: readonly number[], data: Uint8Array): string {
     if (this.root !== this) return this.root.weight(name, dataType, dims, data);
-    const path = `${name}.bin`;
-    this.external.push({ path, data });
-    this.initializers.push({ name, dataType, dims, external: { location: path, offset: 0, length: data.byteLength } });
+    this.weights.put(name, data);
+    this.weightNames.push({ name, dataType, dims });
     return name;
   }
 
@@ -112,7 +111,9 @@ export class GraphBuilder {
   }
 
   toGraph(): GraphDef {
-    return { name: this.name, nodes: this.nodes, initializers: this.initializers, inputs: this.inputs, outputs: this.outputs };
+    // Weights are located when the model is encoded: a store may have moved them since they were put.
+    const weights: TensorInit[] = this.weightNames.map((w) => ({ ...w, external: this.weights.locate(w.name) }));
+    return { name: this.name, nodes: this.nodes, initializers: [...this.initializers, ...weights], inputs: this.inputs, outputs: this.outputs };
   }
 
   encode(): Uint8Array {
