@@ -58,16 +58,24 @@ export interface StoredTensorExtent {
  */
 export function tensorFileReader(fd: number, path: string, find: (name: string) => StoredTensorExtent | undefined) {
   let closed = false;
+  const readTensorRange = (name: string, start: number, length: number): Uint8Array => {
+    const t = find(name);
+    if (!t) throw new MissingTensorError(`tensor "${name}" (in ${path})`);
+    if (!t.type) throw new UnsupportedQuantizationError(name, t.storedType);
+    if (!Number.isInteger(start) || !Number.isInteger(length) || start < 0 || length < 0 || start + length > t.byteLength) {
+      throw new RangeError(`bytes ${start}..${start + length} are outside tensor "${name}" (${t.byteLength} bytes)`);
+    }
+    if (closed) throw new Error(`${path} is closed`);
+    const out = new Uint8Array(length);
+    readFully(fd, out, 0, length, t.offset + start, path);
+    return out;
+  };
   return {
     readTensorBytes(name: string): Uint8Array {
-      const t = find(name);
-      if (!t) throw new MissingTensorError(`tensor "${name}" (in ${path})`);
-      if (!t.type) throw new UnsupportedQuantizationError(name, t.storedType);
-      if (closed) throw new Error(`${path} is closed`);
-      const out = new Uint8Array(t.byteLength);
-      readFully(fd, out, 0, t.byteLength, t.offset, path);
-      return out;
+      return readTensorRange(name, 0, find(name)?.byteLength ?? 0);
     },
+    /** `length` bytes of a tensor from its byte `start`. */
+    readTensorRange,
     close(): void {
       if (closed) return;
       closed = true;

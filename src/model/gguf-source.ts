@@ -8,6 +8,7 @@
  */
 import { checkConfig, SUPPORTED_ARCHITECTURES, verifyTensorShapes } from './config.js';
 import { CorruptModelError, MissingTensorError, UnsupportedArchitectureError, UnsupportedQuantizationError } from './errors.js';
+import { rowBytes } from './quant.js';
 import { metaBool, metaNumber, metaString, openGguf, type GgufFile, type GgufTensorInfo } from './gguf.js';
 import type { CanonicalTensorName, ModelConfig, ModelSource, RopeScaling, SpecialTokens, TokenizerData, WeightTensor } from './types.js';
 
@@ -71,6 +72,13 @@ function buildSource(gguf: GgufFile): GgufModelSource {
       if (!t) throw new MissingTensorError(`tensor "${name}" (in ${location})`);
       if (!t.type) throw new UnsupportedQuantizationError(t.name, t.typeName);
       return { name, type: t.type, shape: shapeOf(t), data: gguf.readTensorBytes(t.name) };
+    },
+    readTensorRows(name: CanonicalTensorName, start: number, count: number): WeightTensor {
+      const t = byCanonical.get(name);
+      if (!t) throw new MissingTensorError(`tensor "${name}" (in ${location})`);
+      if (!t.type) throw new UnsupportedQuantizationError(t.name, t.typeName);
+      const rows = rowBytes({ name, type: t.type, shape: shapeOf(t) }, start, count);
+      return { name, type: t.type, shape: rows.shape, data: gguf.readTensorRange(t.name, rows.start, rows.length) };
     },
     close: () => gguf.close(),
   };

@@ -91,6 +91,8 @@ export interface GgufFile {
    * the file does not have.
    */
   readTensorBytes(name: string): Uint8Array;
+  /** `length` bytes of a tensor from its byte `start`: part of it, read alone. */
+  readTensorRange(name: string, start: number, length: number): Uint8Array;
   close(): void;
 }
 

@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { checkConfig, verifyTensorShapes } from './config.js';
 import { CorruptModelError, MissingTensorError, ModelNotFoundError, UnsupportedArchitectureError, UnsupportedQuantizationError } from './errors.js';
+import { rowBytes } from './quant.js';
 import { openSafetensors, type SafetensorsFile, type SafetensorsTensorInfo } from './safetensors.js';
 import type { CanonicalTensorName, ModelConfig, ModelSource, RopeScaling, SpecialTokens, TokenizerData, WeightTensor } from './types.js';
 
@@ -147,6 +148,13 @@ function build(dir: string, baseConfig: ModelConfig, shards: SafetensorsFile[]):
       if (!t) throw new MissingTensorError(`tensor "${name}" (in ${dir})`);
       if (!t.info.type) throw new UnsupportedQuantizationError(t.info.name, t.info.dtype);
       return { name, type: t.info.type, shape: t.info.shape, data: t.file.readTensorBytes(t.info.name) };
+    },
+    readTensorRows(name: CanonicalTensorName, start: number, count: number): WeightTensor {
+      const t = tensors.get(name);
+      if (!t) throw new MissingTensorError(`tensor "${name}" (in ${dir})`);
+      if (!t.info.type) throw new UnsupportedQuantizationError(t.info.name, t.info.dtype);
+      const rows = rowBytes({ name, type: t.info.type, shape: t.info.shape }, start, count);
+      return { name, type: t.info.type, shape: rows.shape, data: t.file.readTensorRange(t.info.name, rows.start, rows.length) };
     },
     close() {
       for (const s of shards) s.close();

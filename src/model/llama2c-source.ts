@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { checkConfig, verifyTensorShapes } from './config.js';
 import { CorruptModelError, MissingTensorError, ModelNotFoundError } from './errors.js';
+import { rowBytes } from './quant.js';
 import { readFully } from './fs-util.js';
 import type { CanonicalTensorName, ModelConfig, ModelSource, TokenizerData, WeightTensor } from './types.js';
 import { InvalidTokenizerError } from './tokenizer/errors.js';
@@ -140,6 +141,15 @@ function build(fd: number, path: string, options: { tokenizerPath?: string }): L
       const data = new Uint8Array(bytes);
       readFully(fd, data, 0, bytes, e.offset, path);
       return { name, type: 'f32', shape: e.shape, data };
+    },
+    readTensorRows(name: CanonicalTensorName, start: number, count: number): WeightTensor {
+      const e = entries.get(name);
+      if (!e) throw new MissingTensorError(`tensor "${name}" (in ${path})`);
+      if (closed) throw new Error(`${path} is closed`);
+      const rows = rowBytes({ name, type: 'f32', shape: e.shape }, start, count);
+      const data = new Uint8Array(rows.length);
+      readFully(fd, data, 0, rows.length, e.offset + rows.start, path);
+      return { name, type: 'f32', shape: rows.shape, data };
     },
     close() {
       if (closed) return;

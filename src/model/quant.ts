@@ -178,6 +178,16 @@ export function dequantize(t: WeightTensor): Float32Array {
  * Rows [rowStart, rowStart + rowCount) of a tensor as f32 (a row is the last dimension), reading only those
  * rows' bytes. This is how to look up embeddings in a quantized `token_embd`: row `id` is token `id`'s vector.
  */
+/** Where rows [rowStart, rowStart + rowCount) of a tensor lie among its bytes (rows run along its last dimension). */
+export function rowBytes(t: Pick<WeightTensor, 'name' | 'type' | 'shape'>, rowStart: number, rowCount: number): { start: number; length: number; shape: number[] } {
+  const { rows, cols } = rowsAndCols(t.shape);
+  if (!Number.isInteger(rowStart) || !Number.isInteger(rowCount) || rowStart < 0 || rowCount < 0 || rowStart + rowCount > rows) {
+    throw new RangeError(`rows ${rowStart}..${rowStart + rowCount} out of range for ${t.name} with ${rows} rows`);
+  }
+  const perRow = bytesPerRow(t.type, cols);
+  return { start: rowStart * perRow, length: rowCount * perRow, shape: [rowCount, cols] };
+}
+
 export function dequantizeRows(t: WeightTensor, rowStart: number, rowCount: number): Float32Array {
   const { rows, cols: width } = rowsAndCols(t.shape);
   if (!Number.isInteger(rowStart) || !Number.isInteger(rowCount) || rowStart < 0 || rowCount < 0 || rowStart + rowCount > rows) {

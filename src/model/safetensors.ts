@@ -38,6 +38,8 @@ export interface SafetensorsFile {
   readonly tensors: ReadonlyMap<string, SafetensorsTensorInfo>;
   /** One tensor's bytes in a fresh buffer (offset 0). UnsupportedQuantizationError for dtypes we cannot run. */
   readTensorBytes(name: string): Uint8Array;
+  /** `length` bytes of a tensor from its byte `start`: part of it, read alone. */
+  readTensorRange(name: string, start: number, length: number): Uint8Array;
   close(): void;
 }
 

@@ -75,6 +75,12 @@ export interface ModelSource {
   tensorNames(): CanonicalTensorName[];
   /** Reads one tensor from storage. Reads only that tensor's bytes, so a span loads only its own weights. */
   readTensor(name: CanonicalTensorName): WeightTensor;
+  /**
+   * Reads rows [start, start + count) of a tensor (rows run along its last dimension), and only their bytes: the
+   * embeddings read the rows they look up instead of holding the table. Sources that cannot read part of a tensor
+   * leave it out.
+   */
+  readTensorRows?(name: CanonicalTensorName, start: number, count: number): WeightTensor;
   /** Releases file handles. */
   close(): void;
 }
