@@ -61,18 +61,25 @@ describe('FileWeightStore', () => {
     expect(fs.existsSync(store.dir)).toBe(false);
   });
 
-  it('removes the staging directories of processes that died while loading, and no others', () => {
+  it('removes the staging directories of processes that died while loading a while ago, and no others', () => {
     const dead = path.join(parent, 'corolla-weights-999999999-abc'); // above any pid_max
+    const recent = path.join(parent, 'corolla-weights-999999998-abc'); // dead too, but written to a minute ago
     const mine = path.join(parent, `corolla-weights-${process.pid}-abc`);
     const other = path.join(parent, 'corolla-weights-notapid');
-    for (const dir of [dead, mine, other]) fs.mkdirSync(dir);
-    fs.writeFileSync(path.join(dead, 'weights.bin'), 'x');
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    for (const dir of [dead, recent, mine, other]) {
+      fs.mkdirSync(dir);
+      fs.writeFileSync(path.join(dir, 'weights.bin'), 'x');
+      fs.utimesSync(path.join(dir, 'weights.bin'), hourAgo, hourAgo);
+      fs.utimesSync(dir, hourAgo, hourAgo);
+    }
+    const minuteAgo = new Date(Date.now() - 60_000);
+    fs.utimesSync(path.join(recent, 'weights.bin'), minuteAgo, minuteAgo);
     const store = new FileWeightStore(parent);
     expect(fs.existsSync(dead)).toBe(false);
-    expect(fs.existsSync(mine)).toBe(true);
-    expect(fs.existsSync(other)).toBe(true);
+    for (const dir of [recent, mine, other]) expect(fs.existsSync(dir)).toBe(true);
     store.dispose();
-    for (const dir of [mine, other]) fs.rmSync(dir, { recursive: true });
+    for (const dir of [recent, mine, other]) fs.rmSync(dir, { recursive: true });
   });
 
   it('falls back to memory where no directory can be made, and to memory when told to', () => {

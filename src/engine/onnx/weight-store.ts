@@ -60,6 +60,12 @@ const DIR_PREFIX = 'corolla-weights-';
 /** Writes `length` bytes of `data` from `offset` at `position` of the file; returns the bytes written. */
 export type WriteAt = (fd: number, data: Uint8Array, offset: number, length: number, position: number) => number;
 
+/**
+ * A staging directory untouched this long, whose process is gone, was abandoned. The age guards directories of
+ * processes this one cannot see (another PID namespace sharing the temp directory).
+ */
+const ABANDONED_AFTER_MS = 10 * 60_000;
+
 /** Removes staging directories of processes that died while loading (killed, say), which would otherwise stay. */
 function removeAbandoned(parent: string): void {
   let names: string[];
@@ -71,7 +77,14 @@ function removeAbandoned(parent: string): void {
   for (const name of names) {
     const pid = name.startsWith(DIR_PREFIX) ? Number.parseInt(name.slice(DIR_PREFIX.length), 10) : NaN;
     if (!Number.isInteger(pid) || pid <= 0 || isAlive(pid)) continue;
-    fs.rmSync(path.join(parent, name), { recursive: true, force: true });
+    const dir = path.join(parent, name);
+    try {
+      const touched = Math.max(...[dir, ...fs.readdirSync(dir).map((f) => path.join(dir, f))].map((f) => fs.statSync(f).mtimeMs));
+      if (Date.now() - touched < ABANDONED_AFTER_MS) continue;
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // gone meanwhile, or not ours to remove
+    }
   }
 }
 
