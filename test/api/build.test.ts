@@ -38,5 +38,6 @@ describe('the package build', () => {
     });
     // type-only: the emitted module imports nothing
     expect(fs.readFileSync(path.join(ROOT, 'dist/types.js'), 'utf8')).not.toMatch(/\bimport\b/);
-  });
+    // A whole tsc build beside another test file: 57 s and then over 60 s on a slower 2-vCPU VM.
+  }, 240_000);
 });
