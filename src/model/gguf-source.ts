@@ -58,6 +58,14 @@ function buildSource(gguf: GgufFile): GgufModelSource {
   checkConfig(location, config);
   verifyTensorShapes(location, config, new Map([...byCanonical].map(([name, t]) => [name, shapeOf(t)])));
 
+  /** A tensor's header entry, for a tensor that is present and of a type we run. */
+  const runnable = (name: CanonicalTensorName) => {
+    const t = byCanonical.get(name);
+    if (!t) throw new MissingTensorError(`tensor "${name}" (in ${location})`);
+    if (!t.type) throw new UnsupportedQuantizationError(t.name, t.typeName);
+    return { t, type: t.type };
+  };
+
   return {
     location,
     format: 'gguf',
@@ -68,17 +76,13 @@ function buildSource(gguf: GgufFile): GgufModelSource {
     tensorNames: () => [...byCanonical.keys()],
     storedType: (name) => byCanonical.get(name)?.typeName,
     readTensor(name: CanonicalTensorName): WeightTensor {
-      const t = byCanonical.get(name);
-      if (!t) throw new MissingTensorError(`tensor "${name}" (in ${location})`);
-      if (!t.type) throw new UnsupportedQuantizationError(t.name, t.typeName);
-      return { name, type: t.type, shape: shapeOf(t), data: gguf.readTensorBytes(t.name) };
+      const { t, type } = runnable(name);
+      return { name, type, shape: shapeOf(t), data: gguf.readTensorBytes(t.name) };
     },
     readTensorRows(name: CanonicalTensorName, start: number, count: number): WeightTensor {
-      const t = byCanonical.get(name);
-      if (!t) throw new MissingTensorError(`tensor "${name}" (in ${location})`);
-      if (!t.type) throw new UnsupportedQuantizationError(t.name, t.typeName);
-      const rows = rowBytes({ name, type: t.type, shape: shapeOf(t) }, start, count);
-      return { name, type: t.type, shape: rows.shape, data: gguf.readTensorRange(t.name, rows.start, rows.length) };
+      const { t, type } = runnable(name);
+      const rows = rowBytes({ name, type, shape: shapeOf(t) }, start, count);
+      return { name, type, shape: rows.shape, data: gguf.readTensorRange(t.name, rows.start, rows.length) };
     },
     close: () => gguf.close(),
   };

@@ -136,6 +136,14 @@ function build(dir: string, baseConfig: ModelConfig, shards: SafetensorsFile[]):
   verifyTensorShapes(dir, config, new Map([...tensors].map(([name, t]) => [name, t.info.shape])));
   const tokenizer = readHfTokenizer(dir);
 
+  /** A tensor's shard entry, for a tensor that is present and of a type we run. */
+  const runnable = (name: CanonicalTensorName) => {
+    const t = tensors.get(name);
+    if (!t) throw new MissingTensorError(`tensor "${name}" (in ${dir})`);
+    if (!t.info.type) throw new UnsupportedQuantizationError(t.info.name, t.info.dtype);
+    return { t, type: t.info.type };
+  };
+
   return {
     location: dir,
     format: 'safetensors',
@@ -144,17 +152,13 @@ function build(dir: string, baseConfig: ModelConfig, shards: SafetensorsFile[]):
     ...(tokenizer ? { tokenizer } : {}),
     tensorNames: () => [...tensors.keys()],
     readTensor(name: CanonicalTensorName): WeightTensor {
-      const t = tensors.get(name);
-      if (!t) throw new MissingTensorError(`tensor "${name}" (in ${dir})`);
-      if (!t.info.type) throw new UnsupportedQuantizationError(t.info.name, t.info.dtype);
-      return { name, type: t.info.type, shape: t.info.shape, data: t.file.readTensorBytes(t.info.name) };
+      const { t, type } = runnable(name);
+      return { name, type, shape: t.info.shape, data: t.file.readTensorBytes(t.info.name) };
     },
     readTensorRows(name: CanonicalTensorName, start: number, count: number): WeightTensor {
-      const t = tensors.get(name);
-      if (!t) throw new MissingTensorError(`tensor "${name}" (in ${dir})`);
-      if (!t.info.type) throw new UnsupportedQuantizationError(t.info.name, t.info.dtype);
-      const rows = rowBytes({ name, type: t.info.type, shape: t.info.shape }, start, count);
-      return { name, type: t.info.type, shape: rows.shape, data: t.file.readTensorRange(t.info.name, rows.start, rows.length) };
+      const { t, type } = runnable(name);
+      const rows = rowBytes({ name, type, shape: t.info.shape }, start, count);
+      return { name, type, shape: rows.shape, data: t.file.readTensorRange(t.info.name, rows.start, rows.length) };
     },
     close() {
       for (const s of shards) s.close();
