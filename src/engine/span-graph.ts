@@ -21,7 +21,9 @@
  *   run on the call's rows only, and an empty slot costs its feeds and a few zero-size nodes. That is also why the
  *   single-session graph stays apart: fed through the batch graph, a lone decode step pays 7 empty slots. The price
  *   is a second copy of the packed weights on servers that batch (onnxruntime-node cannot share prepacked weights
- *   between sessions, and without prepacking MatMulNBits ran 24–110× slower here).
+ *   between sessions, and without prepacking MatMulNBits ran 24–110× slower here). Each layer's slots sit in an If
+ *   subgraph, so onnxruntime plans their buffers layer by layer (planned as one graph, creation was quadratic in
+ *   the layers).
  * - A decode slot's attention is 7 nodes (9 with an f16 cache): scores of the cached rows, the new row's score
  *   (computed for all slots at once) appended, mask, softmax, the probabilities sliced between the cached V rows
  *   (one MatMul) and the new V row (all slots at once). A single-session decode step runs the very same nodes, so
@@ -161,6 +163,7 @@ export function spanGraphBuilder(spec: SpanGraphSpec): SpanGraphBuilder {
   const held = single ? g.input(SpanIO.held, DataType.INT64, [1]) : '';
   const masks = Array.from({ length: slotCount }, (_, s) => g.input(SpanIO.mask(s), DataType.FLOAT, [single ? 'T' : 1, 1, `M${s}`]));
   const slotRows = slotCount > 1 ? g.input(SpanIO.slotRows, DataType.INT64, [slotCount]) : '';
+  const anyRows = slotCount > 1 ? g.op('Cast', [g.op('ReduceMax', [slotRows], { keepdims: 1 })], { to: DataType.BOOL }) : '';
   const cacheInputs = Array.from({ length: layerCount }, (_, l) =>
     Array.from({ length: slotCount }, (_, s) => ({
       k: g.input(SpanIO.k(l, s), cacheType, [kvh, `R${s}`, hd, `C${s}`]),
@@ -262,7 +265,15 @@ export function spanGraphBuilder(spec: SpanGraphSpec): SpanGraphBuilder {
       decode.output(decodeAttention(decode, l, q4, k2, v2), DataType.FLOAT, [1, 'N', qDim]);
       attn = g.op('If', [prefill], { then_branch: { graph: prefillBranch(l, q4, k2, v2) }, else_branch: { graph: decode.toGraph() } });
     } else {
-      attn = decodeAttention(g, l, q4, k2, v2);
+      // Each layer's slots sit in a subgraph, which onnxruntime plans apart. In one graph, the slots' tensors (whose
+      // row and score counts it cannot infer) never matched a freed buffer, so its planner's free list grew with
+      // every layer and each lookup scanned it all: a 30-block, 8-slot SmolLM2 span took 11–17 s to create, now
+      // 3–4 s with its weights. A call always has rows; the else branch only gives the If its type.
+      const decode = g.child(`decode_${l}`);
+      decode.output(decodeAttention(decode, l, q4, k2, v2), DataType.FLOAT, [1, 'N', qDim]);
+      const none = g.child(`no_rows_${l}`);
+      none.output(none.op('Identity', [q!]), DataType.FLOAT, [1, 'N', qDim]);
+      attn = g.op('If', [anyRows], { then_branch: { graph: decode.toGraph() }, else_branch: { graph: none.toGraph() } });
     }
     const attnOut = linear(g, attn, w.output, `${p}.o`, level);
 
