@@ -3,6 +3,7 @@
  */
 import { dequantize } from '../model/quant.js';
 import type { ModelSource } from '../model/types.js';
+import { collectGarbage } from '../util/gc.js';
 import { KernelError } from './errors.js';
 import { DataType, GraphBuilder } from './onnx/graph.js';
 import { openWeightStore, type WeightStore } from './onnx/weight-store.js';
@@ -36,6 +37,7 @@ export async function loadLmHead(source: ModelSource, options: EngineOptions = {
   } finally {
     weights.dispose();
   }
+  collectGarbage();
   const queue = new SerialQueue();
   const H = c.hiddenSize;
 

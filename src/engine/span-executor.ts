@@ -9,12 +9,13 @@
  */
 import { dequantize } from '../model/quant.js';
 import type { ModelConfig, ModelSource } from '../model/types.js';
+import { collectGarbage } from '../util/gc.js';
 import { DEFAULT_CACHE_BUDGET_BYTES, DEFAULT_PREFILL_CHUNK_TOKENS } from './defaults.js';
 import { CacheBudgetError, ContextLengthError, DuplicateSessionError, InvalidSpanError, InvalidStepError, KernelError, UnknownSessionError } from './errors.js';
 import { RopeTable } from './rope.js';
 import { createOrtSession, ort, SerialQueue } from './runtime.js';
 import { capacityFor, kvCacheBytesPerToken, type KvCacheType } from './kv-cache.js';
-import { spanGraphBuilder, SpanIO, type LayerWeights } from './span-graph.js';
+import { spanGraphBuilder, SpanIO, type LayerWeights, type SpanGraphBuilder } from './span-graph.js';
 import { openWeightStore } from './onnx/weight-store.js';
 import type { EngineOptions, SessionInfo, SpanExecutor, BlockRange, SpanStep } from './types.js';
 import { concatLinear, toLinearWeight } from './weights.js';
@@ -91,11 +92,7 @@ export async function loadSpan(source: ModelSource, range: BlockRange, options: 
     const spec = { config: c, layerCount, name, accuracyLevel, kvCacheType, weights };
     const builders = [spanGraphBuilder({ ...spec, mode: 'single' })];
     if (maxBatch > 1) builders.push(spanGraphBuilder({ ...spec, mode: 'batch', batch: maxBatch, graphName: `${name}_b${maxBatch}` }));
-    for (let l = range.start; l < range.end; l++) {
-      const layer = readLayerWeights(source, l);
-      for (const b of builders) b.addLayer(layer);
-      options.onLayer?.(l - range.start + 1, layerCount);
-    }
+    addLayers(source, range, builders, options.onLayer);
     const [singleGraph, batchGraph] = builders.map((b) => b.finish());
     single = await createOrtSession(singleGraph!, options);
     if (batchGraph) batch = await createOrtSession(batchGraph, options);
@@ -105,7 +102,17 @@ export async function loadSpan(source: ModelSource, range: BlockRange, options: 
   } finally {
     weights.dispose();
   }
+  collectGarbage();
   return new OrtSpanExecutor(c, new RopeTable(source), range, single, batch, maxBatch, options.cacheBudgetBytes ?? DEFAULT_CACHE_BUDGET_BYTES, chunk, kvCacheType);
+}
+
+/** Reads the span's layers one at a time into every builder; apart from loadSpan, whose suspended frame would keep the last one. */
+function addLayers(source: ModelSource, range: BlockRange, builders: readonly SpanGraphBuilder[], onLayer?: (done: number, total: number) => void): void {
+  for (let l = range.start; l < range.end; l++) {
+    const layer = readLayerWeights(source, l);
+    for (const b of builders) b.addLayer(layer);
+    onLayer?.(l - range.start + 1, range.end - range.start);
+  }
 }
 
 class OrtSpanExecutor implements SpanExecutor {
