@@ -252,7 +252,7 @@ export function spanGraphBuilder(spec: SpanGraphSpec): SpanGraphBuilder {
     const [q, k] = g.node('Split', [qkRot, g.int64([qDim, kvDim])], { attrs: { axis: -1 }, outputs: 2 });
     // With an f16 cache, the new rows are rounded as they will be stored, so a token sees itself as later ones do.
     // The rounded rows are kept in f16 until the graph returns them: held across all the layers, f32 copies cost
-    // 2.5× the memory (about 25 MB more at peak for a 256-token SmolLM2 prefill chunk).
+    // 2.5× the memory (14 MB more at peak for a 256-token SmolLM2 prefill chunk).
     const stored = (x: string): [used: string, kept: string] => {
       if (!f16) return [x, x];
       const half = g.op('Cast', [x], { to: DataType.FLOAT16 });

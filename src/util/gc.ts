@@ -2,7 +2,7 @@
  * A full garbage collection on demand, for the end of a model load. Loading reads every weight into JavaScript
  * buffers that are garbage once onnxruntime has packed them, but V8 collects them only when its external-memory
  * heuristic says so: up to about 64 MB of them could stay resident, and onnxruntime's arena then took fresh pages
- * for the first prefill instead of reusing theirs (SmolLM2 q8_0 peaked at 491 MB, against 420 MB after a collection).
+ * for the first prefill instead of reusing theirs (SmolLM2 q8_0 peaked at 491 MB; 447 MB with the collection).
  */
 import v8 from 'node:v8';
 import vm from 'node:vm';

@@ -1,7 +1,7 @@
 /**
  * A load hands back no garbage: the weight buffers it read are collected by the time it returns. V8 would otherwise
  * keep up to about 64 MB of them until its external-memory heuristic fired, and onnxruntime's arena took fresh pages
- * for the first prefill beside them (SmolLM2 q8_0: 491 MB at peak, 432 MB with the collection).
+ * for the first prefill beside them (SmolLM2 q8_0 peaked at 491 MB; 447 MB with the collection).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadLmHead } from '../../src/engine/lm-head.js';
