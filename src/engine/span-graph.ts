@@ -22,8 +22,8 @@
  *   single-session graph stays apart: fed through the batch graph, a lone decode step pays 7 empty slots. The price
  *   is a second copy of the packed weights on servers that batch (onnxruntime-node cannot share prepacked weights
  *   between sessions, and without prepacking MatMulNBits ran 24–110× slower here). Each layer's slots sit in an If
- *   subgraph, so onnxruntime plans their buffers layer by layer (planned as one graph, creation was quadratic in
- *   the layers).
+ *   subgraph, so onnxruntime plans their buffers layer by layer: planned as one graph, creation was quadratic in
+ *   the layers (a 30-block, 8-slot SmolLM2 span took 11–17 s to load; 3–4 s so).
  * - A decode slot's attention is 7 nodes (9 with an f16 cache): scores of the cached rows, the new row's score
  *   (computed for all slots at once) appended, mask, softmax, the probabilities sliced between the cached V rows
  *   (one MatMul) and the new V row (all slots at once). A single-session decode step runs the very same nodes, so
@@ -271,10 +271,9 @@ export function spanGraphBuilder(spec: SpanGraphSpec): SpanGraphBuilder {
       decode.output(decodeAttention(decode, l, q4, k2, v2), DataType.FLOAT, [1, 'N', qDim]);
       attn = g.op('If', [prefill], { then_branch: { graph: prefillBranch(l, q4, k2, v2) }, else_branch: { graph: decode.toGraph() } });
     } else {
-      // Each layer's slots sit in a subgraph, which onnxruntime plans apart. In one graph, the slots' tensors (whose
-      // row and score counts it cannot infer) never matched a freed buffer, so its planner's free list grew with
-      // every layer and each lookup scanned it all: a 30-block, 8-slot SmolLM2 span took 11–17 s to create, now
-      // 3–4 s with its weights. A call always has rows; the else branch only gives the If its type.
+      // In a subgraph, so that onnxruntime plans it apart (see the header): the slots' tensors, whose row and score
+      // counts it cannot infer, never match a freed buffer, and in one graph its free list grew with every layer.
+      // A call always has rows; the else branch only gives the If its type.
       const decode = g.child(`decode_${l}`);
       decode.output(decodeAttention(decode, l, q4, k2, v2), DataType.FLOAT, [1, 'N', qDim]);
       const none = g.child(`no_rows_${l}`);

@@ -7,11 +7,12 @@
 import v8 from 'node:v8';
 import vm from 'node:vm';
 
+/** The collector, looked up once: null where the runtime offers none. */
 let gc: (() => void) | null | undefined;
 
 /** Collects garbage now; a no-op where the runtime offers no way to. */
 export function collectGarbage(): void {
-  gc ??= exposeGc();
+  if (gc === undefined) gc = exposeGc();
   gc?.();
 }
 
