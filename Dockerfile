@@ -1,5 +1,6 @@
 # One image for every Corolla role: `corolla dht`, `corolla serve`, `corolla gateway` (see docker-compose.yml).
-# The CLI runs from TypeScript sources through tsx (a runtime dependency), so there is no build stage.
+# The CLI is compiled in place (bin/compiled.js, with the esbuild that tsx, a runtime dependency, brings), so each
+# role starts without the TypeScript loader.
 FROM node:20-bookworm-slim
 
 ENV NODE_ENV=production \
@@ -18,6 +19,7 @@ COPY src ./src
 COPY models ./models
 COPY migrations ./migrations
 COPY tsconfig.json ./
+RUN node bin/compiled.js
 
 RUN mkdir -p /data && chown node:node /data
 USER node

@@ -35,6 +35,7 @@ const exclude = ['**/node_modules/**', ...skipped];
 export default defineConfig({
   test: {
     setupFiles: ['src/util/polyfills.ts'],
+    globalSetup: ['test/support/build-cli.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',

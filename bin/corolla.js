@@ -1,7 +1,13 @@
 #!/usr/bin/env node
-// Entry point: registers the TypeScript loader, then hands over to the CLI.
-import { register } from 'tsx/esm/api';
+// Entry point: the compiled CLI when dist/ is current with src/ (bin/compiled.js), else the TypeScript sources
+// through tsx's loader.
+import { compiledEntry } from './compiled.js';
 
-register();
-const { main } = await import('../src/cli/main.ts');
+let entry = compiledEntry();
+if (!entry) {
+  const { register } = await import('tsx/esm/api');
+  register();
+  entry = '../src/cli/main.ts';
+}
+const { main } = await import(entry);
 await main(process.argv.slice(2));
