@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Entry point: the compiled CLI when dist/ is current with src/ (bin/compiled.js), else the TypeScript sources
-// through tsx's loader.
+// Entry point: the compiled CLI when .compiled/ is current with src/ (bin/compiled.js), else the TypeScript
+// sources through tsx's loader.
 import { compiledEntry } from './compiled.js';
 
 let entry = compiledEntry();

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: bin/ is plain JavaScript, without declarations.
-import { buildCompiled, compiledEntry, stampCompiled } from '../../bin/compiled.js';
+import { buildCompiled, compiledEntry } from '../../bin/compiled.js';
 
 const roots: string[] = [];
 afterAll(() => roots.forEach((root) => fs.rmSync(root, { recursive: true, force: true })));
@@ -29,16 +29,16 @@ function runCompiled(root: string, arg: string): number {
   return Number(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }));
 }
 
-describe('bin/compiled.js: the CLI from dist/ only while it matches src/', () => {
-  it('builds dist/ from TypeScript and JSON, and uses it until src/ changes', async () => {
+describe('bin/compiled.js: the CLI from compiled code only while it matches src/', () => {
+  it('compiles TypeScript and copies JSON, and uses the build until src/ changes', async () => {
     const root = miniCheckout();
     expect(compiledEntry(root)).toBeNull();
     expect(await buildCompiled(root)).toBe(true);
-    expect(compiledEntry(root)).toBe(`file://${path.join(root, 'dist/cli/main.js')}`);
+    expect(compiledEntry(root)).toBe(`file://${path.join(root, '.compiled/cli/main.js')}`);
     expect(runCompiled(root, '7')).toBe(21);
     expect(await buildCompiled(root)).toBe(false);
 
-    // An edit makes dist/ stale until it is rebuilt.
+    // An edit makes the build stale until it is rebuilt.
     fs.writeFileSync(path.join(root, 'src/cli/data.json'), '{ "factor": 5 }');
     expect(compiledEntry(root)).toBeNull();
     expect(await buildCompiled(root)).toBe(true);
@@ -58,17 +58,17 @@ describe('bin/compiled.js: the CLI from dist/ only while it matches src/', () =>
     expect(compiledEntry(root)).toBeNull();
   });
 
-  it('takes a stamp for a build made elsewhere (npm run build), and no dist/ without its entry', async () => {
+  it('takes no build whose entry is missing, and no tsc dist/ beside it', async () => {
     const root = miniCheckout();
-    fs.mkdirSync(path.join(root, 'dist'));
-    stampCompiled(root);
-    expect(compiledEntry(root)).toBeNull(); // stamped, but dist/cli/main.js is missing
-    fs.mkdirSync(path.join(root, 'dist/cli'));
-    fs.writeFileSync(path.join(root, 'dist/cli/main.js'), 'export const main = () => 1;\n');
-    expect(compiledEntry(root)).not.toBeNull();
+    await buildCompiled(root);
+    fs.renameSync(path.join(root, '.compiled'), path.join(root, 'dist'));
+    expect(compiledEntry(root)).toBeNull();
+    await buildCompiled(root);
+    fs.rmSync(path.join(root, '.compiled/cli/main.js'));
+    expect(compiledEntry(root)).toBeNull();
   });
 
-  it("is current for this checkout once the suite's global setup has run, so the tests' children start from dist/", () => {
-    expect(compiledEntry()).toMatch(/\/dist\/cli\/main\.js$/);
+  it("is current for this checkout once the suite's global setup has run, so the tests' children start compiled", () => {
+    expect(compiledEntry()).toMatch(/\/\.compiled\/cli\/main\.js$/);
   });
 });
