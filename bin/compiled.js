@@ -51,15 +51,16 @@ export function compiledEntry(root = ROOT) {
 }
 
 /**
- * Builds the compiled folder from src/ unless it is current: each .ts file transpiled on its own, as tsx would at run time, and the
- * other files (JSON artifacts, the gateway's pages) copied. Returns whether it built.
+ * Builds the compiled folder afresh from src/ unless it is current: each .ts file transpiled on its own, as tsx
+ * would at run time, and the other files (JSON artifacts, the gateway's pages) copied. Returns whether it built.
  */
 export async function buildCompiled(root = ROOT) {
   const files = sourceFiles(path.join(root, 'src'));
   const digest = sourceDigest(root, files);
   if (readStamp(root) === digest) return false;
   const { transform } = await import('esbuild');
-  fs.rmSync(stampOf(root), { force: true });
+  // Emptied first, so nothing compiled from a file since deleted stays; a start meanwhile finds no digest.
+  fs.rmSync(path.join(root, OUT), { recursive: true, force: true });
   await Promise.all(
     files.map(async (file) => {
       const from = path.join(root, 'src', file);

@@ -56,6 +56,12 @@ describe('bin/compiled.js: the CLI from compiled code only while it matches src/
     expect(compiledEntry(root)).not.toBeNull();
     fs.writeFileSync(path.join(root, 'src/cli/extra.ts'), 'export {};\n');
     expect(compiledEntry(root)).toBeNull();
+    // A rebuild starts from nothing: what a since-deleted source compiled to is gone.
+    await buildCompiled(root);
+    expect(fs.existsSync(path.join(root, '.compiled/cli/extra.js'))).toBe(true);
+    fs.rmSync(path.join(root, 'src/cli/extra.ts'));
+    await buildCompiled(root);
+    expect(fs.existsSync(path.join(root, '.compiled/cli/extra.js'))).toBe(false);
   });
 
   it('takes no build whose entry is missing, and no tsc dist/ beside it', async () => {
