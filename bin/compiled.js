@@ -35,19 +35,22 @@ function sourceDigest(root, files = sourceFiles(path.join(root, 'src'))) {
   return hash.digest('hex');
 }
 
-function readStamp(root) {
+const entryOf = (root) => path.join(root, OUT, 'cli', 'main.js');
+
+/** Whether the compiled folder is whole and was built from src/ as it is now (`digest`, computed only if needed). */
+function isCurrent(root, digest = () => sourceDigest(root)) {
+  let stamp;
   try {
-    return fs.readFileSync(stampOf(root), 'utf8').trim();
+    stamp = fs.readFileSync(stampOf(root), 'utf8').trim();
   } catch {
-    return null;
+    return false;
   }
+  return fs.existsSync(entryOf(root)) && stamp === digest();
 }
 
 /** The compiled CLI's entry (a file URL), if it was built from src/ as it is now; else null. */
 export function compiledEntry(root = ROOT) {
-  const stamp = readStamp(root);
-  const main = path.join(root, OUT, 'cli', 'main.js');
-  return stamp !== null && stamp === sourceDigest(root) && fs.existsSync(main) ? pathToFileURL(main).href : null;
+  return isCurrent(root) ? pathToFileURL(entryOf(root)).href : null;
 }
 
 /**
@@ -57,14 +60,14 @@ export function compiledEntry(root = ROOT) {
 export async function buildCompiled(root = ROOT) {
   const files = sourceFiles(path.join(root, 'src'));
   const digest = sourceDigest(root, files);
-  if (readStamp(root) === digest) return false;
+  if (isCurrent(root, () => digest)) return false;
   const { transform } = await import('esbuild');
   // Emptied first, so nothing compiled from a file since deleted stays; a start meanwhile finds no digest.
   fs.rmSync(path.join(root, OUT), { recursive: true, force: true });
   await Promise.all(
     files.map(async (file) => {
       const from = path.join(root, 'src', file);
-      const isTs = file.endsWith('.ts') && !file.endsWith('.d.ts');
+      const isTs = file.endsWith('.ts');
       const to = path.join(root, OUT, isTs ? file.replace(/\.ts$/, '.js') : file);
       fs.mkdirSync(path.dirname(to), { recursive: true });
       if (!isTs) return fs.copyFileSync(from, to);
