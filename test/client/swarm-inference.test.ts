@@ -170,7 +170,8 @@ describe('swarm inference through real block servers', () => {
     expect(e.failures.some((f) => f instanceof NoRouteError && f.uncoveredBlocks.join() === '2,3')).toBe(true);
     expect(e.failures[0]).toBeInstanceOf(RemoteSpanError);
     expect(e.cause).toBe(e.failures.at(-1));
-    expect(elapsed).toBeLessThan(deadline + 1_500);
+    // Generous: with another test file on the same 2 vCPUs this once took 4.7 s (the last attempt in flight ends).
+    expect(elapsed).toBeLessThan(deadline + 3_000);
     // the session is now unusable, with a clear error
     await expect(session.next([1])).rejects.toThrow(/failed earlier/);
     await session.close();
