@@ -79,7 +79,7 @@ export async function run(argv: string[]): Promise<void> {
   // the schedule is the pool's own (immutable there), never a setting that could disagree with it
   const schedule = await readEpochSchedule(client, pool);
   const wallet = createWalletClient({ account, transport: http(rpcUrl) });
-  const store = await openOracleStore({ databaseUrl: values['database-url'] ?? env.DATABASE_URL, dataDir: values['data-dir'] ?? env.COROLLA_DATA_DIR ?? path.join(os.homedir(), '.corolla', 'oracle'), logger });
+  const store = await openOracleStore({ databaseUrl: values['database-url'] ?? env.DATABASE_URL, dataDir: values['data-dir'] ?? env.COROLLA_DATA_DIR ?? path.join(os.homedir(), '.corolla', 'oracle'), cacheRoot: env.COROLLA_CACHE || undefined, logger });
   const service = new OracleService(
     { chainId, rewardPool: pool, payers, ...schedule, closeGraceMs },
     {

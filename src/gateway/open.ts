@@ -46,7 +46,7 @@ export async function openGateway(settings: OpenGatewaySettings, options: { logg
   };
   try {
     const keys = settings.apiKeysFile ? await loadApiKeys(settings.apiKeysFile) : undefined;
-    const ledger: Ledger = await openLedger({ databaseUrl: settings.databaseUrl, dataDir: settings.dataDir, logger });
+    const ledger: Ledger = await openLedger({ databaseUrl: settings.databaseUrl, dataDir: settings.dataDir, cacheRoot: settings.hub?.cacheRoot, logger });
     opened.push(() => ledger.close());
     const state: SharedState = await openSharedState({ redisUrl: settings.redisUrl, logger });
     opened.push(() => state.close());

@@ -14,10 +14,10 @@
  * spec makes no request at all (a revision like "main" is therefore pinned to what was first downloaded).
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as nodePath from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { defaultCacheRoot } from '../util/cache.js';
 import { progressTask, type ProgressEvent } from '../util/progress.js';
 import { CorruptModelError, HubDownloadError, ModelNotFoundError } from './errors.js';
 
@@ -91,10 +91,6 @@ export function isHubSpec(spec: string): boolean {
   }
 }
 
-/** ~/.cache/corolla: where downloads and fingerprints are cached unless a cacheRoot is given. */
-export function defaultCacheRoot(): string {
-  return nodePath.join(os.homedir(), '.cache', 'corolla');
-}
 
 /** The local directory of one repo revision. */
 export function hubCacheDir(spec: HubSpec, cacheRoot = defaultCacheRoot()): string {

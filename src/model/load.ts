@@ -16,7 +16,8 @@ import { CorruptModelError, ModelNotFoundError } from './errors.js';
 import { GGUF_MAGIC } from './gguf.js';
 import { openGgufSource } from './gguf-source.js';
 import { openHfSource } from './hf-source.js';
-import { defaultCacheRoot, downloadFromHub, isHubSpec, type DownloadProgressEvent, type HubOptions } from './hub.js';
+import { defaultCacheRoot } from '../util/cache.js';
+import { downloadFromHub, isHubSpec, type DownloadProgressEvent, type HubOptions } from './hub.js';
 import { openLlama2cSource } from './llama2c-source.js';
 import type { ModelSource } from './types.js';
 

@@ -24,6 +24,8 @@ export interface OpenOracleStoreOptions {
   readonly databaseUrl?: string;
   /** Without a URL: embedded PGlite in `<dataDir>/oracle` (created when missing). */
   readonly dataDir?: string;
+  /** Where a new embedded store's template is kept (default ~/.cache/corolla; see util/database.ts). */
+  readonly cacheRoot?: string;
   readonly logger?: ComponentLogger;
 }
 
@@ -37,7 +39,7 @@ export async function openOracleStore(options: OpenOracleStoreOptions): Promise<
     }
     if (options.dataDir) {
       const dir = path.join(options.dataDir, 'oracle');
-      const { db, close } = await openPglite(dir, MIGRATION_CONFIG);
+      const { db, close } = await openPglite(dir, MIGRATION_CONFIG, { cacheRoot: options.cacheRoot, log });
       log('opened the embedded oracle store in %s', dir);
       return new OracleStore(db, close);
     }

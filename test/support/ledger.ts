@@ -1,62 +1,26 @@
 /**
- * Ledgers for tests, on both backends. PGlite: a migrated data directory is built once (initdb takes seconds) and
- * cached in the temp dir by migration hash; each fresh ledger opens a copy. PostgreSQL: a database per caller at
+ * Ledgers for tests, on both backends. PGlite: each fresh ledger starts as a copy of the migrated template that
+ * openLedger keeps in the cache (initdb takes seconds). PostgreSQL: a database per caller at
  * COROLLA_TEST_DATABASE_URL's server, dropped by `dropTestDatabases`.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { LEDGER_MIGRATIONS_DIR, openLedger, type OpenLedgerOptions } from '../../src/gateway/ledger/index.js';
+import { LEDGER_MIGRATIONS, openLedger, type OpenLedgerOptions } from '../../src/gateway/ledger/index.js';
 import type { Ledger } from '../../src/gateway/types.js';
+import { pgliteTemplate } from '../../src/util/database.js';
 import { tempDir } from './files.js';
 import { TEST_DATABASE_URL } from './services.js';
-
 
 const HOW_TO_START_POSTGRES =
   'start it with: service postgresql start && su postgres -c "psql -c \\"ALTER USER postgres PASSWORD \'postgres\'\\"" ' +
   '(or point COROLLA_TEST_DATABASE_URL at another server)';
 
-function migrationsHash(): string {
-  const hash = createHash('sha256');
-  const walk = (dir: string): void => {
-    for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-      const full = path.join(dir, entry.name);
-      if (entry.isDirectory()) walk(full);
-      else hash.update(entry.name).update(fs.readFileSync(full));
-    }
-  };
-  walk(LEDGER_MIGRATIONS_DIR);
-  return hash.digest('hex').slice(0, 16);
-}
-
-let template: Promise<string> | undefined;
-
-/** A migrated PGlite `ledger` directory to copy; built once per machine and migration set. */
-function pgliteTemplate(): Promise<string> {
-  template ??= (async () => {
-    const final = path.join(os.tmpdir(), `corolla-ledger-template-${migrationsHash()}`);
-    if (fs.existsSync(path.join(final, 'PG_VERSION'))) return final;
-    const building = tempDir('corolla-ledger-template-build-');
-    const ledger = await openLedger({ dataDir: building });
-    await ledger.close();
-    try {
-      fs.renameSync(path.join(building, 'ledger'), final);
-    } catch (error) {
-      // another test file built it at the same time: use theirs
-      if (!fs.existsSync(path.join(final, 'PG_VERSION'))) throw error;
-    }
-    fs.rmSync(building, { recursive: true, force: true });
-    return final;
-  })();
-  return template;
-}
-
-/** A new data directory whose `ledger` is a migrated, empty PGlite database. The caller removes it. */
+/** A new data directory whose `ledger` is a migrated, empty PGlite database (a copy of the template). The caller removes it. */
 export async function pgliteDataDir(): Promise<string> {
   const dir = tempDir('corolla-ledger-');
-  fs.cpSync(await pgliteTemplate(), path.join(dir, 'ledger'), { recursive: true });
+  fs.cpSync(await pgliteTemplate(LEDGER_MIGRATIONS), path.join(dir, 'ledger'), { recursive: true });
   return dir;
 }
 

@@ -14,10 +14,12 @@ import { LedgerLockedError } from './errors.js';
 import type { Ledger } from '../types.js';
 import { DrizzleLedger } from './drizzle-ledger.js';
 
-/** migrations/ledger at the package root (three levels up from src/gateway/ledger and from dist/gateway/ledger). */
-export const LEDGER_MIGRATIONS_DIR = fileURLToPath(new URL('../../../migrations/ledger', import.meta.url));
-
-const MIGRATION_CONFIG: MigrationConfig = { migrationsFolder: LEDGER_MIGRATIONS_DIR, migrationsSchema: 'drizzle', migrationsTable: 'corolla_ledger_migrations' };
+/** The ledger's migrations: migrations/ledger at the package root (three levels up from src/gateway/ledger and from dist/gateway/ledger). */
+export const LEDGER_MIGRATIONS: MigrationConfig = {
+  migrationsFolder: fileURLToPath(new URL('../../../migrations/ledger', import.meta.url)),
+  migrationsSchema: 'drizzle',
+  migrationsTable: 'corolla_ledger_migrations',
+};
 
 /** Held (pg_advisory_lock) while migrating, so gateways starting together on one database migrate one at a time. */
 const MIGRATION_LOCK_KEY = 0x436f726f6c6c61n; // "Corolla"
@@ -27,6 +29,8 @@ export interface OpenLedgerOptions {
   readonly databaseUrl?: string;
   /** Without a URL: embedded PGlite in `<dataDir>/ledger` (created when missing; one process at a time). */
   readonly dataDir?: string;
+  /** Where a new embedded ledger's template is kept (default ~/.cache/corolla; see util/database.ts). */
+  readonly cacheRoot?: string;
   readonly logger?: ComponentLogger;
   /** The clock for `updated_at` and for `recover`'s staleness; tests move it. */
   readonly now?: () => Date;
@@ -36,13 +40,13 @@ export async function openLedger(options: OpenLedgerOptions): Promise<Ledger> {
   const log = (options.logger ?? silentLogger).forComponent('corolla:gateway:ledger');
   try {
     if (options.databaseUrl) {
-      const { db, close } = await openPostgres(options.databaseUrl, MIGRATION_CONFIG, MIGRATION_LOCK_KEY, log);
+      const { db, close } = await openPostgres(options.databaseUrl, LEDGER_MIGRATIONS, MIGRATION_LOCK_KEY, log);
       log('opened the ledger on PostgreSQL %s', redactUrl(options.databaseUrl));
       return new DrizzleLedger(db, { close, now: options.now, log });
     }
     if (options.dataDir) {
       const dir = path.join(options.dataDir, 'ledger');
-      const { db, close } = await openPglite(dir, MIGRATION_CONFIG);
+      const { db, close } = await openPglite(dir, LEDGER_MIGRATIONS, { cacheRoot: options.cacheRoot, log });
       log('opened the embedded ledger in %s', dir);
       return new DrizzleLedger(db, { close, now: options.now, log });
     }
