@@ -6,7 +6,7 @@
  *
  * The domain has no chainId and no verifying contract: the binding is about keys, the same on every chain.
  */
-import { recoverTypedDataAddress, isAddressEqual, type Address, type Hex, type LocalAccount } from 'viem';
+import type { Address, Hex, LocalAccount } from 'viem';
 
 export const BINDING_DOMAIN = { name: 'Corolla', version: '1' } as const;
 
@@ -38,6 +38,8 @@ export async function signBinding(account: LocalAccount, peerId: string, issuedA
 export async function verifyBinding(binding: PeerBinding, peerId: string): Promise<boolean> {
   if (binding.peerId !== peerId) return false;
   try {
+    // loaded on first use: a server pays viem's utilities (a third of a second to import) only once it checks a binding
+    const { isAddressEqual, recoverTypedDataAddress } = await import('viem/utils');
     const signer = await recoverTypedDataAddress({
       domain: BINDING_DOMAIN,
       types: BINDING_TYPES,

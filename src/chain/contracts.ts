@@ -5,13 +5,14 @@
  *   merkle.ts) and each server claims its own leaf.
  * The ABIs and bytecode come from src/chain/artifacts/, compiled ahead of time (`npm run contracts:compile`).
  */
-import { getContract, keccak256, type GetContractReturnType, toHex, type Account, type Address, type Chain, type Hash, type PublicClient, type TransactionReceipt, type Transport, type WalletClient } from 'viem';
+import { getContract, keccak256, type GetContractReturnType, toHex, type Account, type Address, type Chain, type Hash, type PublicClient, type Transport, type WalletClient } from 'viem';
 import agentRegistryArtifact from './artifacts/AgentRegistry.json' with { type: 'json' };
 import { agentRegistryAbi, rewardPoolAbi } from './artifacts/abis.js';
 import rewardPoolArtifact from './artifacts/RewardPool.json' with { type: 'json' };
 import { ChainError } from './errors.js';
+import { confirmTransaction } from './transactions.js';
 
-export { agentRegistryAbi, rewardPoolAbi };
+export { agentRegistryAbi, confirmTransaction, rewardPoolAbi };
 
 /** Role ids, as the contracts define them (keccak256 of the name). */
 export const ADMIN_ROLE = keccak256(toHex('ADMIN_ROLE'));
@@ -35,18 +36,6 @@ export interface DeployOptions {
 export interface DeployedContracts {
   readonly agentRegistry: Address;
   readonly rewardPool: Address;
-}
-
-/** Waits for a transaction and returns its receipt; a revert or an RPC failure is a ChainError naming `what`. */
-export async function confirmTransaction(publicClient: PublicClient, hash: Hash, what: string): Promise<TransactionReceipt> {
-  let receipt: TransactionReceipt;
-  try {
-    receipt = await publicClient.waitForTransactionReceipt({ hash });
-  } catch (error) {
-    throw new ChainError(`${what}: no receipt for ${hash}: ${(error as Error).message}`, { cause: error });
-  }
-  if (receipt.status !== 'success') throw new ChainError(`${what}: transaction ${hash} reverted`);
-  return receipt;
 }
 
 async function deployed(publicClient: PublicClient, what: string, send: () => Promise<Hash>): Promise<Address> {

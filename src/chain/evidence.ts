@@ -3,7 +3,7 @@
  * (chain id and RewardPool), naming the suspect's address and peer id and the digest of the two signed replies
  * (wire/attestation.ts evidenceDigest), which the oracle recomputes from the replies themselves.
  */
-import { recoverTypedDataAddress, type Address, type Hex, type LocalAccount, type TypedDataDomain } from 'viem';
+import type { Address, Hex, LocalAccount, TypedDataDomain } from 'viem';
 
 export const SPOT_CHECK_REPORT_TYPES = {
   SpotCheckReport: [
@@ -27,6 +27,7 @@ export async function signSpotCheckReport(account: LocalAccount, domain: TypedDa
 }
 
 /** The address that signed `report` (throws on a malformed signature). */
-export function spotCheckReportSigner(domain: TypedDataDomain, report: SpotCheckReport, signature: Hex): Promise<Address> {
+export async function spotCheckReportSigner(domain: TypedDataDomain, report: SpotCheckReport, signature: Hex): Promise<Address> {
+  const { recoverTypedDataAddress } = await import('viem/utils');
   return recoverTypedDataAddress({ domain, types: SPOT_CHECK_REPORT_TYPES, primaryType: 'SpotCheckReport', message: report, signature });
 }

@@ -9,7 +9,8 @@
 import { createCipheriv, createDecipheriv, pbkdf2, randomBytes, randomUUID, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { scryptAsync as nobleScrypt } from '@noble/hashes/scrypt.js';
-import { bytesToHex, hexToBytes, keccak256, type Hex, type PrivateKeyAccount } from 'viem';
+import { keccak_256 } from '@noble/hashes/sha3.js';
+import type { Hex, PrivateKeyAccount } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { InvalidKeyError } from './errors.js';
 
@@ -116,11 +117,11 @@ export async function decryptKeystore(keystore: unknown, password: string): Prom
   const ciphertext = hexField(c.ciphertext, 'ciphertext');
   const mac = hexField(c.mac, 'mac', 32);
   const derived = await deriveKey(c.kdf, c.kdfparams, password);
-  const expected = hexToBytes(keccak256(concat(derived.subarray(16, 32), ciphertext)));
+  const expected = keccak_256(concat(derived.subarray(16, 32), ciphertext));
   if (!timingSafeEqual(expected, mac)) throw new InvalidKeyError('wrong keystore password (or a corrupted keystore)');
   const decipher = createDecipheriv('aes-128-ctr', derived.subarray(0, 16), iv);
   const key = Buffer.concat([decipher.update(ciphertext), decipher.final()]);
-  return bytesToHex(key);
+  return `0x${key.toString('hex')}`;
 }
 
 /** Encrypts `privateKey` into a v3 keystore (scrypt, aes-128-ctr), as geth writes it. */
@@ -130,8 +131,8 @@ export async function encryptKeystore(privateKey: Hex, password: string, params:
   const iv = randomBytes(16);
   const derived = await scryptKey(password, salt, params);
   const cipher = createCipheriv('aes-128-ctr', derived.subarray(0, 16), iv);
-  const ciphertext = Buffer.concat([cipher.update(hexToBytes(privateKey)), cipher.final()]);
-  const mac = keccak256(concat(derived.subarray(16, 32), ciphertext));
+  const ciphertext = Buffer.concat([cipher.update(Buffer.from(privateKey.replace(/^0x/, ''), 'hex')), cipher.final()]);
+  const mac = Buffer.from(keccak_256(concat(derived.subarray(16, 32), ciphertext)));
   return {
     version: KEYSTORE_VERSION,
     id: randomUUID(),
@@ -142,7 +143,7 @@ export async function encryptKeystore(privateKey: Hex, password: string, params:
       ciphertext: ciphertext.toString('hex'),
       kdf: 'scrypt',
       kdfparams: { dklen: DERIVED_KEY_BYTES, n: params.n, r: params.r, p: params.p, salt: salt.toString('hex') },
-      mac: mac.slice(2),
+      mac: mac.toString('hex'),
     },
   };
 }

@@ -5,7 +5,8 @@
  * (the double hash keeps a leaf from passing as an inner node), pairs are hashed sorted, and the leaves are sorted by
  * hash, so the root does not depend on the order the oracle lists its nodes in.
  */
-import { concat, encodeAbiParameters, getAddress, keccak256, type Address, type Hex } from 'viem';
+import type { Address, Hex } from 'viem';
+import { concat, encodeAbiParameters, getAddress, keccak256 } from 'viem/utils';
 
 export interface RewardLeaf {
   readonly account: Address;

@@ -5,7 +5,7 @@
  * - NodeMetrics, signed by a SERVER about itself (tokens, latency, uptime): informative; receipts are the truth.
  * The domain binds signatures to one chain and one RewardPool deployment, so a receipt cannot be replayed elsewhere.
  */
-import { recoverTypedDataAddress, type Address, type Hex, type LocalAccount, type TypedDataDomain } from 'viem';
+import type { Address, Hex, LocalAccount, TypedDataDomain } from 'viem';
 
 export const RECEIPT_DOMAIN_NAME = 'Corolla';
 export const RECEIPT_DOMAIN_VERSION = '1';
@@ -78,7 +78,8 @@ export async function signReceipt(account: LocalAccount, domain: TypedDataDomain
 }
 
 /** The payer who signed `signed` (throws on a malformed signature). */
-export function receiptSigner(domain: TypedDataDomain, signed: Signed<Receipt>): Promise<Address> {
+export async function receiptSigner(domain: TypedDataDomain, signed: Signed<Receipt>): Promise<Address> {
+  const { recoverTypedDataAddress } = await import('viem/utils');
   return recoverTypedDataAddress({ domain, types: RECEIPT_TYPES, primaryType: 'Receipt', message: signed.message, signature: signed.signature });
 }
 
@@ -87,6 +88,7 @@ export async function signNodeMetrics(account: LocalAccount, domain: TypedDataDo
   return { message: metrics, signature };
 }
 
-export function nodeMetricsSigner(domain: TypedDataDomain, signed: Signed<NodeMetrics>): Promise<Address> {
+export async function nodeMetricsSigner(domain: TypedDataDomain, signed: Signed<NodeMetrics>): Promise<Address> {
+  const { recoverTypedDataAddress } = await import('viem/utils');
   return recoverTypedDataAddress({ domain, types: NODE_METRICS_TYPES, primaryType: 'NodeMetrics', message: signed.message, signature: signed.signature });
 }

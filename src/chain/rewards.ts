@@ -4,10 +4,10 @@
  * epoch's Merkle root on chain, and getPendingReward (valid, reported and unclaimed) decides what is pending.
  * `corolla status`, `corolla rewards claim` and the auto-claim of `corolla serve` all use these functions.
  */
-import { isHex, type Account, type Address, type Chain, type Hash, type Hex, type PublicClient, type Transport, type WalletClient } from 'viem';
-import { confirmTransaction, rewardPoolAbi } from './contracts.js';
+import type { Account, Address, Chain, Hash, Hex, PublicClient, Transport, WalletClient } from 'viem';
+import { rewardPoolAbi } from './artifacts/abis.js';
 import { ChainError, InvalidRewardProofError, OracleUnavailableError } from './errors.js';
-import { verifyRewardProof } from './merkle.js';
+import { confirmTransaction } from './transactions.js';
 
 /** One epoch the oracle says `account` can claim (its GET /v1/rewards/{address} item, bigints parsed). */
 export interface OracleClaim {
@@ -53,6 +53,9 @@ export interface ClaimOutcome extends CheckedClaim {
   readonly error?: Error;
 }
 
+/** A 32-byte hash as 0x hex: each element of a Merkle proof. */
+const HASH = /^0x[0-9a-fA-F]{64}$/;
+
 export const DEFAULT_ORACLE_TIMEOUT_MS = 10_000;
 /** How often `corolla serve --auto-claim-threshold` checks the pending reward. */
 export const DEFAULT_AUTO_CLAIM_INTERVAL_MS = 10 * 60_000;
@@ -87,7 +90,7 @@ function parseOracleRewards(body: unknown, baseUrl: string): OracleRewards {
   const claimable = record.claimable.map((item: unknown, i): OracleClaim => {
     const c = (item ?? {}) as Record<string, unknown>;
     const proof = c.proof;
-    if (!Array.isArray(proof) || !proof.every((p) => isHex(p, { strict: true }) && p.length === 66)) throw invalid(`claimable[${i}].proof is not a list of 32-byte hex hashes`);
+    if (!Array.isArray(proof) || !proof.every((p) => typeof p === 'string' && HASH.test(p))) throw invalid(`claimable[${i}].proof is not a list of 32-byte hex hashes`);
     return { epoch: uint(c.epoch, `claimable[${i}].epoch`), amount: uint(c.amount, `claimable[${i}].amount`), contribution: uint(c.contribution, `claimable[${i}].contribution`), proof: proof as Hex[] };
   });
   const count = (value: unknown): number | undefined => (typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined);
@@ -105,6 +108,8 @@ export async function checkClaims(publicClient: PublicClient, pool: Address, acc
       throw new ChainError(`RewardPool ${pool}: ${what} failed`, { cause: error });
     }
   };
+  // the Merkle code loads viem's ABI encoder, a third of a second to import: only once there are claims to check
+  const { verifyRewardProof } = await import('./merkle.js');
   const checked: CheckedClaim[] = [];
   for (const claim of claims) {
     const { epoch, amount, contribution, proof } = claim;

@@ -5,7 +5,7 @@
  * address only.
  */
 import type { PrivateKeyAccount } from 'viem';
-import { loadAccount, type KeySources } from '../chain/keys.js';
+import type { KeySources } from '../chain/keys.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -39,8 +39,12 @@ export function keySourcesFrom(values: AccountFlagValues, env: Env = process.env
 }
 
 /** The account the flags and `env` give, or undefined when they give none. */
-export function accountFrom(values: AccountFlagValues, env: Env = process.env): Promise<PrivateKeyAccount | undefined> {
-  return loadAccount(keySourcesFrom(values, env));
+export async function accountFrom(values: AccountFlagValues, env: Env = process.env): Promise<PrivateKeyAccount | undefined> {
+  const sources = keySourcesFrom(values, env);
+  if (sources.privateKey === undefined && sources.keystore === undefined) return undefined;
+  // viem's accounts take a quarter of a second to import: a command run without a key does not load them
+  const { loadAccount } = await import('../chain/keys.js');
+  return loadAccount(sources);
 }
 
 /** An empty variable (`COROLLA_PRIVATE_KEY=` in a .env template) counts as unset. */

@@ -2,12 +2,15 @@
  * The chain settings `status` and `rewards` share: each flag wins over its COROLLA_* variable (which a .env file may
  * set). Addresses are checked for form here and for a contract behind them once the RPC answers.
  */
-import { createPublicClient, http, isAddress, type Address, type PublicClient } from 'viem';
+import type { Address, PublicClient } from 'viem';
 import { ChainError } from '../chain/errors.js';
 import { httpRewardOracle, type RewardOracle } from '../chain/rewards.js';
 import { UsageError } from './errors.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
+
+/** An Ethereum address in any letter case (a checksum is not required of settings). */
+const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 
 export const chainFlags = {
   'rpc-url': { type: 'string' },
@@ -27,13 +30,15 @@ export const setting = (flag: string | undefined, env: Env, variable: string): s
 export function addressSetting(flag: string | undefined, env: Env, variable: string, name: string): Address {
   const value = setting(flag, env, variable);
   if (value === undefined) throw new UsageError(`--${name} (or ${variable}) is required`);
-  if (!isAddress(value, { strict: false })) throw new UsageError(`--${name} must be an Ethereum address (0x + 40 hex digits), got "${value.slice(0, 60)}"`);
-  return value;
+  if (!ADDRESS.test(value)) throw new UsageError(`--${name} must be an Ethereum address (0x + 40 hex digits), got "${value.slice(0, 60)}"`);
+  return value as Address;
 }
 
 /** A client on the RPC at `rpcUrl`, once it answers: its chain id. */
 export async function connect(rpcUrl: string | undefined): Promise<{ client: PublicClient; chainId: number }> {
   if (rpcUrl === undefined) throw new UsageError('--rpc-url (or COROLLA_RPC_URL) is required');
+  // viem's clients take half a second to import: `serve` loads this module for its flags, and needs them only here
+  const { createPublicClient, http } = await import('viem');
   const client = createPublicClient({ transport: http(rpcUrl, { retryCount: 1 }) });
   try {
     return { client, chainId: await client.getChainId() };

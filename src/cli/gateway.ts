@@ -4,7 +4,8 @@
  * `ready <url>`; logs go to stderr. SIGINT/SIGTERM stop generations in flight (recorded as `stopped`) and exit.
  */
 import path from 'node:path';
-import { isAddress, type Address } from 'viem';
+import type { Address } from 'viem';
+import { isAddress } from 'viem/utils';
 import { DEFAULT_GATEWAY_HOST, DEFAULT_GATEWAY_PORT, DEFAULT_PRICE_PER_TOKEN_FAR } from '../gateway/defaults.js';
 import { openGateway, type OpenedGateway } from '../gateway/open.js';
 import { parseFar } from '../gateway/ledger/money.js';

@@ -4,8 +4,8 @@
  * itself: register(name, metadata) with the peer id in the metadata JSON.
  *
  */
-import { createPublicClient, createWalletClient, http, isAddress, type Address, type LocalAccount } from 'viem';
-import { agentRegistryAbi } from '../chain/contracts.js';
+import type { Address, LocalAccount } from 'viem';
+import { agentRegistryAbi } from '../chain/artifacts/abis.js';
 import { AgentInactiveError, ChainError, NotRegisteredError } from '../chain/errors.js';
 import type { Logger } from '../util/logger.js';
 import { UsageError } from './errors.js';
@@ -29,6 +29,8 @@ export async function checkRegistration(account: LocalAccount, options: Registra
     log('registration check skipped: no --registry given');
     return;
   }
+  // viem's clients take half a second to import: a server without --registry never loads them
+  const { createPublicClient, createWalletClient, http, isAddress } = await import('viem');
   if (!isAddress(options.registry)) throw new UsageError(`--registry must be a contract address (0x + 40 hex digits), got "${options.registry}"`);
   if (options.rpcUrl === undefined) throw new UsageError('--registry needs --rpc-url (or COROLLA_RPC_URL)');
   const registry: Address = options.registry;

@@ -36,7 +36,7 @@ import { UsageError } from './errors.js';
 import { kvCacheOption, numberOption, parse } from './options.js';
 import { terminalProgress } from './progress.js';
 import { checkRegistration } from './registration.js';
-import { autoClaimFlags, autoClaimFrom, autoClaimUsage } from './rewards.js';
+import { autoClaimFlags, autoClaimFrom, autoClaimUsage } from './auto-claim.js';
 import { metricsSettingsFrom } from './serve-metrics.js';
 import { DEFAULT_METRICS_INTERVAL_MS, METRICS_OUTBOX_FILE } from '../server/services/metrics.js';
 
@@ -303,7 +303,7 @@ export async function run(argv: string[]): Promise<void> {
     if (!signalled) {
       const { start, end } = server.range;
       process.stdout.write(`ready ${node.peerId} ${start}:${end}\n`);
-      stopAutoClaim = autoClaim?.start(log);
+      stopAutoClaim = await autoClaim?.start(log);
       log(`serving ${modelId} blocks [${start}, ${end})${server.wholeModel ? ` (whole model: ${GENERATE_PROTOCOL})` : ''}; throughput ${JSON.stringify(server.throughput)}`);
     }
     await stopRequested;

@@ -3,7 +3,8 @@
  * `ethBinding` verifies (chain/binding.ts). An address without a binding, or with one that does not verify, is a
  * claim anyone could make about any peer, so it counts as none.
  */
-import { getAddress, type Address, type Hex } from 'viem';
+import type { Address, Hex } from 'viem';
+import { getAddress } from 'viem/utils';
 import { verifyBinding } from '../chain/binding.js';
 import type { ServerRecord } from '../swarm/records/schema.js';
 

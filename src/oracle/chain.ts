@@ -1,6 +1,6 @@
 /** The oracle's two chain interfaces on viem, over the compiled contracts' ABIs (src/chain/contracts.ts). */
 import { type Account, type Address, type Chain, type Hex, type PublicClient, type Transport, type WalletClient } from 'viem';
-import { agentRegistryAbi, rewardPoolAbi } from '../chain/contracts.js';
+import { agentRegistryAbi, rewardPoolAbi } from '../chain/artifacts/abis.js';
 import { ChainError } from '../chain/errors.js';
 import type { EpochSchedule, RegistryReader, RegistrySlasher, RewardPoolWriter } from './types.js';
 

@@ -12,7 +12,6 @@
  */
 import type { Stream } from '@libp2p/interface';
 import { TypedEventEmitter, type TypedEventTarget } from 'main-event';
-import { isAddressEqual, type Address } from 'viem';
 import { signBinding } from '../chain/binding.js';
 import type { SpanExecutor } from '../engine/types.js';
 import type { ModelSource } from '../model/types.js';
@@ -105,7 +104,7 @@ class CorollaBlockServer<S extends ServiceMap> extends TypedEventEmitter<BlockSe
     const { services: factories = {} as ServiceFactories<S>, start: _start, ...settings } = options;
     this.settings = resolveSettings(settings, this.numBlocks);
     const ethAccount = components.ethAccount;
-    if (ethAccount && settings.ethAddress !== undefined && !isAddressEqual(ethAccount.address, settings.ethAddress as Address)) {
+    if (ethAccount && settings.ethAddress !== undefined && ethAccount.address.toLowerCase() !== settings.ethAddress.toLowerCase()) {
       throw new ServerConfigError(`ethAddress ${settings.ethAddress} is not the address of the given Ethereum account (${ethAccount.address})`);
     }
     this.networkThroughput = round(estimateNetworkThroughput(this.source.config.hiddenSize, { bitsPerSecond: this.settings.networkBitsPerSecond }));

@@ -11,7 +11,7 @@ import { killCorollaProcesses, runCorolla } from '../support/cli.js';
 import { rewardedNode, type RewardedNode } from '../support/rewards.js';
 import { mnemonicToAccount } from 'viem/accounts';
 import { bytesToHex, parseEther } from 'viem';
-import { autoClaimFrom } from '../../src/cli/rewards.js';
+import { autoClaimFrom } from '../../src/cli/auto-claim.js';
 import { UsageError } from '../../src/cli/errors.js';
 import { lineLogger } from '../../src/util/logger.js';
 
@@ -168,7 +168,7 @@ describe('corolla serve --auto-claim-threshold', () => {
     const lines: string[] = [];
     const log = lineLogger((line) => lines.push(line)).forComponent('corolla:serve');
     const auto = autoClaimFrom({ 'auto-claim-threshold': '0.4', 'auto-claim-interval': '0.01', 'rpc-url': anvil.rpcUrl, 'reward-pool': setup.contracts.rewardPool, 'oracle-url': setup.oracleUrl }, earner, {})!;
-    const stop = auto.start(log);
+    const stop = await auto.start(log);
     try {
       const deadline = Date.now() + 10_000;
       while (!(await anvil.publicClient.readContract({ address: setup.contracts.rewardPool, abi: rewardPoolAbi, functionName: 'hasClaimed', args: [earner.address, tree.epoch] }))) {

@@ -3,7 +3,8 @@
  * (and block span) that served it, from its own count of what it got back — never from a server's claim — and only
  * for servers whose Ethereum address is verified (NodeContribution.ethAddress holds nothing else).
  */
-import { getAddress, isAddress, type Address, type LocalAccount, type TypedDataDomain } from 'viem';
+import type { Address, LocalAccount, TypedDataDomain } from 'viem';
+import { getAddress, isAddress } from 'viem/utils';
 import { receiptDomain, signReceipt, type Receipt } from '../../chain/receipts.js';
 import type { NodeContribution, OutboxReceipt } from '../types.js';
 
