@@ -10,7 +10,7 @@ import { UsageError } from './errors.js';
 type Env = Readonly<Record<string, string | undefined>>;
 
 /** An Ethereum address in any letter case (a checksum is not required of settings). */
-const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
+export const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 
 export const chainFlags = {
   'rpc-url': { type: 'string' },

@@ -37,6 +37,7 @@ import { kvCacheOption, numberOption, parse } from './options.js';
 import { terminalProgress } from './progress.js';
 import { checkRegistration } from './registration.js';
 import { autoClaimFlags, autoClaimFrom, autoClaimUsage } from './auto-claim.js';
+import { ADDRESS } from './chain.js';
 import { metricsSettingsFrom } from './serve-metrics.js';
 import { DEFAULT_METRICS_INTERVAL_MS, METRICS_OUTBOX_FILE } from '../server/services/metrics.js';
 
@@ -183,7 +184,7 @@ export async function run(argv: string[]): Promise<void> {
   const lanePort = numberOption(values['lane-port'], 'lane-port', { integer: true, min: 0, max: 65_535 });
   const laneAnnouncePort = numberOption(values['lane-announce-port'], 'lane-announce-port', { integer: true, min: 1, max: 65_535 });
   const maxConnectionsPerIp = numberOption(values['max-connections-per-ip'], 'max-connections-per-ip', { integer: true, min: 1 });
-  if (values['eth-address'] !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(values['eth-address'])) {
+  if (values['eth-address'] !== undefined && !ADDRESS.test(values['eth-address'])) {
     throw new UsageError(`--eth-address must be 0x followed by 40 hex digits, got "${values['eth-address']}"`);
   }
   const bootstrap = (values.bootstrap ?? []).flatMap((list) => list.split(',')).map((a) => a.trim()).filter((a) => a.length > 0);

@@ -91,7 +91,6 @@ export function isHubSpec(spec: string): boolean {
   }
 }
 
-
 /** The local directory of one repo revision. */
 export function hubCacheDir(spec: HubSpec, cacheRoot = defaultCacheRoot()): string {
   const [owner, name] = spec.repo.split('/') as [string, string];
